@@ -1,0 +1,3 @@
+"""canary: a progressive-delivery controller for Kubernetes (SMI TrafficSplit and Gateway API)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,55 @@
+"""Controller settings: frozen, built once from flags and environment, passed explicitly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+
+from canary.domain.spec import ProviderType
+
+
+class Mesh(StrEnum):
+    """Whose metric names the builtin checks query."""
+
+    LINKERD = "linkerd"
+    ISTIO = "istio"
+    OSM = "osm"
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    #: Where builtin checks read from when a Canary does not say.
+    source: ProviderType = ProviderType.PROMETHEUS
+    prometheus_address: str = "http://prometheus.monitoring:9090"
+    mesh: Mesh = Mesh.LINKERD
+    #: Bounded retries for transient provider errors (tenacity).
+    retry_attempts: int = 3
+    retry_max_wait: timedelta = timedelta(seconds=2)
+    query_timeout: timedelta = timedelta(seconds=10)
+
+
+@dataclass(frozen=True)
+class LeaderElectionSettings:
+    enabled: bool = True
+    lease_name: str = "canary-controller"
+    lease_namespace: str = "default"
+    identity: str = ""
+    lease_duration: timedelta = timedelta(seconds=15)
+    renew_deadline: timedelta = timedelta(seconds=10)
+    retry_period: timedelta = timedelta(seconds=2)
+
+
+@dataclass(frozen=True)
+class Settings:
+    #: Namespaces to watch; empty means the whole cluster.
+    namespaces: tuple[str, ...] = ()
+    #: Router used when a Canary has no ``spec.provider``: smi, smi:v1alphaN or gatewayapi.
+    default_provider: str = "smi"
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    leader_election: LeaderElectionSettings = field(default_factory=LeaderElectionSettings)
+    log_level: str = "info"
+    #: Port of the controller's own Prometheus /metrics and of /healthz, /readyz.
+    metrics_port: int = 8080
+    #: Smallest pause between two reconciliations of one Canary woken by a burst of events.
+    debounce: timedelta = timedelta(milliseconds=200)

@@ -1,0 +1,37 @@
+"""The metric provider interface: one measurement per check per analysis tick."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+
+from canary.domain.spec import MetricSpec, MetricTemplateSpec
+
+
+@dataclass(frozen=True)
+class MeasureRequest:
+    """Everything a provider needs to measure one metric of one canary."""
+
+    metric: MetricSpec
+    namespace: str
+    name: str  # the Canary's name
+    target: str  # the canary Deployment (targetRef.name)
+    service: str  # the apex Service
+    window: timedelta  # metric.interval or the analysis interval
+    template: MetricTemplateSpec | None = None  # resolved templateRef, None for builtins
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What a provider answered. ``value is None`` means no data: never a pass."""
+
+    value: float | None
+    source: str  # the rendered query or URL, shown to users in status
+    samples: float | None = None  # requests in the window, where the provider knows it
+
+
+class MetricProvider(Protocol):
+    async def measure(self, request: MeasureRequest) -> Measurement:
+        """Raises ``ProviderUnavailable`` after bounded retries, ``TemplateError`` for bad templates."""
+        ...

@@ -1,0 +1,70 @@
+"""The router interface: how the controller tells a mesh to split traffic.
+
+A router is pure: it builds the whole desired object for a split and reads the weights back
+from an object found in the cluster. Reading and writing objects is the Kubernetes layer's job
+(``canary.kube.routes``), so each router is tested on exact bodies without a cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Percentages; they always sum to 100."""
+
+    primary: int
+    canary: int
+
+    def __post_init__(self) -> None:
+        if self.primary < 0 or self.canary < 0 or self.primary + self.canary != 100:
+            raise ValueError(f"weights must be non-negative and sum to 100, got {self.primary}/{self.canary}")
+
+    @classmethod
+    def canary_at(cls, canary: int) -> Weights:
+        return cls(primary=100 - canary, canary=canary)
+
+
+@dataclass(frozen=True)
+class RouteTarget:
+    """Names a route object needs. The route object is named after the apex Service."""
+
+    namespace: str
+    apex: str  # the Service clients call: <service.name>
+    primary: str  # <service.name>-primary
+    canary: str  # <service.name>-canary
+    port: int
+    #: ownerReferences entry pointing at the Canary, so the route is garbage-collected with it.
+    owner: Mapping[str, Any] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RouteResource:
+    group: str
+    version: str
+    plural: str
+    kind: str
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}"
+
+
+class Router(Protocol):
+    """One implementation per API and version; see ``canary.routers.factory``."""
+
+    @property
+    def resource(self) -> RouteResource: ...
+
+    def build(self, target: RouteTarget, weights: Weights) -> dict[str, Any]:
+        """The complete object (apiVersion, kind, metadata, spec) routing ``weights``."""
+        ...
+
+    def read_weights(self, target: RouteTarget, obj: Mapping[str, Any]) -> Weights | None:
+        """Weights of an object found in the cluster, as percentages; ``None`` when the object
+        does not have the shape this controller writes (someone else changed it)."""
+        ...
