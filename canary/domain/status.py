@@ -200,7 +200,7 @@ class CanaryStatus:
         raw = raw or {}
         phase_raw = raw.get("phase")
         return cls(
-            phase=Phase(phase_raw) if phase_raw in Phase._value2member_map_ else None,
+            phase=Phase(str(phase_raw)) if phase_raw in Phase._value2member_map_ else None,
             canary_weight=int(raw.get("canaryWeight") or 0),
             failed_checks=int(raw.get("failedChecks") or 0),
             iterations=int(raw.get("iterations") or 0),
