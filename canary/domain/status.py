@@ -62,6 +62,9 @@ class CheckResult:
     samples: float | None = None
     message: str = ""
 
+    def with_verdict(self, verdict: Verdict, message: str, value: float | None = None) -> CheckResult:
+        return replace(self, verdict=verdict, message=message, value=value)
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "name": self.name,

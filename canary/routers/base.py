@@ -11,21 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from canary.domain.weights import Weights
 
-@dataclass(frozen=True)
-class Weights:
-    """Percentages; they always sum to 100."""
-
-    primary: int
-    canary: int
-
-    def __post_init__(self) -> None:
-        if self.primary < 0 or self.canary < 0 or self.primary + self.canary != 100:
-            raise ValueError(f"weights must be non-negative and sum to 100, got {self.primary}/{self.canary}")
-
-    @classmethod
-    def canary_at(cls, canary: int) -> Weights:
-        return cls(primary=100 - canary, canary=canary)
+__all__ = ["RouteResource", "RouteTarget", "Router", "Weights"]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,69 @@
+"""Actions the Kubernetes layer carries out. Each is idempotent: repeating one is harmless.
+
+They are derived from the new status and the observed cluster (``converge``), never from
+memory, so an action lost in a crash is derived again on the next reconciliation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from canary.domain.spec import WebhookType
+from canary.domain.weights import Weights
+
+
+@dataclass(frozen=True)
+class EnsurePrimary:
+    """Create the primary Deployment from the target's template when missing. Never rewrites
+    an existing primary's template: only ``PromotePrimary`` does."""
+
+    replicas: int
+
+
+@dataclass(frozen=True)
+class EnsureServices:
+    """Create (or adopt) the apex Service selecting primary pods, and ``-primary``/``-canary``.
+    Only issued once the primary is ready, so adopting an apex never routes to unready pods."""
+
+
+@dataclass(frozen=True)
+class PromotePrimary:
+    """Copy the target's pod template (and its ConfigMaps/Secrets) into the primary, provided
+    the target still runs ``revision`` (a newer push must not be promoted unanalysed)."""
+
+    revision: str
+
+
+@dataclass(frozen=True)
+class SetRoute:
+    weights: Weights
+
+
+@dataclass(frozen=True)
+class ScaleCanary:
+    replicas: int
+
+
+@dataclass(frozen=True)
+class RestoreTarget:
+    """Deletion with ``revertOnDeletion``: point the apex Service back at the target's pods,
+    release it from the Canary's ownership and delete the route object."""
+
+
+@dataclass(frozen=True)
+class Notify:
+    """Fire-and-forget webhooks (post-rollout); failures are logged, never block."""
+
+    hook_type: WebhookType
+
+
+Action = EnsurePrimary | EnsureServices | PromotePrimary | SetRoute | ScaleCanary | RestoreTarget | Notify
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event on the Canary, also sent to ``event`` webhooks and logged."""
+
+    reason: str
+    message: str
+    warning: bool = False

@@ -1,0 +1,48 @@
+"""What the Kubernetes layer saw in the cluster, reduced to the facts decisions depend on."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from canary.domain.weights import Weights
+
+
+@dataclass(frozen=True)
+class WorkloadState:
+    exists: bool = False
+    #: Revision: a hash of the pod template and of every ConfigMap/Secret it uses.
+    checksum: str = ""
+    #: Rolled out and available: every replica updated and ready, and at least one replica.
+    ready: bool = False
+    replicas: int = 0
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class RouteState:
+    exists: bool = False
+    #: None when the object exists but is not in the shape this controller writes.
+    weights: Weights | None = None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something only the controller can see is wrong; shown as ``Stalled`` until fixed."""
+
+    field: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Observed:
+    generation: int = 0
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    target: WorkloadState = WorkloadState()
+    primary: WorkloadState = WorkloadState()
+    #: The apex, primary and canary Services exist and select the right pods.
+    services_ready: bool = False
+    route: RouteState = RouteState()
+    deleting: bool = False
+    problem: Problem | None = None
