@@ -1,0 +1,313 @@
+"""What the controller tells its operators about itself: JSON logs, Prometheus metrics, probes.
+
+Three parts, each usable on its own:
+
+* :func:`configure_logging` makes every line on stdout one JSON object, whether it came from
+  structlog (our code) or from stdlib ``logging`` (kopf, aiohttp, kubernetes). Lines about one
+  Canary carry ``namespace`` and ``name``: ours through :func:`bind_canary`, kopf's through the
+  object reference kopf attaches to its per-object records.
+* :class:`ControllerMetrics` holds the controller's own series on a registry it is given, so
+  tests and embedders never share the process-wide default registry.
+* :func:`serve_http` exposes ``/metrics``, ``/healthz`` and ``/readyz`` on one port.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any, TextIO, TypeVar
+
+import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import choose_encoder
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from canary.domain.status import CheckKind, CheckResult, Phase
+
+__all__ = [
+    "ControllerMetrics",
+    "RollbackReason",
+    "RunResult",
+    "bind_canary",
+    "configure_logging",
+    "serve_http",
+]
+
+# --- logging -----------------------------------------------------------------------------------
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+class _JsonHandler(logging.StreamHandler[TextIO]):
+    """Marks the handler we installed, so reconfiguring replaces it instead of adding a second."""
+
+
+def _kopf_object_ref(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    # kopf's per-object loggers attach ``k8s_ref`` (apiVersion, kind, name, uid, namespace) to the
+    # record; lifting namespace and name to the top level makes kopf's lines searchable with the
+    # same keys as ours.
+    record = event_dict.get("_record")
+    ref = getattr(record, "k8s_ref", None)
+    if isinstance(ref, Mapping):
+        for key in ("namespace", "name", "kind"):
+            value = ref.get(key)
+            if value:
+                event_dict.setdefault(key, value)
+    return event_dict
+
+
+def configure_logging(level: str, *, stream: TextIO | None = None) -> None:
+    """Route structlog and stdlib logging to one JSON-lines handler on ``stream`` (stdout).
+
+    ``level`` is one of debug, info, warning, error (case-insensitive). Call once at start-up,
+    before kopf starts; do not call ``kopf.configure()`` afterwards, as it adds its own text
+    handler to the root logger.
+    """
+    try:
+        numeric = _LEVELS[level.lower()]
+    except KeyError as exc:
+        # A programming or CLI error, not a manifest error: the CLI validates its choices first.
+        raise ValueError(f"log level {level!r} is not one of {', '.join(_LEVELS)}") from exc
+
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, _kopf_object_ref],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            # "message" rather than structlog's "event": log stores look for it, and "event"
+            # reads like a Kubernetes Event in this domain.
+            structlog.processors.EventRenamer("message"),
+            structlog.processors.JSONRenderer(default=str),
+        ],
+    )
+    handler = _JsonHandler(stream if stream is not None else sys.stdout)
+    handler.setFormatter(formatter)
+
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _JsonHandler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(numeric)
+
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        # Not cached: a module-level logger used before configure_logging (at import, in tests)
+        # would otherwise keep the old configuration for the life of the process.
+        cache_logger_on_first_use=False,
+    )
+
+
+def bind_canary(namespace: str, name: str, **context: Any) -> structlog.stdlib.BoundLogger:
+    """A logger whose every line names the Canary it is about."""
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger("canary").bind(
+        namespace=namespace, name=name, **context
+    )
+    return logger
+
+
+# --- metrics -----------------------------------------------------------------------------------
+
+
+class RollbackReason(StrEnum):
+    """Why a run was rolled back; a closed set so the label's cardinality stays bounded."""
+
+    THRESHOLD = "threshold"  # failedChecks reached analysis.threshold
+    ANNOTATION = "annotation"  # on-call asked for it
+    DEADLINE = "deadline"  # progress deadline passed
+    WEBHOOK = "webhook"  # a rollback webhook or a failed gate
+    OTHER = "other"
+
+
+class RunResult(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SUPERSEDED = "superseded"  # a newer revision restarted the analysis
+    OTHER = "other"
+
+
+_E = TypeVar("_E", bound=StrEnum)
+
+
+def _bounded(kind: type[_E], value: str, fallback: _E) -> _E:
+    # Free text (an exception message, a user's annotation value) must never become a label
+    # value: each distinct value is a new series kept in memory and in Prometheus forever.
+    try:
+        return kind(value)
+    except ValueError:
+        return fallback
+
+
+#: Runs last from minutes to hours; buckets up to 8h cover slow blue/green soak tests.
+_RUN_BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0)
+
+_Series = tuple[Gauge | Counter | Histogram, tuple[str, ...]]
+
+
+class ControllerMetrics:
+    """The controller's series for every Canary it manages.
+
+    Every series carries ``namespace`` and ``name``; :meth:`forget` drops all of a Canary's
+    series when it is deleted, so a busy cluster does not accumulate dead series.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        key = ("namespace", "name")
+        r = self.registry
+        self.phase = Gauge("canary_phase", "1 for the Canary's current phase, 0 for the others.",
+                           (*key, "phase"), registry=r)
+        self.weight = Gauge("canary_weight", "Percent of traffic routed to the canary.", key, registry=r)
+        self.check_value = Gauge("canary_check_value", "Last value measured by a metric check.",
+                                 (*key, "check"), registry=r)
+        self.failed_checks = Gauge("canary_failed_checks", "Failed checks counted in the current run.",
+                                   key, registry=r)
+        self.promotions = Counter("canary_promotions", "Runs that ended in promotion.", key, registry=r)
+        self.rollbacks = Counter("canary_rollbacks", "Runs rolled back, by bounded reason.",
+                                 (*key, "reason"), registry=r)
+        self.run_duration = Histogram("canary_run_duration_seconds", "Duration of finished runs.",
+                                      (*key, "result"), buckets=_RUN_BUCKETS, registry=r)
+        self.reconcile_errors = Counter("canary_reconcile_errors", "Reconciliations that raised.",
+                                        key, registry=r)
+        # prometheus_client has no public "remove every series matching these labels" in all
+        # supported versions, so the label sets each Canary created are remembered here.
+        self._series: dict[tuple[str, str], set[_Series]] = {}
+        self._lock = threading.Lock()
+
+    def _touch(self, metric: Gauge | Counter | Histogram, *labels: str) -> _Series:
+        entry: _Series = (metric, labels)
+        with self._lock:
+            self._series.setdefault((labels[0], labels[1]), set()).add(entry)
+        return entry
+
+    def set_phase(self, namespace: str, name: str, phase: Phase) -> None:
+        # One-hot over every phase (not just the current one) so that a dashboard can
+        # sum by phase without stale 1s from a phase the Canary left.
+        for candidate in Phase:
+            self._touch(self.phase, namespace, name, candidate.value)
+            self.phase.labels(namespace, name, candidate.value).set(1 if candidate is phase else 0)
+
+    def set_weight(self, namespace: str, name: str, weight: int) -> None:
+        self._touch(self.weight, namespace, name)
+        self.weight.labels(namespace, name).set(weight)
+
+    def set_failed_checks(self, namespace: str, name: str, failed: int) -> None:
+        self._touch(self.failed_checks, namespace, name)
+        self.failed_checks.labels(namespace, name).set(failed)
+
+    def set_check_value(self, namespace: str, name: str, check: str, value: float | None) -> None:
+        """Record one metric check; no data is NaN, so a stale value is never mistaken for a fresh one."""
+        self._touch(self.check_value, namespace, name, check)
+        self.check_value.labels(namespace, name, check).set(float("nan") if value is None else value)
+
+    def observe_checks(self, namespace: str, name: str, checks: Iterable[CheckResult]) -> None:
+        """Record a tick's metric checks, dropping series of checks no longer in the spec."""
+        current = {c.name: c.value for c in checks if c.kind is CheckKind.METRIC}
+        with self._lock:
+            stale = [
+                s for s in self._series.get((namespace, name), set())
+                if s[0] is self.check_value and s[1][2] not in current
+            ]
+        for series in stale:
+            self._drop(namespace, name, series)
+        for check, value in current.items():
+            self.set_check_value(namespace, name, check, value)
+
+    def promoted(self, namespace: str, name: str) -> None:
+        self._touch(self.promotions, namespace, name)
+        self.promotions.labels(namespace, name).inc()
+
+    def rolled_back(self, namespace: str, name: str, reason: RollbackReason | str) -> None:
+        """Count a rollback; a reason outside :class:`RollbackReason` is counted as ``other``."""
+        label = _bounded(RollbackReason, str(reason), RollbackReason.OTHER).value
+        self._touch(self.rollbacks, namespace, name, label)
+        self.rollbacks.labels(namespace, name, label).inc()
+
+    def run_finished(self, namespace: str, name: str, result: RunResult | str, duration: timedelta) -> None:
+        label = _bounded(RunResult, str(result), RunResult.OTHER).value
+        self._touch(self.run_duration, namespace, name, label)
+        self.run_duration.labels(namespace, name, label).observe(max(duration.total_seconds(), 0.0))
+
+    def reconcile_failed(self, namespace: str, name: str) -> None:
+        self._touch(self.reconcile_errors, namespace, name)
+        self.reconcile_errors.labels(namespace, name).inc()
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop every series of a deleted Canary."""
+        with self._lock:
+            series = self._series.pop((namespace, name), set())
+        for metric, labels in series:
+            metric.remove(*labels)
+
+    def _drop(self, namespace: str, name: str, series: _Series) -> None:
+        with self._lock:
+            self._series.get((namespace, name), set()).discard(series)
+        series[0].remove(*series[1])
+
+
+# --- HTTP endpoints ----------------------------------------------------------------------------
+
+
+async def serve_http(
+    registry: CollectorRegistry,
+    port: int,
+    host: str = "0.0.0.0",
+    *,
+    is_ready: Callable[[], bool],
+) -> web.AppRunner:
+    """Start ``/metrics``, ``/healthz`` and ``/readyz``; the caller stops it with ``runner.cleanup()``.
+
+    ``port=0`` picks a free port; read it from ``runner.addresses``. ``/healthz`` answers from
+    the event loop itself, so a blocked loop fails the liveness probe; ``/readyz`` asks
+    ``is_ready`` (for instance: caches synced and leadership settled).
+    """
+    log = structlog.stdlib.get_logger(__name__)
+
+    async def metrics(request: web.Request) -> web.Response:
+        # OpenMetrics when the scraper asks for it (exemplars, _created), text format otherwise.
+        encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+        return web.Response(body=encode(registry), headers={"Content-Type": content_type})
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def readyz(_: web.Request) -> web.Response:
+        try:
+            ready = is_ready()
+        except Exception:
+            log.exception("readiness check raised")
+            ready = False
+        if ready:
+            return web.Response(text="ready\n")
+        return web.Response(status=503, text="not ready\n")
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    # Probes hit these every few seconds; access lines would drown the controller's own logs.
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner
