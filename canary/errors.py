@@ -63,3 +63,19 @@ class NoDataError(MetricError):
 
 class WebhookError(CanaryError):
     """A webhook call failed before an HTTP status was received."""
+
+
+class ApiError(CanaryError):
+    """The Kubernetes API refused or failed a request; ``status`` is the HTTP status (0: no answer)."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NotFound(ApiError):
+    """404: the object does not exist."""
+
+
+class Conflict(ApiError):
+    """409: the object exists already, or changed since it was read."""

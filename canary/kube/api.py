@@ -1,0 +1,86 @@
+"""A thin asyncio face over the synchronous ``kubernetes`` client.
+
+Every call runs in a worker thread so the event loop (and with it the watch streams and the
+other Canaries) never blocks, and every ``ApiException`` becomes one of our ``ApiError`` types.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from canary.errors import ApiError, Conflict, NotFound
+
+T = TypeVar("T")
+#: The generated client would pick JSON Patch for every dict body; always say which patch we mean.
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+CANARY_GROUP, CANARY_VERSION, CANARY_PLURAL = "canary.dev", "v1alpha1", "canaries"
+
+
+class KubeApi:
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self.api_client = api_client
+        self.core = client.CoreV1Api(api_client)
+        self.apps = client.AppsV1Api(api_client)
+        self.custom = client.CustomObjectsApi(api_client)
+        self.apis = client.ApisApi(api_client)
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except ApiException as exc:
+            raise _translate(exc) from exc
+
+    def to_dict(self, obj: object) -> dict[str, Any]:
+        """A client model (or a dict) as plain JSON-ready data."""
+        return dict(self.api_client.sanitize_for_serialization(obj))  # type: ignore[no-untyped-call]
+
+    async def get_custom(self, group: str, version: str, namespace: str, plural: str, name: str) -> dict[str, Any]:
+        found = await self.call(self.custom.get_namespaced_custom_object, group, version, namespace, plural, name)
+        return self.to_dict(found)
+
+    async def get_raw(self, path: str) -> Mapping[str, Any]:
+        """GET an arbitrary API path (aggregated APIs such as the SMI Traffic Metrics API)."""
+        def fetch() -> tuple[int, bytes]:
+            method, url, headers, body, post = self.api_client.param_serialize(
+                "GET", path, header_params={"Accept": "application/json"}, auth_settings=["BearerToken"],
+            )
+            response = self.api_client.call_api(method, url, headers, body, post)
+            return int(response.status), bytes(response.read())  # type: ignore[no-untyped-call]
+
+        status, payload = await self.call(fetch)
+        if status >= 400:
+            text = payload.decode(errors="replace")[:300]
+            error_type = NotFound if status == 404 else ApiError
+            raise error_type(f"GET {path}: {status}: {text}", status)
+        return dict(json.loads(payload))
+
+    async def served_versions(self, group: str) -> list[str]:
+        groups = await self.call(self.apis.get_api_versions)
+        for found in groups.groups or []:
+            if found.name == group:
+                return [v.version for v in found.versions or []]
+        return []
+
+
+def _translate(exc: ApiException) -> ApiError:
+    status = int(exc.status or 0)
+    message = f"{exc.status} {exc.reason}: {_message(exc)}"
+    if status == 404:
+        return NotFound(message, status)
+    if status == 409:
+        return Conflict(message, status)
+    return ApiError(message, status)
+
+
+def _message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "{}").get("message", exc.body))
+    except (ValueError, AttributeError):
+        return str(exc.body)

@@ -1,0 +1,85 @@
+"""In-memory copies of the watched objects: every read the controller makes comes from here.
+
+kopf's watch streams feed ``put``/``remove``; reconciliations read without API calls, which is
+what makes an idle Canary cost nothing. ConfigMaps and Secrets are kept only as digests of
+their data, never the data itself.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from canary.kube.revision import ConfigRef, data_digest
+
+
+class Kind(StrEnum):
+    CANARY = "Canary"
+    METRIC_TEMPLATE = "MetricTemplate"
+    DEPLOYMENT = "Deployment"
+    SERVICE = "Service"
+    CONFIG_MAP = "ConfigMap"
+    SECRET = "Secret"
+    ROUTE = "Route"  # TrafficSplit or HTTPRoute; ``name`` carries the API group as a prefix
+
+
+@dataclass(frozen=True, order=True)
+class ObjectKey:
+    kind: Kind
+    namespace: str
+    name: str
+
+    @classmethod
+    def route(cls, group: str, namespace: str, name: str) -> ObjectKey:
+        return cls(Kind.ROUTE, namespace, f"{group}/{name}")
+
+    @classmethod
+    def config(cls, namespace: str, ref: ConfigRef) -> ObjectKey:
+        return cls(Kind(ref.kind), namespace, ref.name)
+
+
+@dataclass
+class ClusterCache:
+    _objects: dict[ObjectKey, Mapping[str, Any]] = field(default_factory=dict)
+    _digests: dict[ObjectKey, str] = field(default_factory=dict)
+    #: Which canaries (by key) depend on which objects; maintained by the reconcilers.
+    _dependents: dict[ObjectKey, set[ObjectKey]] = field(default_factory=lambda: defaultdict(set))
+    _deps_of: dict[ObjectKey, frozenset[ObjectKey]] = field(default_factory=dict)
+
+    def put(self, key: ObjectKey, body: Mapping[str, Any]) -> None:
+        if key.kind in (Kind.CONFIG_MAP, Kind.SECRET):
+            self._digests[key] = data_digest(body)
+        else:
+            self._objects[key] = body
+
+    def remove(self, key: ObjectKey) -> None:
+        self._objects.pop(key, None)
+        self._digests.pop(key, None)
+
+    def get(self, key: ObjectKey) -> Mapping[str, Any] | None:
+        return self._objects.get(key)
+
+    def digest(self, key: ObjectKey) -> str | None:
+        return self._digests.get(key)
+
+    def has(self, key: ObjectKey) -> bool:
+        return key in self._objects or key in self._digests
+
+    def set_dependencies(self, canary: ObjectKey, deps: Iterable[ObjectKey]) -> None:
+        new = frozenset(deps)
+        old = self._deps_of.get(canary, frozenset())
+        for key in old - new:
+            self._dependents[key].discard(canary)
+        for key in new - old:
+            self._dependents[key].add(canary)
+        self._deps_of[canary] = new
+
+    def forget_canary(self, canary: ObjectKey) -> None:
+        self.set_dependencies(canary, ())
+        self._deps_of.pop(canary, None)
+
+    def dependents(self, key: ObjectKey) -> frozenset[ObjectKey]:
+        return frozenset(self._dependents.get(key, ()))

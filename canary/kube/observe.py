@@ -1,0 +1,116 @@
+"""Builds the ``Observed`` facts for one Canary from the watch caches: no API calls."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from canary.domain.observed import Observed, Problem, RouteState, WorkloadState
+from canary.domain.spec import CanarySpec
+from canary.kube.cache import ClusterCache, Kind, ObjectKey
+from canary.kube.revision import REVISION_ANNOTATION, ConfigRef, config_refs, revision_of
+from canary.kube.workloads import (
+    deployment_readiness, match_labels, owner_reference, primary_name, service_bodies, service_matches,
+)
+from canary.routers.base import Router, RouteTarget
+
+
+@dataclass(frozen=True)
+class Observation:
+    observed: Observed
+    #: Objects whose changes should wake this Canary's reconciler.
+    dependencies: frozenset[ObjectKey]
+    route_target: RouteTarget | None
+    #: ConfigMaps/Secrets the target uses that exist (copied for the primary on promotion).
+    configs: frozenset[ConfigRef]
+
+
+def route_target(canary: Mapping[str, Any], spec: CanarySpec) -> RouteTarget:
+    meta = canary["metadata"]
+    apex = spec.service.name
+    return RouteTarget(
+        namespace=meta["namespace"], apex=apex, primary=primary_name(apex), canary=f"{apex}-canary",
+        port=spec.service.port, owner=owner_reference(canary),
+        labels={"app.kubernetes.io/managed-by": "canary"},
+    )
+
+
+def observe(canary: Mapping[str, Any], spec: CanarySpec, cache: ClusterCache, router: Router | None,
+            router_problem: Problem | None = None) -> Observation:
+    meta = canary["metadata"]
+    namespace = meta["namespace"]
+    target_name = spec.target_ref.name
+    target_key = ObjectKey(Kind.DEPLOYMENT, namespace, target_name)
+    primary_key = ObjectKey(Kind.DEPLOYMENT, namespace, primary_name(target_name))
+    rt = route_target(canary, spec)
+    deps: set[ObjectKey] = {target_key, primary_key}
+    deps.update(ObjectKey(Kind.SERVICE, namespace, name) for name in (rt.apex, rt.primary, rt.canary))
+    problem = router_problem
+
+    target_body = cache.get(target_key)
+    target = WorkloadState()
+    configs: frozenset[ConfigRef] = frozenset()
+    services_ready = False
+    if target_body is None:
+        problem = Problem("spec.targetRef.name", "TargetNotFound",
+                          f"Deployment {target_name!r} not found in namespace {namespace!r}: create it or "
+                          "correct spec.targetRef.name")
+    else:
+        template = (target_body.get("spec") or {}).get("template") or {}
+        refs = config_refs(template.get("spec") or {})
+        digests = {ref: cache.digest(ObjectKey.config(namespace, ref)) for ref in refs}
+        deps.update(ObjectKey.config(namespace, ref) for ref in refs)
+        configs = frozenset(ref for ref, digest in digests.items() if digest is not None)
+        ready, message = deployment_readiness(target_body)
+        target = WorkloadState(
+            exists=True, checksum=revision_of(template, digests), ready=ready,
+            replicas=int((target_body.get("spec") or {}).get("replicas", 1)), message=message,
+        )
+        wanted = service_bodies(spec, namespace, match_labels(target_body), owner_reference(canary))
+        services_ready = all(
+            (have := cache.get(ObjectKey(Kind.SERVICE, namespace, name))) is not None and service_matches(have, body)
+            for name, body in wanted.items()
+        )
+
+    primary_body = cache.get(primary_key)
+    primary = WorkloadState()
+    if primary_body is not None:
+        ready, message = deployment_readiness(primary_body)
+        primary = WorkloadState(
+            exists=True,
+            checksum=((primary_body.get("metadata") or {}).get("annotations") or {}).get(REVISION_ANNOTATION, ""),
+            ready=ready, replicas=int((primary_body.get("spec") or {}).get("replicas", 1)), message=message,
+        )
+
+    route = RouteState()
+    if router is not None:
+        route_key = ObjectKey.route(router.resource.group, namespace, rt.apex)
+        deps.add(route_key)
+        found = cache.get(route_key)
+        if found is not None:
+            route = RouteState(exists=True, weights=router.read_weights(rt, found))
+
+    for index, metric in enumerate(spec.analysis.metrics):
+        if metric.template_ref is None:
+            continue
+        tpl_key = ObjectKey(Kind.METRIC_TEMPLATE, metric.template_ref.namespace or namespace, metric.template_ref.name)
+        deps.add(tpl_key)
+        if problem is None and not cache.has(tpl_key):
+            problem = Problem(
+                f"spec.analysis.metrics[{index}].templateRef.name", "MetricTemplateNotFound",
+                f"MetricTemplate {tpl_key.namespace}/{tpl_key.name} not found: create it or correct "
+                f"spec.analysis.metrics[{index}].templateRef",
+            )
+
+    observed = Observed(
+        generation=int(meta.get("generation") or 0),
+        annotations=dict(meta.get("annotations") or {}),
+        target=target,
+        primary=primary,
+        services_ready=services_ready,
+        route=route,
+        deleting=bool(meta.get("deletionTimestamp")),
+        problem=problem,
+    )
+    return Observation(observed=observed, dependencies=frozenset(deps), route_target=rt, configs=configs)

@@ -1,0 +1,119 @@
+"""``canary run``: wires the caches, reconcilers, probes and kopf together under leader election."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, cast
+
+import aiohttp
+import kopf
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from canary.config import Settings
+from canary.errors import ApiError
+from canary.kube.api import KubeApi
+from canary.kube.cache import ClusterCache
+from canary.kube.execute import Executor
+from canary.kube.handlers import register
+from canary.kube.leader import LeaseApi, LeadershipLost, hold_leadership
+from canary.kube.probes import ProbeRunner
+from canary.kube.reconciler import ReconcilerRegistry, Services
+from canary.kube.routes import RouterDirectory
+from canary.metrics.engine import MetricsEngine
+from canary.metrics.smi import FetchError
+from canary.telemetry import ControllerMetrics, configure_logging, serve_http
+
+def load_kube_config() -> k8s.ApiClient:
+    """In-cluster credentials when running in a Pod, else $KUBECONFIG / ~/.kube/config."""
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
+    else:
+        k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
+    return k8s.ApiClient()
+
+
+def smi_fetcher(api: KubeApi) -> Callable[[str], Awaitable[Mapping[str, Any]]]:
+    """The Traffic Metrics API is an aggregated API: read it through the API server."""
+
+    async def fetch(path: str) -> Mapping[str, Any]:
+        try:
+            return await api.get_raw(path)
+        except ApiError as exc:
+            raise FetchError(exc.status or None, str(exc)) from exc
+
+    return fetch
+
+
+def run(settings: Settings) -> None:
+    configure_logging(settings.log_level)
+    try:
+        asyncio.run(serve(settings))
+    except LeadershipLost as exc:
+        # Exit so the Pod restarts as a follower: a former leader must not keep acting.
+        raise SystemExit(f"leadership lost: {exc}") from exc
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    api_client = load_kube_config()
+    api = KubeApi(api_client)
+    metrics = ControllerMetrics()
+    leading, leader_stop = asyncio.Event(), asyncio.Event()
+    kopf_ready, kopf_stop = asyncio.Event(), asyncio.Event()
+    stop = stop or asyncio.Event()
+    http = await serve_http(metrics.registry, settings.metrics_port,
+                            is_ready=lambda: leading.is_set() and kopf_ready.is_set())
+    leadership = asyncio.create_task(
+        hold_leadership(settings.leader_election, cast(LeaseApi, k8s.CoordinationV1Api(api_client)), leading,
+                        leader_stop),
+        name="leader-election",
+    )
+    try:
+        became_leader = asyncio.ensure_future(leading.wait())
+        if not await _until(became_leader, stop, leadership):
+            became_leader.cancel()
+            return
+        async with aiohttp.ClientSession() as session:
+            cache = ClusterCache()
+            engine = MetricsEngine(settings.metrics, smi_fetch=smi_fetcher(api))
+            services = Services(
+                settings=settings, cache=cache, executor=Executor(api, cache, session),
+                probes=ProbeRunner(api, cache, session, engine, settings.metrics),
+                routers=RouterDirectory(api, settings), metrics=metrics,
+            )
+            reconcilers = ReconcilerRegistry(services)
+            registry = kopf.OperatorRegistry()
+            register(registry, reconcilers)
+            operator = asyncio.create_task(kopf.operator(
+                registry=registry, standalone=True, clusterwide=not settings.namespaces,
+                namespaces=settings.namespaces, stop_flag=kopf_stop, ready_flag=kopf_ready,
+            ), name="kopf")
+            try:
+                await _until(operator, stop, leadership)
+            finally:
+                kopf_stop.set()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await operator
+                await reconcilers.stop_all()
+                engine.close()
+    finally:
+        leader_stop.set()
+        await leadership  # re-raises LeadershipLost
+        await http.cleanup()
+
+
+async def _until(waited: asyncio.Future[Any], stop: asyncio.Event,
+                 leadership: asyncio.Task[None]) -> bool:
+    """Wait for ``waited``, a stop request, or the end of leadership; True if ``waited`` won.
+    Ending leadership re-raises its ``LeadershipLost`` here."""
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        done, _ = await asyncio.wait({waited, stopping, leadership}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if leadership in done:
+        leadership.result()
+    return waited in done

@@ -1,0 +1,119 @@
+"""Runs the probes the decision asked for: webhook gates and metric checks, concurrently.
+
+Results come back as CheckResults, so the decision and the users see webhooks and metrics the
+same way: what was asked, what came back, the verdict and why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Mapping
+from datetime import datetime
+
+import aiohttp
+
+from canary.config import MetricsSettings
+from canary.domain.analysis import evaluate_metric
+from canary.domain.machine import PROBE_HOOKS, Probe
+from canary.domain.spec import MetricSpec, MetricTemplateSpec, parse_metric_template_spec
+from canary.domain.status import CanaryStatus, CheckResult, Phase
+from canary.errors import ApiError, MetricError, SpecError, TemplateError
+from canary.kube.api import KubeApi
+from canary.kube.cache import ClusterCache, Kind, ObjectKey
+from canary.kube.execute import Target
+from canary.metrics.base import MeasureRequest
+from canary.metrics.engine import MetricsEngine
+from canary.notify.webhooks import WebhookPayload, call_all
+
+
+class ProbeRunner:
+    def __init__(self, api: KubeApi, cache: ClusterCache, session: aiohttp.ClientSession,
+                 engine: MetricsEngine, settings: MetricsSettings) -> None:
+        self.api = api
+        self.cache = cache
+        self.session = session
+        self.engine = engine
+        self.settings = settings
+
+    async def run(self, probes: frozenset[Probe], target: Target, status: CanaryStatus,
+                  now: datetime) -> dict[Probe, tuple[CheckResult, ...]]:
+        ordered = sorted(probes)
+        results = await asyncio.gather(*(self._one(p, target, status, now) for p in ordered))
+        return dict(zip(ordered, results, strict=True))
+
+    async def _one(self, probe: Probe, target: Target, status: CanaryStatus,
+                   now: datetime) -> tuple[CheckResult, ...]:
+        if probe is Probe.METRICS:
+            return await self._metrics(target, now)
+        hooks = target.spec.analysis.hooks(PROBE_HOOKS[probe])
+        # confirm-rollout asks about the revision about to start; every other hook about the run.
+        checksum = (target.observation.observed.target.checksum if probe is Probe.CONFIRM_ROLLOUT
+                    else status.last_applied_spec)
+        payload = WebhookPayload(name=target.name, namespace=target.namespace,
+                                 phase=status.phase or Phase.INITIALIZING, checksum=checksum)
+        outcomes = await call_all(self.session, hooks, payload)
+        return tuple(o.as_check(now) for o in outcomes)
+
+    async def _metrics(self, target: Target, now: datetime) -> tuple[CheckResult, ...]:
+        analysis = target.spec.analysis
+        requests: list[MeasureRequest] = []
+        failures: dict[int, str] = {}
+        secrets: set[str] = set()
+        for index, metric in enumerate(analysis.metrics):
+            try:
+                template = self._template(target, metric)
+            except (SpecError, TemplateError) as exc:
+                failures[index] = str(exc)
+                template = None
+            if template is not None and template.provider.secret_ref:
+                secrets.add(template.provider.secret_ref)
+            requests.append(MeasureRequest(
+                metric=metric, namespace=target.namespace, name=target.name, target=target.spec.target_ref.name,
+                service=target.spec.service.name, window=metric.interval or analysis.interval, template=template,
+            ))
+        credentials = await self._credentials(target.namespace, secrets)
+        runnable = [r for i, r in enumerate(requests) if i not in failures]
+        measured = iter(await self.engine.measure_all(runnable, credentials))
+        checks = []
+        for index, request in enumerate(requests):
+            metric = request.metric
+            if index in failures:
+                checks.append(evaluate_metric(metric, value=None, source="", now=now, error=failures[index]))
+                continue
+            result = next(measured)
+            if isinstance(result, (MetricError, TemplateError)):
+                checks.append(evaluate_metric(metric, value=None, source=_source(request), now=now,
+                                              error=f"{type(result).__name__}: {result}"))
+            else:
+                checks.append(evaluate_metric(metric, value=result.value, source=result.source, now=now,
+                                              samples=result.samples, min_samples=analysis.min_sample_size))
+        return tuple(checks)
+
+    def _template(self, target: Target, metric: MetricSpec) -> MetricTemplateSpec | None:
+        if metric.template_ref is None:
+            return None
+        key = ObjectKey(Kind.METRIC_TEMPLATE, metric.template_ref.namespace or target.namespace,
+                        metric.template_ref.name)
+        body = self.cache.get(key)
+        if body is None:
+            raise TemplateError(f"MetricTemplate {key.namespace}/{key.name} not found")
+        return parse_metric_template_spec(body.get("spec") or {})
+
+    async def _credentials(self, namespace: str, names: set[str]) -> dict[str, Mapping[str, str]]:
+        # Secrets are read only when a template needs one, and never cached: the cache keeps
+        # digests of Secrets, not their contents.
+        out: dict[str, Mapping[str, str]] = {}
+        for name in sorted(names):
+            try:
+                secret = self.api.to_dict(await self.api.call(self.api.core.read_namespaced_secret, name, namespace))
+            except ApiError:
+                continue  # the engine reports the unresolved secret on the check itself
+            out[name] = {k: base64.b64decode(v).decode(errors="replace") for k, v in (secret.get("data") or {}).items()}
+        return out
+
+
+def _source(request: MeasureRequest) -> str:
+    if request.template is not None:
+        return request.template.query
+    return request.metric.name

@@ -1,0 +1,180 @@
+"""Bodies of the objects the controller owns: the primary Deployment, config copies, Services.
+
+Pure functions from the target and the Canary to complete objects, so what gets written is
+testable without a cluster; ``execute`` only sends them.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from canary.domain.spec import CanarySpec
+from canary.kube.revision import REVISION_ANNOTATION, ConfigRef
+
+PRIMARY_SUFFIX = "-primary"
+CANARY_SUFFIX = "-canary"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "canary"}
+
+#: Fields a copied object must not carry over: they belong to the original's identity.
+_IDENTITY_FIELDS = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields",
+                    "selfLink", "ownerReferences", "deletionTimestamp", "deletionGracePeriodSeconds")
+
+
+def primary_name(name: str) -> str:
+    return f"{name}{PRIMARY_SUFFIX}"
+
+
+def owner_reference(canary: Mapping[str, Any]) -> dict[str, Any]:
+    meta = canary["metadata"]
+    return {
+        "apiVersion": canary.get("apiVersion", "canary.dev/v1alpha1"),
+        "kind": canary.get("kind", "Canary"),
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def match_labels(deployment: Mapping[str, Any]) -> dict[str, str]:
+    return dict(((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
+
+
+def primary_labels(labels: Mapping[str, str], selector: Mapping[str, str]) -> dict[str, str]:
+    """Selector labels get the ``-primary`` suffix so primary and canary pods never overlap."""
+    return {k: (f"{v}{PRIMARY_SUFFIX}" if k in selector else v) for k, v in labels.items()}
+
+
+def primary_template(template: Mapping[str, Any], selector: Mapping[str, str],
+                     copied: Iterable[ConfigRef]) -> dict[str, Any]:
+    out = copy.deepcopy(dict(template))
+    meta = out.setdefault("metadata", {})
+    meta["labels"] = primary_labels(meta.get("labels") or {}, selector)
+    renames = {(ref.kind, ref.name): primary_name(ref.name) for ref in copied}
+    _rename_config_refs(out.get("spec") or {}, renames)
+    return out
+
+
+def _rename_config_refs(pod_spec: dict[str, Any], renames: Mapping[tuple[str, str], str]) -> None:
+    def swap(ref: dict[str, Any] | None, kind: str, key: str) -> None:
+        if ref and (kind, ref.get(key)) in renames:
+            ref[key] = renames[(kind, ref[key])]
+
+    for volume in pod_spec.get("volumes") or []:
+        swap(volume.get("configMap"), "ConfigMap", "name")
+        swap(volume.get("secret"), "Secret", "secretName")
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            swap(source.get("configMap"), "ConfigMap", "name")
+            swap(source.get("secret"), "Secret", "name")
+    for container in (pod_spec.get("containers") or []) + (pod_spec.get("initContainers") or []):
+        for source in container.get("envFrom") or []:
+            swap(source.get("configMapRef"), "ConfigMap", "name")
+            swap(source.get("secretRef"), "Secret", "name")
+        for env in container.get("env") or []:
+            value_from = env.get("valueFrom") or {}
+            swap(value_from.get("configMapKeyRef"), "ConfigMap", "name")
+            swap(value_from.get("secretKeyRef"), "Secret", "name")
+
+
+def primary_deployment(target: Mapping[str, Any], *, owner: Mapping[str, Any], replicas: int, revision: str,
+                       copied: Iterable[ConfigRef]) -> dict[str, Any]:
+    selector = match_labels(target)
+    spec = copy.deepcopy(dict(target.get("spec") or {}))
+    spec["replicas"] = replicas
+    spec["selector"] = {"matchLabels": primary_labels(selector, selector)}
+    spec["template"] = primary_template(spec.get("template") or {}, selector, copied)
+    meta = target.get("metadata") or {}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": primary_name(meta["name"]),
+            "namespace": meta["namespace"],
+            "labels": {**primary_labels(meta.get("labels") or {}, selector), **MANAGED_BY},
+            "annotations": {REVISION_ANNOTATION: revision},
+            "ownerReferences": [dict(owner)],
+        },
+        "spec": spec,
+    }
+
+
+def promotion_patch(target: Mapping[str, Any], revision: str, copied: Iterable[ConfigRef]) -> dict[str, Any]:
+    """Merge patch making an existing primary run the target's template (replicas untouched:
+    an autoscaler may own them)."""
+    selector = match_labels(target)
+    template = primary_template((target.get("spec") or {}).get("template") or {}, selector, copied)
+    return {"metadata": {"annotations": {REVISION_ANNOTATION: revision}}, "spec": {"template": template}}
+
+
+def config_copy(obj: Mapping[str, Any], owner: Mapping[str, Any]) -> dict[str, Any]:
+    """``<name>-primary`` copy of a ConfigMap or Secret, so a config change reaches the canary
+    only: the primary keeps reading the copy taken at its last promotion."""
+    out = {k: copy.deepcopy(v) for k, v in obj.items() if k != "status"}
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _IDENTITY_FIELDS}
+    meta["name"] = primary_name(meta["name"])
+    meta["labels"] = {**(meta.get("labels") or {}), **MANAGED_BY}
+    meta["ownerReferences"] = [dict(owner)]
+    out["metadata"] = meta
+    return out
+
+
+def service_bodies(spec: CanarySpec, namespace: str, selector: Mapping[str, str],
+                   owner: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The apex (selects primary pods), ``-primary`` and ``-canary`` Services, by name."""
+    apex = spec.service.name
+    port = {
+        "name": spec.service.port_name,
+        "port": spec.service.port,
+        "targetPort": spec.service.target_port if spec.service.target_port is not None else spec.service.port,
+        "protocol": "TCP",
+    }
+    primary_sel = primary_labels(selector, selector)
+
+    def body(name: str, sel: Mapping[str, str]) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": namespace, "labels": dict(MANAGED_BY),
+                         "ownerReferences": [dict(owner)]},
+            "spec": {"type": "ClusterIP", "selector": dict(sel), "ports": [dict(port)]},
+        }
+
+    return {
+        apex: body(apex, primary_sel),
+        primary_name(apex): body(primary_name(apex), primary_sel),
+        f"{apex}{CANARY_SUFFIX}": body(f"{apex}{CANARY_SUFFIX}", selector),
+    }
+
+
+def service_matches(existing: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    have, want = existing.get("spec") or {}, desired["spec"]
+    if (have.get("selector") or {}) != want["selector"]:
+        return False
+    want_port = want["ports"][0]
+    return any(p.get("port") == want_port["port"] and str(p.get("targetPort", p.get("port"))) == str(want_port["targetPort"])
+               for p in have.get("ports") or [])
+
+
+def deployment_readiness(deployment: Mapping[str, Any]) -> tuple[bool, str]:
+    """Rolled out as ``kubectl rollout status`` would say, plus at least one replica."""
+    meta, spec, status = deployment.get("metadata") or {}, deployment.get("spec") or {}, deployment.get("status") or {}
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
+            return False, f"rollout stuck: {cond.get('message', 'progress deadline exceeded')}"
+    if (status.get("observedGeneration") or 0) < (meta.get("generation") or 0):
+        return False, "the Deployment controller has not seen the latest spec yet"
+    want = spec.get("replicas", 1)
+    if want == 0:
+        return False, "scaled to zero"
+    updated = status.get("updatedReplicas") or 0
+    total = status.get("replicas") or 0
+    available = status.get("availableReplicas") or 0
+    if updated < want:
+        return False, f"{updated} of {want} replicas updated"
+    if total > updated:
+        return False, f"{total - updated} old replicas pending termination"
+    if available < updated:
+        return False, f"{available} of {updated} updated replicas available"
+    return True, ""
