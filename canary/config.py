@@ -51,5 +51,7 @@ class Settings:
     log_level: str = "info"
     #: Port of the controller's own Prometheus /metrics and of /healthz, /readyz.
     metrics_port: int = 8080
+    #: kubeconfig file; None means in-cluster credentials, else $KUBECONFIG / ~/.kube/config.
+    kubeconfig: str | None = None
     #: Smallest pause between two reconciliations of one Canary woken by a burst of events.
     debounce: timedelta = timedelta(milliseconds=200)

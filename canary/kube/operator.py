@@ -27,12 +27,14 @@ from canary.metrics.engine import MetricsEngine
 from canary.metrics.smi import FetchError
 from canary.telemetry import ControllerMetrics, configure_logging, serve_http
 
-def load_kube_config() -> k8s.ApiClient:
-    """In-cluster credentials when running in a Pod, else $KUBECONFIG / ~/.kube/config."""
-    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+def load_kube_config(kubeconfig: str | None) -> k8s.ApiClient:
+    """An explicit kubeconfig wins; else in-cluster credentials in a Pod, else $KUBECONFIG."""
+    if kubeconfig:
+        k8s_config.load_kube_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+    elif os.environ.get("KUBERNETES_SERVICE_HOST"):
         k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
     else:
-        k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
+        k8s_config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))  # type: ignore[no-untyped-call]
     return k8s.ApiClient()
 
 
@@ -58,14 +60,14 @@ def run(settings: Settings) -> None:
 
 
 async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    api_client = load_kube_config()
+    api_client = load_kube_config(settings.kubeconfig)
     api = KubeApi(api_client)
     metrics = ControllerMetrics()
     leading, leader_stop = asyncio.Event(), asyncio.Event()
     kopf_ready, kopf_stop = asyncio.Event(), asyncio.Event()
     stop = stop or asyncio.Event()
     http = await serve_http(metrics.registry, settings.metrics_port,
-                            is_ready=lambda: leading.is_set() and kopf_ready.is_set())
+                            is_ready=lambda: not leading.is_set() or kopf_ready.is_set())
     leadership = asyncio.create_task(
         hold_leadership(settings.leader_election, cast(LeaseApi, k8s.CoordinationV1Api(api_client)), leading,
                         leader_stop),

@@ -1,0 +1,262 @@
+"""Command-line grammar, and the controller's :class:`Settings` from flags and environment.
+
+Every ``canary run`` flag has an environment variable named ``CANARY_`` plus the flag's name
+(``--metrics-port`` -> ``CANARY_METRICS_PORT``); a flag beats the variable, the variable beats
+the default in :mod:`canary.config`. Flags default to None here so that "not given" can be told
+apart from "given the default value".
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import NoReturn
+
+from canary import __version__
+from canary.cli.errors import ExitCode, UsageError
+from canary.config import LeaderElectionSettings, Mesh, MetricsSettings, Settings
+from canary.domain.durations import parse_duration
+from canary.domain.spec import ProviderType
+from canary.domain.status import Annotation
+from canary.errors import SpecError
+
+__all__ = [
+    "DEFAULT_PROVIDERS",
+    "LOG_LEVELS",
+    "build_parser",
+    "env_name",
+    "kubeconfig_from_args",
+    "settings_from_args",
+]
+
+DEFAULT_PROVIDERS = ("smi", "smi:v1alpha1", "smi:v1alpha2", "smi:v1alpha3", "smi:v1alpha4", "gatewayapi")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def env_name(dest: str) -> str:
+    return f"CANARY_{dest.upper()}"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # argparse's exit code 2 would read as "timed out" to a script calling `canary wait`.
+        self.print_usage(sys.stderr)
+        self.exit(ExitCode.USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text, "duration").total_seconds()
+    except SpecError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from exc
+
+
+def _env_help(dest: str) -> str:
+    return f" [env {env_name(dest)}]"
+
+
+def _add_run(sub: argparse._SubParsersAction[_Parser]) -> None:
+    run = sub.add_parser(
+        "run",
+        help="run the controller",
+        description="Run the controller until interrupted. Each flag can also be set through the "
+                    "environment variable shown with it; a flag wins over the variable.",
+    )
+    run.add_argument("--namespace", dest="namespaces", action="append", metavar="NS",
+                     help="watch only this namespace; repeat or separate with commas for several "
+                          "(default: the whole cluster)" + _env_help("namespaces"))
+    run.add_argument("--default-provider", choices=DEFAULT_PROVIDERS,
+                     help="router for Canaries without spec.provider (default: smi)"
+                          + _env_help("default_provider"))
+    run.add_argument("--metrics-source", choices=[p.value for p in ProviderType],
+                     help="where builtin checks read metrics (default: prometheus)" + _env_help("metrics_source"))
+    run.add_argument("--prometheus-address", metavar="URL",
+                     help=f"Prometheus for builtin checks (default: {MetricsSettings().prometheus_address})"
+                          + _env_help("prometheus_address"))
+    run.add_argument("--mesh", choices=[m.value for m in Mesh],
+                     help="whose metric names builtin checks query (default: linkerd)" + _env_help("mesh"))
+    run.add_argument("--log-level", choices=LOG_LEVELS, help="(default: info)" + _env_help("log_level"))
+    run.add_argument("--metrics-port", type=int, metavar="PORT",
+                     help="port of /metrics, /healthz and /readyz (default: 8080)" + _env_help("metrics_port"))
+    run.add_argument("--leader-election", action=argparse.BooleanOptionalAction, default=None,
+                     help="hold a Lease so only one replica acts (default: on)" + _env_help("leader_election"))
+    run.add_argument("--lease-name", metavar="NAME",
+                     help=f"(default: {LeaderElectionSettings().lease_name})" + _env_help("lease_name"))
+    run.add_argument("--lease-namespace", metavar="NS",
+                     help=f"(default: {LeaderElectionSettings().lease_namespace})" + _env_help("lease_namespace"))
+    run.add_argument("--kubeconfig", metavar="PATH",
+                     help="kubeconfig file (default: in-cluster, then $KUBECONFIG)" + _env_help("kubeconfig"))
+
+
+def _client_options() -> _Parser:
+    common = _Parser(add_help=False)
+    common.add_argument("-n", "--namespace", metavar="NS",
+                        help="the Canary's namespace (default: the kubeconfig context's)")
+    common.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
+    common.add_argument("--context", metavar="NAME", help="kubeconfig context (default: the current one)")
+    return common
+
+
+def _wait_options(default: str) -> _Parser:
+    waiting = _Parser(add_help=False)
+    waiting.add_argument("--timeout", type=_duration, default=_duration(default), metavar="DURATION",
+                         help=f"how long to wait for the controller's confirmation, e.g. 30s, 2m (default: {default})")
+    waiting.add_argument("--no-wait", dest="wait", action="store_false",
+                         help="write the annotation and return without waiting")
+    return waiting
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="canary", description="Progressive delivery for Kubernetes: the controller and its "
+                                                "on-call tools.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    _add_run(sub)
+
+    common = _client_options()
+    status = sub.add_parser("status", parents=[common], help="show Canaries, their weight, checks and conditions",
+                            description="Show each Canary's phase, traffic weight, failed checks, the value, "
+                                        "bounds and verdict of every check, and its conditions.")
+    status.add_argument("name", nargs="?", help="one Canary (default: all in the namespace)")
+    status.add_argument("-A", "--all-namespaces", action="store_true", help="Canaries in every namespace")
+    status.add_argument("-w", "--watch", action="store_true", help="show again on every change until Ctrl-C")
+    status.add_argument("-o", "--output", choices=("text", "json"), default="text")
+
+    wait = sub.add_parser(
+        "wait", parents=[common], help="wait until a release succeeds or fails (for CI)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Wait until the Canary's release ends. Exit 0 when it ends as asked, 1 when it\n"
+                    "ends the other way (or the revision was superseded), 2 on timeout.",
+        epilog="Without --revision only the phase counts: a Canary still Succeeded from the previous\n"
+               "release satisfies --for succeeded immediately, before the controller has seen the new\n"
+               "Deployment. Pass --revision with the value `canary status` shows as Revision\n"
+               "(status.lastAppliedSpec) to wait for the outcome of that revision only.",
+    )
+    wait.add_argument("name")
+    wait.add_argument("--for", dest="goal", required=True, choices=("succeeded", "failed", "promoted"),
+                      help="the outcome to wait for (promoted is another name for succeeded)")
+    wait.add_argument("--timeout", type=_duration, default=_duration("10m"), metavar="DURATION",
+                      help="e.g. 90s, 10m, 1h (default: 10m)")
+    wait.add_argument("--revision", metavar="CHECKSUM", help="only an outcome for this lastAppliedSpec counts")
+
+    on_call = {
+        "rollback": ("route all traffic back to the primary and fail the release", "sets", Annotation.ROLLBACK),
+        "promote": ("promote the canary now, skipping the rest of the analysis", "sets", Annotation.PROMOTE),
+        "pause": ("hold the release at its current weight", "sets", Annotation.PAUSE),
+        "resume": ("continue a paused release", "removes", Annotation.PAUSE),
+        "retry": ("run the analysis again for the current revision", "sets", Annotation.RETRY),
+    }
+    for command, (summary, verb, annotation) in on_call.items():
+        cmd = sub.add_parser(command, parents=[common, _wait_options("30s")], help=summary,
+                             description=f"{summary[0].upper()}{summary[1:]}: {verb} the {annotation.value} "
+                                         "annotation (as kubectl annotate would) and waits for the "
+                                         "controller to confirm it; exit 2 if it does not.")
+        cmd.add_argument("name")
+        if command == "rollback":
+            cmd.add_argument("--reason", metavar="TEXT", help="why; recorded in the Canary's status and events")
+    return parser
+
+
+# --- settings ------------------------------------------------------------------------------------
+
+
+def _pick(ns: argparse.Namespace, env: Mapping[str, str], dest: str) -> str | None:
+    flag = getattr(ns, dest, None)
+    if flag is not None:
+        return str(flag)
+    value = env.get(env_name(dest), "").strip()
+    return value or None
+
+
+def _choice(value: str, allowed: Sequence[str], dest: str) -> str:
+    if value not in allowed:
+        raise UsageError(f"{env_name(dest)}={value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _bool(ns: argparse.Namespace, env: Mapping[str, str], dest: str) -> bool | None:
+    flag = getattr(ns, dest, None)
+    if flag is not None:
+        return bool(flag)
+    raw = env.get(env_name(dest), "").strip().lower()
+    if not raw:
+        return None
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise UsageError(f"{env_name(dest)}={raw!r} is not a boolean (true/false, 1/0, yes/no, on/off)")
+
+
+def _port(value: str, dest: str) -> int:
+    where = f"--{dest.replace('_', '-')} or {env_name(dest)}"
+    try:
+        port = int(value)
+    except ValueError as exc:
+        raise UsageError(f"{where}: {value!r} is not a port number") from exc
+    if not 1 <= port <= 65535:
+        raise UsageError(f"{where}: {port} is not between 1 and 65535")
+    return port
+
+
+def _namespaces(ns: argparse.Namespace, env: Mapping[str, str]) -> tuple[str, ...]:
+    given: list[str] | None = getattr(ns, "namespaces", None)
+    raw = given if given else [env.get(env_name("namespaces"), "")]
+    seen: dict[str, None] = {}
+    for item in raw:
+        for part in item.split(","):
+            if part.strip():
+                seen.setdefault(part.strip(), None)
+    return tuple(seen)
+
+
+def settings_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> Settings:
+    """The controller's settings: flag, else ``CANARY_*`` variable, else the default. Pure.
+
+    Raises :class:`UsageError` for an environment value argparse did not get to check.
+    """
+    base = Settings()
+    metrics, election = base.metrics, base.leader_election
+
+    provider = _pick(ns, env, "default_provider")
+    source = _pick(ns, env, "metrics_source")
+    address = _pick(ns, env, "prometheus_address")
+    mesh = _pick(ns, env, "mesh")
+    level = _pick(ns, env, "log_level")
+    port = _pick(ns, env, "metrics_port")
+    enabled = _bool(ns, env, "leader_election")
+    lease_name = _pick(ns, env, "lease_name")
+    lease_namespace = _pick(ns, env, "lease_namespace")
+
+    if source is not None:
+        metrics = replace(metrics, source=ProviderType(_choice(source, [p.value for p in ProviderType], "metrics_source")))
+    if address is not None:
+        metrics = replace(metrics, prometheus_address=address)
+    if mesh is not None:
+        metrics = replace(metrics, mesh=Mesh(_choice(mesh, [m.value for m in Mesh], "mesh")))
+    if enabled is not None:
+        election = replace(election, enabled=enabled)
+    if lease_name is not None:
+        election = replace(election, lease_name=lease_name)
+    if lease_namespace is not None:
+        election = replace(election, lease_namespace=lease_namespace)
+    return replace(
+        base,
+        namespaces=_namespaces(ns, env),
+        default_provider=base.default_provider if provider is None else _choice(provider, DEFAULT_PROVIDERS,
+                                                                                "default_provider"),
+        metrics=metrics,
+        leader_election=election,
+        log_level=base.log_level if level is None else _choice(level.lower(), LOG_LEVELS, "log_level"),
+        metrics_port=base.metrics_port if port is None else _port(port, "metrics_port"),
+        kubeconfig=kubeconfig_from_args(ns, env),
+    )
+
+
+def kubeconfig_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> str | None:
+    """``--kubeconfig`` or ``CANARY_KUBECONFIG``."""
+    return _pick(ns, env, "kubeconfig")

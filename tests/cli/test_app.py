@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+import io
+import os
+import sys
+import types
+
+import pytest
+
+from canary.__main__ import main
+from canary.cli.app import execute
+from canary.cli.client import CanaryClient
+from canary.cli.errors import ClusterError, ExitCode
+from canary.config import Settings
+from tests.cli.fakes import NOW, FakeCanaryClient, canary, confirming_controller
+
+COMMANDS = ["run", "status", "wait", "rollback", "promote", "pause", "resume", "retry"]
+
+
+def test_top_level_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    text = capsys.readouterr().out
+    for command in COMMANDS:
+        assert command in text
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([command, "--help"]) == 0
+    assert capsys.readouterr().out.startswith(f"usage: canary {command}")
+
+
+def test_wait_help_explains_the_previous_release_caveat(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["wait", "--help"])
+    assert "previous" in capsys.readouterr().out
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("canary ")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param([], id="no-command"),
+        pytest.param(["frobnicate"], id="unknown-command"),
+        pytest.param(["wait", "x"], id="missing-for"),
+        pytest.param(["wait", "x", "--for", "done"], id="bad-goal"),
+        pytest.param(["pause", "x", "--timeout", "soon"], id="bad-duration"),
+        pytest.param(["run", "--mesh", "consul"], id="bad-choice"),
+    ],
+)
+def test_usage_errors_exit_64_not_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == ExitCode.USAGE
+    assert "usage:" in capsys.readouterr().err
+
+
+def _never_connect(kubeconfig: str | None, context: str | None) -> CanaryClient:
+    raise AssertionError("no cluster needed")
+
+
+def test_status_name_with_all_namespaces_is_a_usage_error() -> None:
+    err = io.StringIO()
+    assert execute(["status", "x", "-A"], connect=_never_connect, stderr=err) == ExitCode.USAGE
+    assert "--all-namespaces cannot be combined" in err.getvalue()
+
+
+def test_invalid_environment_for_run_is_a_usage_error() -> None:
+    err = io.StringIO()
+    assert execute(["run"], env={"CANARY_METRICS_PORT": "x"}, stderr=err) == ExitCode.USAGE
+    assert "CANARY_METRICS_PORT" in err.getvalue()
+
+
+def test_run_hands_settings_to_the_operator(monkeypatch: pytest.MonkeyPatch) -> None:
+    received: list[Settings] = []
+    fake = types.ModuleType("canary.kube.operator")
+    fake.run = received.append  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "canary.kube.operator", fake)
+    monkeypatch.setenv("KUBECONFIG", "/original")
+    code = execute(["run", "--namespace", "shop", "--kubeconfig", "/tmp/kc"], env={"CANARY_MESH": "istio"})
+    assert code == ExitCode.OK
+    assert [(s.namespaces, s.metrics.mesh.value) for s in received] == [(("shop",), "istio")]
+    assert os.environ["KUBECONFIG"] == "/tmp/kc"
+
+
+class _Connections:
+    def __init__(self, client: FakeCanaryClient) -> None:
+        self.client = client
+        self.calls: list[tuple[str | None, str | None]] = []
+
+    def __call__(self, kubeconfig: str | None, context: str | None) -> CanaryClient:
+        self.calls.append((kubeconfig, context))
+        return self.client
+
+
+def _execute(argv: list[str], client: FakeCanaryClient) -> tuple[int, str, str, _Connections]:
+    out, err = io.StringIO(), io.StringIO()
+    connect = _Connections(client)
+    code = execute(argv, connect=connect, env={"USER": "bob"}, stdout=out, stderr=err, clock=client.clock,
+                   now=lambda: NOW)
+    return code, out.getvalue(), err.getvalue(), connect
+
+
+def test_commands_use_the_context_namespace_by_default() -> None:
+    client = FakeCanaryClient(canary(namespace="team-a", status={"phase": "Succeeded"}), default_namespace="team-a")
+    code, out, _, connect = _execute(["wait", "podinfo", "--for", "succeeded", "--context", "prod"], client)
+    assert code == ExitCode.OK
+    assert connect.calls == [(None, "prod")]
+    assert "team-a/podinfo is succeeded" in out
+
+
+def test_rollback_end_to_end() -> None:
+    client = FakeCanaryClient(canary(status={"phase": "Progressing"}),
+                              controller=confirming_controller({"rollback": "Failed"}))
+    code, out, _, _ = _execute(["rollback", "podinfo", "-n", "default", "--kubeconfig", "/kc"], client)
+    assert code == ExitCode.OK
+    assert client.patches == [("default", "podinfo", {"canary.dev/rollback": "requested by bob with the canary CLI"})]
+    assert out.endswith("phase Failed\n")
+
+
+def test_status_all_namespaces_end_to_end() -> None:
+    client = FakeCanaryClient(canary(), canary(name="b", namespace="other"))
+    code, out, _, _ = _execute(["status", "-A"], client)
+    assert code == ExitCode.OK
+    assert "Canary default/podinfo" in out and "Canary other/b" in out
+
+
+def test_missing_canary_exits_3() -> None:
+    code, _, err, _ = _execute(["promote", "ghost"], FakeCanaryClient())
+    assert code == ExitCode.ERROR
+    assert err == "canary: error: canary default/ghost not found\n"
+
+
+def test_cluster_errors_exit_3() -> None:
+    def unreachable(kubeconfig: str | None, context: str | None) -> CanaryClient:
+        raise ClusterError("cannot configure access to the cluster: no kubeconfig")
+
+    err = io.StringIO()
+    assert execute(["status"], connect=unreachable, stderr=err) == ExitCode.ERROR
+    assert "no kubeconfig" in err.getvalue()
+
+
+def test_ctrl_c_exits_130() -> None:
+    def interrupted(kubeconfig: str | None, context: str | None) -> CanaryClient:
+        raise KeyboardInterrupt
+
+    assert execute(["wait", "x", "--for", "failed"], connect=interrupted) == ExitCode.INTERRUPTED

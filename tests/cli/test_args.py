@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from canary.cli.args import build_parser, env_name, kubeconfig_from_args, settings_from_args
+from canary.cli.errors import UsageError
+from canary.config import LeaderElectionSettings, Mesh, MetricsSettings, Settings
+from canary.domain.spec import ProviderType
+
+
+def _settings(argv: list[str], env: dict[str, str] | None = None) -> Settings:
+    return settings_from_args(build_parser().parse_args(["run", *argv]), env or {})
+
+
+def test_defaults_are_the_config_defaults() -> None:
+    assert _settings([]) == Settings()
+
+
+def test_every_flag() -> None:
+    settings = _settings([
+        "--namespace", "shop", "--namespace", "web,api", "--default-provider", "gatewayapi",
+        "--metrics-source", "smi", "--prometheus-address", "http://prom:9090", "--mesh", "istio",
+        "--log-level", "debug", "--metrics-port", "9100", "--no-leader-election",
+        "--lease-name", "canary-leader", "--lease-namespace", "canary-system",
+    ])
+    assert settings == Settings(
+        namespaces=("shop", "web", "api"),
+        default_provider="gatewayapi",
+        metrics=MetricsSettings(source=ProviderType.SMI, prometheus_address="http://prom:9090", mesh=Mesh.ISTIO),
+        leader_election=LeaderElectionSettings(enabled=False, lease_name="canary-leader",
+                                               lease_namespace="canary-system"),
+        log_level="debug",
+        metrics_port=9100,
+    )
+
+
+ENV = {
+    "CANARY_NAMESPACES": "shop, web,,shop",
+    "CANARY_DEFAULT_PROVIDER": "smi:v1alpha3",
+    "CANARY_METRICS_SOURCE": "smi",
+    "CANARY_PROMETHEUS_ADDRESS": "http://thanos:9090",
+    "CANARY_MESH": "osm",
+    "CANARY_LOG_LEVEL": "WARNING",
+    "CANARY_METRICS_PORT": "9200",
+    "CANARY_LEADER_ELECTION": "off",
+    "CANARY_LEASE_NAME": "from-env",
+    "CANARY_LEASE_NAMESPACE": "ops",
+}
+
+
+def test_every_environment_variable() -> None:
+    settings = _settings([], ENV)
+    assert settings.namespaces == ("shop", "web")
+    assert settings.default_provider == "smi:v1alpha3"
+    assert settings.metrics == MetricsSettings(source=ProviderType.SMI, prometheus_address="http://thanos:9090",
+                                               mesh=Mesh.OSM)
+    assert settings.log_level == "warning"
+    assert settings.metrics_port == 9200
+    assert settings.leader_election == LeaderElectionSettings(enabled=False, lease_name="from-env",
+                                                              lease_namespace="ops")
+
+
+def test_flags_win_over_environment() -> None:
+    settings = _settings(["--namespace", "flag-ns", "--mesh", "linkerd", "--metrics-port", "7000",
+                          "--leader-election", "--lease-name", "flag-lease"], ENV)
+    assert settings.namespaces == ("flag-ns",)
+    assert settings.metrics.mesh is Mesh.LINKERD
+    assert settings.metrics_port == 7000
+    assert settings.leader_election.enabled is True
+    assert settings.leader_election.lease_name == "flag-lease"
+    # Not given as flags: still from the environment.
+    assert settings.default_provider == "smi:v1alpha3"
+    assert settings.leader_election.lease_namespace == "ops"
+
+
+def test_blank_environment_values_mean_unset() -> None:
+    assert _settings([], {"CANARY_MESH": " ", "CANARY_NAMESPACES": "", "CANARY_LEADER_ELECTION": ""}) == Settings()
+
+
+@pytest.mark.parametrize("raw", ["1", "true", "Yes", "ON"])
+def test_leader_election_env_true(raw: str) -> None:
+    assert _settings([], {"CANARY_LEADER_ELECTION": raw}).leader_election.enabled is True
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "message"),
+    [
+        pytest.param("CANARY_MESH", "consul", "CANARY_MESH='consul' is not one of linkerd, istio, osm", id="mesh"),
+        pytest.param("CANARY_DEFAULT_PROVIDER", "nginx", "is not one of smi, smi:v1alpha1", id="provider"),
+        pytest.param("CANARY_METRICS_SOURCE", "datadog", "is not one of prometheus, smi", id="source"),
+        pytest.param("CANARY_LOG_LEVEL", "loud", "is not one of debug, info", id="log-level"),
+        pytest.param("CANARY_METRICS_PORT", "http", "'http' is not a port number", id="port-text"),
+        pytest.param("CANARY_METRICS_PORT", "70000", "70000 is not between 1 and 65535", id="port-range"),
+        pytest.param("CANARY_LEADER_ELECTION", "maybe", "is not a boolean", id="bool"),
+    ],
+)
+def test_invalid_environment_is_a_usage_error(var: str, value: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        _settings([], {var: value})
+
+
+def test_settings_are_frozen() -> None:
+    settings = _settings([])
+    with pytest.raises(AttributeError):
+        settings.log_level = "debug"  # type: ignore[misc]
+
+
+def test_kubeconfig_flag_or_env() -> None:
+    parser = build_parser()
+    assert settings_from_args(parser.parse_args(["run", "--kubeconfig", "/k"]), {}).kubeconfig == "/k"
+    assert kubeconfig_from_args(parser.parse_args(["run"]), {}) is None
+    assert kubeconfig_from_args(parser.parse_args(["run"]), {"CANARY_KUBECONFIG": "/env"}) == "/env"
+    assert kubeconfig_from_args(parser.parse_args(["run", "--kubeconfig", "/flag"]),
+                                {"CANARY_KUBECONFIG": "/env"}) == "/flag"
+
+
+def test_env_names() -> None:
+    assert env_name("metrics_port") == "CANARY_METRICS_PORT"
+
+
+@pytest.mark.parametrize(
+    ("argv", "attr", "expected"),
+    [
+        pytest.param(["wait", "x", "--for", "failed"], "timeout", 600.0, id="wait-default-10m"),
+        pytest.param(["wait", "x", "--for", "failed", "--timeout", "1m30s"], "timeout", 90.0, id="wait-1m30s"),
+        pytest.param(["pause", "x"], "timeout", 30.0, id="on-call-default-30s"),
+        pytest.param(["pause", "x"], "wait", True, id="waits-by-default"),
+        pytest.param(["pause", "x", "--no-wait"], "wait", False, id="no-wait"),
+        pytest.param(["rollback", "x", "--reason", "p99"], "reason", "p99", id="reason"),
+        pytest.param(["status"], "name", None, id="status-all"),
+        pytest.param(["status", "-A", "-w", "-o", "json"], "all_namespaces", True, id="status-flags"),
+    ],
+)
+def test_client_command_arguments(argv: list[str], attr: str, expected: object) -> None:
+    assert getattr(build_parser().parse_args(argv), attr) == expected
+
+
+def test_lease_durations_untouched() -> None:
+    assert _settings([]).leader_election.lease_duration == timedelta(seconds=15)

@@ -1,0 +1,406 @@
+from __future__ import annotations
+
+import asyncio
+import copy
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from kubernetes.client import V1Lease, V1LeaseSpec, V1ObjectMeta
+from kubernetes.client.exceptions import ApiException
+
+from canary.config import LeaderElectionSettings
+from canary.kube.leader import (
+    LeaderElectionError,
+    LeaderElector,
+    LeadershipLost,
+    LeaseRecord,
+    default_identity,
+    hold_leadership,
+)
+
+NAMESPACE, NAME = "canary-system", "canary-controller"
+SETTINGS = LeaderElectionSettings(lease_name=NAME, lease_namespace=NAMESPACE)
+EPOCH = datetime(2024, 5, 1, 10, 0, 0, 500_000, tzinfo=timezone.utc)
+
+
+class FakeLeaseApi:
+    """An API server for one kind: Leases, with resourceVersion checks like the real one."""
+
+    def __init__(self) -> None:
+        self.leases: dict[tuple[str, str], Any] = {}
+        self.version = 0
+        self.calls: list[str] = []
+        #: Raised by every call while set (API server down).
+        self.failure: Exception | None = None
+        #: Runs just before a replace is checked: another candidate writing first.
+        self.before_replace: Callable[[], None] | None = None
+        #: While set, reads block until it is cleared (a hung connection).
+        self.hang: threading.Event | None = None
+
+    def _store(self, namespace: str, name: str, lease: Any) -> Any:
+        self.version += 1
+        lease = copy.deepcopy(lease)
+        lease.metadata.resource_version = str(self.version)
+        lease.metadata.namespace = namespace
+        self.leases[namespace, name] = lease
+        return copy.deepcopy(lease)
+
+    def _check(self, call: str, kwargs: dict[str, Any]) -> None:
+        assert kwargs.get("_request_timeout"), "every call is bounded"
+        self.calls.append(call)
+        if self.failure is not None:
+            raise self.failure
+
+    def read_namespaced_lease(self, name: str, namespace: str, **kwargs: Any) -> Any:
+        if self.hang is not None:
+            self.hang.wait(5)
+        self._check("read", kwargs)
+        if (namespace, name) not in self.leases:
+            raise ApiException(status=404, reason="Not Found")
+        return copy.deepcopy(self.leases[namespace, name])
+
+    def create_namespaced_lease(self, namespace: str, body: Any, **kwargs: Any) -> Any:
+        self._check("create", kwargs)
+        if (namespace, body.metadata.name) in self.leases:
+            raise ApiException(status=409, reason="AlreadyExists")
+        return self._store(namespace, body.metadata.name, body)
+
+    def replace_namespaced_lease(self, name: str, namespace: str, body: Any, **kwargs: Any) -> Any:
+        self._check("replace", kwargs)
+        if self.before_replace is not None:
+            self.before_replace()
+        current = self.leases.get((namespace, name))
+        if current is None or current.metadata.resource_version != body.metadata.resource_version:
+            raise ApiException(status=409, reason="Conflict")
+        return self._store(namespace, name, body)
+
+    def put(self, holder: str | None, renew: datetime, duration: int = 15, transitions: int = 3) -> None:
+        """Write the Lease directly, as another replica would."""
+        spec = V1LeaseSpec(holder_identity=holder, lease_duration_seconds=duration, acquire_time=renew,
+                           renew_time=renew, lease_transitions=transitions)
+        self._store(NAMESPACE, NAME, V1Lease(metadata=V1ObjectMeta(name=NAME), spec=spec))
+
+    def record(self) -> LeaseRecord:
+        return LeaseRecord.from_lease(self.leases[NAMESPACE, NAME])
+
+    def resource_version(self) -> str:
+        return str(self.leases[NAMESPACE, NAME].metadata.resource_version)
+
+
+class Time:
+    """Monotonic and wall clock that move together, by hand."""
+
+    def __init__(self) -> None:
+        self.seconds = 100.0
+
+    def monotonic(self) -> float:
+        return self.seconds
+
+    def wall(self) -> datetime:
+        return EPOCH + timedelta(seconds=self.seconds - 100.0)
+
+    def advance(self, seconds: float) -> None:
+        self.seconds += seconds
+
+
+def _elector(api: FakeLeaseApi, time: Time, identity: str = "me",
+             settings: LeaderElectionSettings = SETTINGS) -> LeaderElector:
+    return LeaderElector(settings, api, identity=identity, clock=time.monotonic, now=time.wall)
+
+
+# --- one attempt at a time, on a hand-moved clock ------------------------------------------------
+
+
+def test_creates_a_missing_lease() -> None:
+    api, time = FakeLeaseApi(), Time()
+    elector = _elector(api, time)
+    assert elector.try_acquire_or_renew() is True
+    assert elector.is_leader
+    assert api.calls == ["read", "create"]
+    assert api.record() == LeaseRecord(holder="me", duration_seconds=15, acquire_time=EPOCH, renew_time=EPOCH,
+                                       transitions=0)
+
+
+def test_takes_a_released_lease_at_once() -> None:
+    api, time = FakeLeaseApi(), Time()
+    api.put(None, EPOCH, transitions=4)
+    assert _elector(api, time).try_acquire_or_renew() is True
+    record = api.record()
+    assert (record.holder, record.transitions, record.acquire_time) == ("me", 5, EPOCH)
+
+
+def test_respects_a_live_lease_held_by_another() -> None:
+    api, time = FakeLeaseApi(), Time()
+    api.put("other", EPOCH)
+    elector = _elector(api, time)
+    assert elector.try_acquire_or_renew() is False
+    time.advance(10)
+    api.put("other", time.wall())  # the holder renews
+    time.advance(10)
+    assert elector.try_acquire_or_renew() is False
+    assert not elector.is_leader
+    assert api.record().holder == "other"
+    assert "replace" not in api.calls
+
+
+def test_takes_over_an_expired_lease() -> None:
+    api, time = FakeLeaseApi(), Time()
+    api.put("crashed", EPOCH, transitions=3)
+    elector = _elector(api, time)
+    assert elector.try_acquire_or_renew() is False  # first sight starts our own count
+    time.advance(14.9)
+    assert elector.try_acquire_or_renew() is False
+    time.advance(0.1)
+    assert elector.try_acquire_or_renew() is True
+    record = api.record()
+    assert record.holder == "me"
+    assert record.transitions == 4
+    assert record.acquire_time == record.renew_time == time.wall()
+
+
+def test_expiry_is_measured_on_our_clock_not_the_holders_timestamps() -> None:
+    api, time = FakeLeaseApi(), Time()
+    # Written by a node whose clock is an hour behind: a live lease all the same.
+    api.put("other", EPOCH - timedelta(hours=1))
+    assert _elector(api, time).try_acquire_or_renew() is False
+
+
+def test_renewal_moves_renew_time_only() -> None:
+    api, time = FakeLeaseApi(), Time()
+    elector = _elector(api, time)
+    elector.try_acquire_or_renew()
+    version = api.resource_version()
+    time.advance(2)
+    assert elector.try_acquire_or_renew() is True
+    record = api.record()
+    assert record.acquire_time == EPOCH
+    assert record.renew_time == EPOCH + timedelta(seconds=2)
+    assert record.transitions == 0
+    assert int(api.resource_version()) > int(version)
+
+
+def test_a_restarted_holder_with_the_same_identity_keeps_its_lease() -> None:
+    api, time = FakeLeaseApi(), Time()
+    api.put("me", EPOCH, transitions=2)
+    assert _elector(api, time).try_acquire_or_renew() is True
+    assert api.record().transitions == 2
+
+
+def test_two_candidates_one_winner() -> None:
+    api, time = FakeLeaseApi(), Time()
+    first, second = _elector(api, time, "a"), _elector(api, time, "b")
+    assert first.try_acquire_or_renew() is True
+    assert second.try_acquire_or_renew() is False
+    assert (first.is_leader, second.is_leader) == (True, False)
+
+
+def test_a_lost_race_is_a_conflict_not_a_win() -> None:
+    api, time = FakeLeaseApi(), Time()
+    api.put(None, EPOCH)
+    api.before_replace = lambda: api.put("faster", time.wall())
+    elector = _elector(api, time)
+    assert elector.try_acquire_or_renew() is False
+    assert not elector.is_leader
+    api.before_replace = None
+    assert elector.try_acquire_or_renew() is False  # and the winner's lease is live
+    assert api.record().holder == "faster"
+
+
+def test_a_lost_create_race() -> None:
+    api, time = FakeLeaseApi(), Time()
+    real_create = api.create_namespaced_lease
+
+    def racing_create(namespace: str, body: Any, **kwargs: Any) -> Any:
+        api.put("faster", time.wall())
+        return real_create(namespace, body, **kwargs)
+
+    api.create_namespaced_lease = racing_create  # type: ignore[method-assign]
+    assert _elector(api, time).try_acquire_or_renew() is False
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        pytest.param(ApiException(status=500, reason="Internal Server Error"), id="server-error"),
+        pytest.param(ApiException(status=403, reason="Forbidden"), id="forbidden"),
+        pytest.param(ConnectionRefusedError("refused"), id="unreachable"),
+    ],
+)
+def test_api_failures_are_failed_attempts(failure: Exception) -> None:
+    api, time = FakeLeaseApi(), Time()
+    api.failure = failure
+    assert _elector(api, time).try_acquire_or_renew() is False
+
+
+def test_release_frees_the_lease_for_a_successor() -> None:
+    api, time = FakeLeaseApi(), Time()
+    leader = _elector(api, time, "old")
+    leader.try_acquire_or_renew()
+    assert leader.release() is True
+    assert not leader.is_leader
+    record = api.record()
+    assert (record.holder, record.duration_seconds, record.transitions) == (None, 1, 0)
+    assert _elector(api, time, "new").try_acquire_or_renew() is True
+    assert api.record().transitions == 1
+
+
+def test_release_leaves_someone_elses_lease_alone() -> None:
+    api, time = FakeLeaseApi(), Time()
+    elector = _elector(api, time)
+    elector.try_acquire_or_renew()
+    api.put("usurper", time.wall())
+    assert elector.release() is True
+    assert api.record().holder == "usurper"
+
+
+def test_written_times_always_carry_microseconds() -> None:
+    api, time = FakeLeaseApi(), Time()
+    elector = LeaderElector(SETTINGS, api, identity="me", clock=time.monotonic,
+                            now=lambda: datetime(2024, 5, 1, 10, 0, 0, tzinfo=timezone.utc))
+    elector.try_acquire_or_renew()
+    assert api.record().renew_time == datetime(2024, 5, 1, 10, 0, 0, 1, tzinfo=timezone.utc)
+
+
+def test_fractional_lease_duration_rounds_up() -> None:
+    api, time = FakeLeaseApi(), Time()
+    settings = LeaderElectionSettings(lease_duration=timedelta(seconds=0.6), renew_deadline=timedelta(seconds=0.3),
+                                      retry_period=timedelta(seconds=0.05))
+    _elector(api, time, settings=settings).try_acquire_or_renew()
+    assert LeaseRecord.from_lease(next(iter(api.leases.values()))).duration_seconds == 1
+
+
+@pytest.mark.parametrize(
+    ("lease", "renew", "retry"),
+    [pytest.param(10, 10, 2, id="renew-not-below-lease"), pytest.param(15, 2, 2, id="retry-not-below-renew"),
+     pytest.param(15, 10, 0, id="no-retry-period")],
+)
+def test_settings_that_cannot_work(lease: float, renew: float, retry: float) -> None:
+    settings = LeaderElectionSettings(lease_duration=timedelta(seconds=lease), renew_deadline=timedelta(seconds=renew),
+                                      retry_period=timedelta(seconds=retry))
+    with pytest.raises(LeaderElectionError, match="need lease_duration"):
+        LeaderElector(settings, FakeLeaseApi())
+
+
+def test_identity_defaults() -> None:
+    assert LeaderElector(SETTINGS, FakeLeaseApi()).identity == default_identity()
+    assert LeaderElector(LeaderElectionSettings(identity="pod-a"), FakeLeaseApi()).identity == "pod-a"
+    assert default_identity().rsplit("_", 1)[1].isdigit()
+
+
+# --- the asyncio loop, in real (short) time ------------------------------------------------------
+
+FAST = LeaderElectionSettings(lease_name=NAME, lease_namespace=NAMESPACE, lease_duration=timedelta(seconds=0.6),
+                              renew_deadline=timedelta(seconds=0.3), retry_period=timedelta(seconds=0.02))
+
+
+async def _until(predicate: Callable[[], bool], timeout: float = 2.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.005)
+
+
+async def test_leads_while_running_and_releases_on_stop() -> None:
+    api = FakeLeaseApi()
+    leading, stop = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(hold_leadership(FAST, api, leading, stop, identity="me"))
+    await asyncio.wait_for(leading.wait(), 2)
+    assert api.record().holder == "me"
+    version = int(api.resource_version())
+    await _until(lambda: int(api.resource_version()) > version + 2)  # renewing
+    stop.set()
+    await asyncio.wait_for(task, 2)
+    assert not leading.is_set()
+    assert api.record().holder is None
+
+
+async def test_waits_for_a_live_lease_and_stops_on_request() -> None:
+    api = FakeLeaseApi()
+    api.put("other", datetime.now(timezone.utc), duration=60)
+    leading, stop = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(hold_leadership(FAST, api, leading, stop, identity="me"))
+    await _until(lambda: api.calls.count("read") >= 3)
+    assert not leading.is_set()
+    stop.set()
+    await asyncio.wait_for(task, 2)
+    assert api.record().holder == "other"
+
+
+async def test_takes_over_when_the_holder_stops_renewing() -> None:
+    api = FakeLeaseApi()
+    api.put("crashed", datetime.now(timezone.utc), duration=1)
+    leading, stop = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(hold_leadership(FAST, api, leading, stop, identity="me"))
+    await asyncio.wait_for(leading.wait(), 3)
+    assert api.record().holder == "me"
+    stop.set()
+    await task
+
+
+async def test_renewal_failing_past_the_deadline_loses_leadership() -> None:
+    api = FakeLeaseApi()
+    leading, stop = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(hold_leadership(FAST, api, leading, stop, identity="me"))
+    await asyncio.wait_for(leading.wait(), 2)
+    api.failure = ApiException(status=503, reason="Service Unavailable")
+    lost_at = asyncio.get_running_loop().time()
+    with pytest.raises(LeadershipLost, match="could not renew the lease for 0.3s"):
+        await asyncio.wait_for(task, 2)
+    # Gave up within the renew deadline (plus one retry), well before the lease expires for others.
+    assert asyncio.get_running_loop().time() - lost_at < 0.6
+    assert not leading.is_set()
+
+
+async def test_a_brief_failure_within_the_deadline_is_survived() -> None:
+    api = FakeLeaseApi()
+    leading, stop = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(hold_leadership(FAST, api, leading, stop, identity="me"))
+    await asyncio.wait_for(leading.wait(), 2)
+    api.failure = ConnectionResetError("reset")
+    await asyncio.sleep(0.1)
+    api.failure = None
+    version = int(api.resource_version())
+    await _until(lambda: int(api.resource_version()) > version)
+    assert leading.is_set() and not task.done()
+    stop.set()
+    await task
+
+
+async def test_losing_the_lease_to_another_on_conflict() -> None:
+    api = FakeLeaseApi()
+    leading, stop = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(hold_leadership(FAST, api, leading, stop, identity="me"))
+    await asyncio.wait_for(leading.wait(), 2)
+    # Another replica writes first; our next renewal answers 409 and the re-read shows the winner.
+    api.before_replace = lambda: api.put("usurper", datetime.now(timezone.utc))
+    with pytest.raises(LeadershipLost, match="now held by usurper"):
+        await asyncio.wait_for(task, 2)
+    assert not leading.is_set()
+    assert "replace" in api.calls
+
+
+async def test_a_hung_renewal_does_not_outlive_the_deadline() -> None:
+    api = FakeLeaseApi()
+    leading, stop = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(hold_leadership(FAST, api, leading, stop, identity="me"))
+    await asyncio.wait_for(leading.wait(), 2)
+    api.hang = threading.Event()
+    try:
+        with pytest.raises(LeadershipLost):
+            await asyncio.wait_for(task, 2)
+        assert not leading.is_set()
+    finally:
+        api.hang.set()
+
+
+async def test_disabled_election_leads_at_once() -> None:
+    api = FakeLeaseApi()
+    leading, stop = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(hold_leadership(LeaderElectionSettings(enabled=False), api, leading, stop))
+    await asyncio.wait_for(leading.wait(), 1)
+    stop.set()
+    await asyncio.wait_for(task, 1)
+    assert not leading.is_set()
+    assert api.calls == []
