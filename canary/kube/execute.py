@@ -191,9 +191,13 @@ class Executor:
                 ports = list((existing.get("spec") or {}).get("ports") or [])
                 ours = body["spec"]["ports"][0]
                 ports = [p for p in ports if p.get("port") != ours["port"]] + [ours]
+                # A merge patch merges maps: selector keys we do not set must be nulled, or the
+                # Service keeps them, never matches, and is patched again on every pass.
+                selector = {**{k: None for k in (existing.get("spec") or {}).get("selector") or {}},
+                            **body["spec"]["selector"]}
                 await self.api.call(
                     self.api.core.patch_namespaced_service, name, target.namespace,
-                    {"spec": {"selector": body["spec"]["selector"], "ports": ports}}, _content_type=MERGE_PATCH,
+                    {"spec": {"selector": selector, "ports": ports}}, _content_type=MERGE_PATCH,
                 )
 
     async def _restore_target(self, target: Target) -> None:

@@ -17,9 +17,9 @@ PRIMARY_SUFFIX = "-primary"
 CANARY_SUFFIX = "-canary"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "canary"}
 
-#: Fields a copied object must not carry over: they belong to the original's identity.
-_IDENTITY_FIELDS = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields",
-                    "selfLink", "ownerReferences", "deletionTimestamp", "deletionGracePeriodSeconds")
+#: "immutable" is left out on purpose: the copy is rewritten at every promotion.
+_PAYLOAD_FIELDS = ("apiVersion", "kind", "data", "binaryData", "stringData", "type")
+
 
 
 def primary_name(name: str) -> str:
@@ -48,10 +48,13 @@ def primary_labels(labels: Mapping[str, str], selector: Mapping[str, str]) -> di
 
 
 def primary_template(template: Mapping[str, Any], selector: Mapping[str, str],
-                     copied: Iterable[ConfigRef]) -> dict[str, Any]:
+                     copied: Iterable[ConfigRef], revision: str) -> dict[str, Any]:
     out = copy.deepcopy(dict(template))
     meta = out.setdefault("metadata", {})
     meta["labels"] = primary_labels(meta.get("labels") or {}, selector)
+    # A config-only revision leaves the template as it was, and without a change the primary's
+    # pods would never restart to read the new copies (env vars are read once, at start).
+    meta["annotations"] = {**(meta.get("annotations") or {}), REVISION_ANNOTATION: revision}
     renames = {(ref.kind, ref.name): primary_name(ref.name) for ref in copied}
     _rename_config_refs(out.get("spec") or {}, renames)
     return out
@@ -84,7 +87,7 @@ def primary_deployment(target: Mapping[str, Any], *, owner: Mapping[str, Any], r
     spec = copy.deepcopy(dict(target.get("spec") or {}))
     spec["replicas"] = replicas
     spec["selector"] = {"matchLabels": primary_labels(selector, selector)}
-    spec["template"] = primary_template(spec.get("template") or {}, selector, copied)
+    spec["template"] = primary_template(spec.get("template") or {}, selector, copied, revision)
     meta = target.get("metadata") or {}
     return {
         "apiVersion": "apps/v1",
@@ -104,19 +107,24 @@ def promotion_patch(target: Mapping[str, Any], revision: str, copied: Iterable[C
     """Merge patch making an existing primary run the target's template (replicas untouched:
     an autoscaler may own them)."""
     selector = match_labels(target)
-    template = primary_template((target.get("spec") or {}).get("template") or {}, selector, copied)
+    template = primary_template((target.get("spec") or {}).get("template") or {}, selector, copied, revision)
     return {"metadata": {"annotations": {REVISION_ANNOTATION: revision}}, "spec": {"template": template}}
 
 
 def config_copy(obj: Mapping[str, Any], owner: Mapping[str, Any]) -> dict[str, Any]:
     """``<name>-primary`` copy of a ConfigMap or Secret, so a config change reaches the canary
     only: the primary keeps reading the copy taken at its last promotion."""
-    out = {k: copy.deepcopy(v) for k, v in obj.items() if k != "status"}
-    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _IDENTITY_FIELDS}
-    meta["name"] = primary_name(meta["name"])
-    meta["labels"] = {**(meta.get("labels") or {}), **MANAGED_BY}
-    meta["ownerReferences"] = [dict(owner)]
-    out["metadata"] = meta
+    # Only the payload is copied: the source's labels and annotations carry GitOps tracking
+    # (Argo CD, Flux) that would make those tools prune the copy, and a copied finalizer could
+    # block its deletion.
+    source_meta = obj.get("metadata") or {}
+    out = {k: copy.deepcopy(v) for k, v in obj.items() if k in _PAYLOAD_FIELDS}
+    out["metadata"] = {
+        "name": primary_name(source_meta["name"]),
+        "namespace": source_meta.get("namespace"),
+        "labels": dict(MANAGED_BY),
+        "ownerReferences": [dict(owner)],
+    }
     return out
 
 
