@@ -25,7 +25,7 @@ from canary.errors import Conflict, NotFound
 from canary.kube.api import CANARY_GROUP, CANARY_PLURAL, CANARY_VERSION, JSON_PATCH, MERGE_PATCH, KubeApi
 from canary.kube.cache import ClusterCache, Kind, ObjectKey
 from canary.kube.observe import Observation
-from canary.kube.revision import ConfigRef
+from canary.kube.revision import REVISION_ANNOTATION, ConfigRef
 from canary.kube.workloads import (
     config_copy, match_labels, owner_reference, primary_deployment, primary_name, promotion_patch, service_bodies,
     service_matches,
@@ -159,19 +159,17 @@ class Executor:
         source = self._target_body(target)
         await self._copy_configs(target, target.observation.configs)
         patch = promotion_patch(source, revision, target.observation.configs)
+        # Only our own annotation key is touched: others on the primary (added by people or
+        # tools) survive, and the JSON Patch path escapes the "/" in the key.
+        key = "/metadata/annotations/" + REVISION_ANNOTATION.replace("~", "~0").replace("/", "~1")
         ops = [
             {"op": "replace", "path": "/spec/template", "value": patch["spec"]["template"]},
-            {"op": "add", "path": "/metadata/annotations", "value": {
-                **(self._primary_annotations(target)), **patch["metadata"]["annotations"]}},
+            {"op": "add", "path": key, "value": revision},
         ]
         await self.api.call(
             self.api.apps.patch_namespaced_deployment, primary_name(target.spec.target_ref.name), target.namespace,
             ops, _content_type=JSON_PATCH,
         )
-
-    def _primary_annotations(self, target: Target) -> dict[str, str]:
-        body = self.cache.get(ObjectKey(Kind.DEPLOYMENT, target.namespace, primary_name(target.spec.target_ref.name)))
-        return dict(((body or {}).get("metadata") or {}).get("annotations") or {})
 
     async def _ensure_services(self, target: Target) -> None:
         source = self._target_body(target)

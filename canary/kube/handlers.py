@@ -52,8 +52,9 @@ def register(registry: kopf.OperatorRegistry, reconcilers: ReconcilerRegistry) -
         settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
         settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(field="status.kopf.diffbase")
         settings.persistence.finalizer = "canary.dev/revert-on-deletion"
-        # Our own Events say what happened; kopf's per-handler events would only add noise.
-        settings.posting.level = 40  # logging.ERROR
+        # Our own Events say what happened. kopf's would add one per retry of the
+        # revertOnDeletion handler, every couple of seconds.
+        settings.posting.enabled = False
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
 
@@ -82,8 +83,16 @@ def register(registry: kopf.OperatorRegistry, reconcilers: ReconcilerRegistry) -
 
 def _watch(registry: kopf.OperatorRegistry, reconcilers: ReconcilerRegistry, group: str, plural: str,
            kind: Kind) -> None:
-    async def on_event(*, type: str, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
-        key = _key(kind, group, namespace or "", name)
-        reconcilers.object_changed(key, None if type == "DELETED" else _plain(body))
+    # Filled through an indexing handler on purpose: kopf runs no other handler (in particular
+    # not the Canary's) until every indexed resource has been listed once. Without that
+    # barrier a Canary seen before its ConfigMaps would hash a different revision and start a
+    # run after every controller restart. The index itself stays empty (we return None).
+    async def fill_cache(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
+        reconcilers.object_changed(_key(kind, group, namespace or "", name), _plain(body))
 
-    kopf.on.event(group=group, plural=plural, registry=registry, id=f"watch-{plural}")(on_event)
+    async def on_event(*, type: str, namespace: str | None, name: str, **_: Any) -> None:
+        if type == "DELETED":
+            reconcilers.object_changed(_key(kind, group, namespace or "", name), None)
+
+    kopf.index(group=group, plural=plural, registry=registry, id=f"cache-{plural}")(fill_cache)
+    kopf.on.event(group=group, plural=plural, registry=registry, id=f"deleted-{plural}")(on_event)

@@ -59,20 +59,21 @@ class ProbeRunner:
         analysis = target.spec.analysis
         requests: list[MeasureRequest] = []
         failures: dict[int, str] = {}
-        secrets: set[str] = set()
+        secrets: set[tuple[str, str]] = set()
         for index, metric in enumerate(analysis.metrics):
             try:
                 template = self._template(target, metric)
             except (SpecError, TemplateError) as exc:
                 failures[index] = str(exc)
                 template = None
-            if template is not None and template.provider.secret_ref:
-                secrets.add(template.provider.secret_ref)
+            if template is not None and template.provider.secret_ref and metric.template_ref is not None:
+                # A template's Secret lives beside the template, which may be in another namespace.
+                secrets.add((metric.template_ref.namespace or target.namespace, template.provider.secret_ref))
             requests.append(MeasureRequest(
                 metric=metric, namespace=target.namespace, name=target.name, target=target.spec.target_ref.name,
                 service=target.spec.service.name, window=metric.interval or analysis.interval, template=template,
             ))
-        credentials = await self._credentials(target.namespace, secrets)
+        credentials = await self._credentials(secrets)
         runnable = [r for i, r in enumerate(requests) if i not in failures]
         measured = iter(await self.engine.measure_all(runnable, credentials))
         checks = []
@@ -100,11 +101,11 @@ class ProbeRunner:
             raise TemplateError(f"MetricTemplate {key.namespace}/{key.name} not found")
         return parse_metric_template_spec(body.get("spec") or {})
 
-    async def _credentials(self, namespace: str, names: set[str]) -> dict[str, Mapping[str, str]]:
+    async def _credentials(self, refs: set[tuple[str, str]]) -> dict[str, Mapping[str, str]]:
         # Secrets are read only when a template needs one, and never cached: the cache keeps
         # digests of Secrets, not their contents.
         out: dict[str, Mapping[str, str]] = {}
-        for name in sorted(names):
+        for namespace, name in sorted(refs):
             try:
                 secret = self.api.to_dict(await self.api.call(self.api.core.read_namespaced_secret, name, namespace))
             except ApiError:
