@@ -40,7 +40,7 @@ def derive_conditions(
 
     if suspended:
         wanted.append((ConditionType.RECONCILING, False, "Suspended", "spec.suspend is true"))
-    elif paused and phase in _RECONCILING:
+    elif paused and phase in _RECONCILING and problem is None:
         wanted.append((ConditionType.RECONCILING, True, "Paused",
                        f"paused by the canary.dev/pause annotation at {status.canary_weight}%"))
     elif phase in _RECONCILING and problem is None:

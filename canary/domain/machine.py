@@ -183,19 +183,27 @@ def _finish(step: _Step, old: CanaryStatus) -> Decision:
     observed = step.observed
     new = step.status.with_(observed_generation=observed.generation)
     actions: tuple[Action, ...] = ()
-    if observed.target.exists and not (step.spec.suspend and not observed.deleting):
+    # While deleting without revertOnDeletion, garbage collection removes what the controller made;
+    # converging would recreate it. Suspend does not hold back a deletion.
+    hands_off = step.spec.suspend if not observed.deleting else not step.spec.revert_on_deletion
+    if observed.target.exists and not hands_off:
         actions = converge(new, observed)
         route_now = observed.route
-        if route_now.exists and old.phase is not None and old.phase is not Phase.TERMINATING:
-            expected = desired_route(old, observed)
-            if route_now.weights != expected and any(isinstance(a, SetRoute) for a in actions):
-                found = str(route_now.weights) if route_now.weights else "an unrecognised shape"
-                step.event(
-                    "RouteRestored",
-                    f"the traffic route was changed outside the controller (found {found}, "
-                    f"expected {expected}); putting it back",
-                    warning=True,
-                )
+        restored = next((a.weights for a in actions if isinstance(a, SetRoute)), None)
+        if (
+            route_now.exists and restored is not None and old.phase is not None
+            and old.phase is not Phase.TERMINATING
+            # Readiness flips and revision changes move the route without a status change, so
+            # only a route none of our own decisions for ``old`` could have written is drift.
+            and route_now.weights not in {_route_for(old, serving) for serving in (True, False)}
+        ):
+            found = str(route_now.weights) if route_now.weights else "an unrecognised shape"
+            step.event(
+                "RouteRestored",
+                f"the traffic route was changed outside the controller (found {found}, "
+                f"expected {restored}); putting it back",
+                warning=True,
+            )
     actions = actions + tuple(step.extra_actions)
     new = new.with_(conditions=derive_conditions(
         new, step.now, problem=observed.problem, suspended=step.spec.suspend, paused=step.paused,
@@ -208,10 +216,19 @@ def _finish(step: _Step, old: CanaryStatus) -> Decision:
 
 
 def desired_route(status: CanaryStatus, observed: Observed) -> Weights:
-    """Traffic split for ``status``; the canary only gets traffic while observed ready."""
+    """Traffic split for ``status``; the canary only gets traffic while observed ready and, during
+    a release, only while it still runs the revision under analysis (a push after the primary
+    copy must not be exposed unanalysed)."""
+    serving = observed.target.ready and (
+        status.phase is Phase.TERMINATING or observed.target.checksum == status.last_applied_spec
+    )
+    return _route_for(status, serving)
+
+
+def _route_for(status: CanaryStatus, serving: bool) -> Weights:
     if status.phase is Phase.TERMINATING:
-        return Weights(primary=0, canary=100) if observed.target.ready else ALL_PRIMARY
-    if status.phase in _CANARY_SERVES and observed.target.ready:
+        return Weights(primary=0, canary=100) if serving else ALL_PRIMARY
+    if status.phase in _CANARY_SERVES and serving:
         return Weights.canary_at(status.canary_weight)
     return ALL_PRIMARY
 
@@ -226,9 +243,11 @@ def converge(status: CanaryStatus, observed: Observed) -> tuple[Action, ...]:
     if phase is Phase.TERMINATING:
         if observed.target.replicas == 0:
             actions.append(ScaleCanary(max(status.primary_replicas, 1)))
-        if observed.target.ready and observed.route.exists:
+        # Services adopted before the route existed must be handed back too, or they go with the
+        # Canary's garbage collection.
+        if observed.target.ready and (observed.route.exists or observed.services_ready):
             wanted = desired_route(status, observed)
-            if observed.route.weights != wanted:
+            if observed.route.exists and observed.route.weights != wanted:
                 actions.append(SetRoute(wanted))
             actions.append(RestoreTarget())
         return tuple(actions)
@@ -288,43 +307,56 @@ def _on_call(step: _Step) -> bool:
     """Apply on-call annotations, each once per value. Returns True when one moved the phase."""
     present = step.observed.annotations
     handled = dict(step.status.handled_annotations)
+    was_paused = handled.get(Annotation.PAUSE.short, "").lower() == "true"
     fresh: dict[Annotation, str] = {}
     for key in Annotation:
         value = present.get(key.value)
         if value is None:
-            if handled.pop(key.short, None) is not None and key is Annotation.PAUSE:
-                step.event("Resumed", "the canary.dev/pause annotation was removed; resuming")
+            handled.pop(key.short, None)
         elif handled.get(key.short) != value:
             fresh[key] = value
             handled[key.short] = value
     step.paused = present.get(Annotation.PAUSE.value, "").lower() == "true"
+    if was_paused and not step.paused:
+        step.event("Resumed", "the canary.dev/pause annotation was removed or no longer says \"true\"; resuming")
     if handled != step.status.handled_annotations:
         step.update(handled_annotations=handled)
     if Annotation.PAUSE in fresh and step.paused:
         step.event("Paused", f"paused by the canary.dev/pause annotation at {step.status.canary_weight}%")
 
     phase = step.status.phase
+    # At most one annotation moves the phase per decision; the others set with it are ignored
+    # (and say so), since they were meant for a phase that no longer holds.
+    acted: str | None = None
     if Annotation.ROLLBACK in fresh:
         reason = fresh[Annotation.ROLLBACK] or "no reason given"
         if phase in _ANALYSING:
             _rollback(step, RollbackCause.ANNOTATION, f"rolled back by the canary.dev/rollback annotation: {reason}")
-            return True
-        step.event("RollbackIgnored", f"canary.dev/rollback ({reason}) ignored: no release is being analysed ({phase})")
+            acted = Annotation.ROLLBACK.value
+        else:
+            step.event("RollbackIgnored",
+                       f"canary.dev/rollback ({reason}) ignored: no release is being analysed ({phase})")
     if Annotation.PROMOTE in fresh:
-        if fresh[Annotation.PROMOTE].lower() == "true" and phase in _ANALYSING and step.observed.target.ready:
+        if acted:
+            step.event("PromoteIgnored", f"canary.dev/promote ignored: {acted} acted first")
+        elif fresh[Annotation.PROMOTE].lower() == "true" and phase in _ANALYSING and step.observed.target.ready:
             step.event("PromotedManually", "the canary.dev/promote annotation skips the rest of the analysis")
             _start_promotion(step)
-            return True
-        step.event("PromoteIgnored",
-                   f"canary.dev/promote ignored: it needs the value \"true\", a release under analysis "
-                   f"and a ready canary ({phase})")
+            acted = Annotation.PROMOTE.value
+        else:
+            step.event("PromoteIgnored",
+                       f"canary.dev/promote ignored: it needs the value \"true\", a release under analysis "
+                       f"and a ready canary ({phase})")
     if Annotation.RETRY in fresh:
-        if phase is Phase.FAILED:
+        if acted:
+            step.event("RetryIgnored", f"canary.dev/retry ignored: {acted} acted first")
+        elif phase is Phase.FAILED:
             step.event("Retry", f"canary.dev/retry: running revision {step.status.last_applied_spec} again")
             _start_run(step, step.status.last_applied_spec)
-            return True
-        step.event("RetryIgnored", f"canary.dev/retry ignored: only a Failed release can be retried ({phase})")
-    return False
+            acted = Annotation.RETRY.value
+        else:
+            step.event("RetryIgnored", f"canary.dev/retry ignored: only a Failed release can be retried ({phase})")
+    return acted is not None
 
 
 def _initialize(step: _Step) -> None:
@@ -337,10 +369,13 @@ def _initialize(step: _Step) -> None:
     )
     if ready:
         revision = observed.primary.checksum
-        step.transition(Phase.INITIALIZED, last_applied_spec=revision, last_promoted_spec=revision, waiting_since=None)
+        step.transition(Phase.INITIALIZED, last_applied_spec=revision, last_promoted_spec=revision, waiting_since=None,
+                        message="")
         step.event("Initialized", f"initialization done: {step.name}-primary serves all traffic; {step.name} scaled to zero")
         return
-    _wait_for_readiness(step, f"{step.name}-primary", on_deadline=None)
+    if _wait_for_readiness(step, f"{step.name}-primary", on_deadline=None):
+        # The primary is ready but the Services or the route are not yet observed.
+        step.wake_in(READINESS_POLL)
 
 
 def _idle(step: _Step) -> None:
@@ -371,7 +406,7 @@ def _idle(step: _Step) -> None:
 
 
 def _start_run(step: _Step, revision: str) -> None:
-    restarting = step.status.phase in _ANALYSING
+    restarting = step.status.phase in _CANARY_SERVES
     step.transition(
         Phase.PROGRESSING,
         last_applied_spec=revision, canary_weight=0, failed_checks=0, iterations=0, checks=(),
@@ -390,12 +425,7 @@ def _analyse(step: _Step) -> None:
     status = step.status
     revision = step.observed.target.checksum
     if revision != status.last_applied_spec:
-        if revision == status.last_promoted_spec:
-            step.transition(Phase.SUCCEEDED, last_applied_spec=revision, canary_weight=0,
-                            message="the target went back to the promoted revision; release cancelled")
-            step.event("Cancelled", "the target went back to the promoted revision; release cancelled")
-        else:
-            _start_run(step, revision)
+        _new_revision(step, revision)
         return
     if step.paused:
         return
@@ -408,6 +438,16 @@ def _analyse(step: _Step) -> None:
     if not _due(step):
         return
     _tick(step)
+
+
+def _new_revision(step: _Step, revision: str) -> None:
+    """The target moved away from the revision under way: cancel or start over."""
+    if revision == step.status.last_promoted_spec:
+        step.transition(Phase.SUCCEEDED, last_applied_spec=revision, canary_weight=0, waiting_since=None,
+                        message="the target went back to the promoted revision; release cancelled")
+        step.event("Cancelled", "the target went back to the promoted revision; release cancelled")
+    else:
+        _start_run(step, revision)
 
 
 def _tick(step: _Step) -> None:
@@ -494,8 +534,10 @@ def _promote(step: _Step) -> None:
     if observed.primary.checksum != status.last_applied_spec:
         if observed.target.checksum != status.last_applied_spec:
             # A newer push arrived before the copy: never promote a revision nobody analysed.
-            _start_run(step, observed.target.checksum)
+            _new_revision(step, observed.target.checksum)
             return
+    if step.paused:
+        return
     if observed.primary.checksum != status.last_applied_spec or not observed.primary.ready:
         if status.waiting_since is None:
             step.update(waiting_since=step.now)
@@ -550,10 +592,15 @@ def _terminate(step: _Step) -> None:
         return
     if step.status.phase is Phase.TERMINATED:
         return
+    if not step.observed.target.exists:
+        # Deleted together with its Canary: waiting for it would hold the deletion forever.
+        step.transition(Phase.TERMINATED)
+        step.event("Terminated", f"{step.name} no longer exists; nothing to give traffic back to")
+        return
     if step.status.phase is not Phase.TERMINATING:
         step.transition(Phase.TERMINATING)
         step.event("Terminating", f"revertOnDeletion: giving traffic back to {step.name}")
-    if step.observed.target.ready and not step.observed.route.exists:
+    if step.observed.target.ready and not step.observed.route.exists and not step.observed.services_ready:
         step.transition(Phase.TERMINATED)
         step.event("Terminated", f"{step.name} serves the apex Service again")
         return
