@@ -192,7 +192,7 @@ def _finish(step: _Step, old: CanaryStatus) -> Decision:
         restored = next((a.weights for a in actions if isinstance(a, SetRoute)), None)
         if (
             route_now.exists and restored is not None and old.phase is not None
-            and old.phase is not Phase.TERMINATING
+            and old.phase is not Phase.TERMINATING and not observed.fresh_start
             # Readiness flips and revision changes move the route without a status change, so
             # only a route none of our own decisions for ``old`` could have written is drift.
             and route_now.weights not in {_route_for(old, serving) for serving in (True, False)}
@@ -254,7 +254,7 @@ def converge(status: CanaryStatus, observed: Observed) -> tuple[Action, ...]:
 
     if not observed.primary.exists:
         actions.append(EnsurePrimary(max(status.primary_replicas, 1)))
-    primary_usable = observed.primary.exists and (observed.primary.ready or phase is not Phase.INITIALIZING)
+    primary_usable = observed.primary.exists and (observed.primary.ready or phase not in (None, Phase.INITIALIZING))
     if primary_usable and not observed.services_ready:
         actions.append(EnsureServices())
     if (
@@ -284,10 +284,15 @@ def _dispatch(step: _Step) -> None:
         return
     if step.spec.suspend:
         return
-    if not observed.target.exists or observed.problem is not None:
+    if not observed.target.exists:
         step.wake_in(PROBLEM_POLL)
         return
+    # On-call annotations still work while something else is wrong (a MetricTemplate deleted
+    # mid-run must not block an emergency rollback).
     if _on_call(step):
+        return
+    if observed.problem is not None:
+        step.wake_in(PROBLEM_POLL)
         return
     phase = step.status.phase
     if phase in (None, Phase.INITIALIZING):
@@ -339,13 +344,13 @@ def _on_call(step: _Step) -> bool:
     if Annotation.PROMOTE in fresh:
         if acted:
             step.event("PromoteIgnored", f"canary.dev/promote ignored: {acted} acted first")
-        elif fresh[Annotation.PROMOTE].lower() == "true" and phase in _ANALYSING and step.observed.target.ready:
+        elif _promote_requested(fresh[Annotation.PROMOTE]) and phase in _ANALYSING and step.observed.target.ready:
             step.event("PromotedManually", "the canary.dev/promote annotation skips the rest of the analysis")
             _start_promotion(step)
             acted = Annotation.PROMOTE.value
         else:
             step.event("PromoteIgnored",
-                       f"canary.dev/promote ignored: it needs the value \"true\", a release under analysis "
+                       f"canary.dev/promote ignored: it needs a value other than \"false\", a release under analysis "
                        f"and a ready canary ({phase})")
     if Annotation.RETRY in fresh:
         if acted:
@@ -357,6 +362,12 @@ def _on_call(step: _Step) -> bool:
         else:
             step.event("RetryIgnored", f"canary.dev/retry ignored: only a Failed release can be retried ({phase})")
     return acted is not None
+
+
+def _promote_requested(value: str) -> bool:
+    # Any value but "false" or empty, so a later promote can write a fresh value (a timestamp):
+    # the controller acts once per value, and "true" may already be handled from a past release.
+    return value.strip().lower() not in ("", "false")
 
 
 def _initialize(step: _Step) -> None:

@@ -46,3 +46,7 @@ class Observed:
     route: RouteState = RouteState()
     deleting: bool = False
     problem: Problem | None = None
+    #: First reconciliation since the controller started: a route that differs from the status
+    #: may be a write the previous process did not finish, so it is repaired without being
+    #: reported as someone else's change.
+    fresh_start: bool = False

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -104,6 +104,7 @@ class CanaryReconciler:
         canary = services.cache.get(self.key)
         if canary is None:
             return None
+        fresh_start = self._status is None
         status = self._current_status(canary)
         now = now or datetime.now(timezone.utc)
         meta = canary["metadata"]
@@ -117,6 +118,8 @@ class CanaryReconciler:
 
         router, router_problem = await services.routers.router_for(spec)
         observation = observe(canary, spec, services.cache, router, router_problem)
+        if fresh_start:
+            observation = replace(observation, observed=replace(observation.observed, fresh_start=True))
         services.cache.set_dependencies(self.key, observation.dependencies)
         target = Target(canary=canary, spec=spec, observation=observation, router=router)
 

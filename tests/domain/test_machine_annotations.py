@@ -118,7 +118,7 @@ def test_promote_annotation(phase: Phase | None, value: str, ready: bool) -> Non
     decision = decide_with(status_in(phase), {PROMOTE: value}, ready=ready)
     new = decision.status
     assert new.handled_annotations == {"promote": value}
-    if value.lower() == "true" and phase in ANALYSING and ready:
+    if value.strip().lower() not in ("", "false") and phase in ANALYSING and ready:
         assert new.phase is Phase.PROMOTING
         assert reasons(decision) == ["PromotedManually", "Promoting"]
         assert PromotePrimary("rev2") in decision.actions

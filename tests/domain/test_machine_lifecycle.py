@@ -241,6 +241,17 @@ def test_unsuspending_carries_on() -> None:
 
 # --- problems and invalid specs ------------------------------------------------------------------------
 
+
+@pytest.mark.parametrize("phase", [Phase.PROGRESSING, Phase.WAITING_PROMOTION], ids=str)
+def test_rollback_annotation_works_while_stalled(phase: Phase) -> None:
+    # A MetricTemplate deleted mid-run stalls the analysis; it must not block an emergency rollback.
+    spec = make_spec(metrics=[SUCCESS_RATE])
+    observed = seen(problem=PROBLEM, ready=True, route=Weights.canary_at(25), rev="rev2", replicas=2,
+                    annotations={"canary.dev/rollback": "pager"})
+    decision, _ = decide_all(spec, running(phase, 25), observed, NOW)
+    assert decision.status.phase is Phase.FAILED
+    assert SetRoute(ALL_PRIMARY) in decision.actions
+
 PROBLEM = Problem(field="spec.analysis.metrics[0].templateRef", reason="TemplateNotFound",
                   message="MetricTemplate errors not found in namespace test")
 
@@ -252,7 +263,7 @@ def test_a_problem_stalls_without_transitions(phase: Phase) -> None:
     status = running(phase, 25, waiting_since=NOW - DEADLINE * 2)
     serving = phase in (Phase.PROGRESSING, Phase.WAITING_PROMOTION, Phase.PROMOTING)
     observed = seen(problem=PROBLEM, ready=True, route=Weights.canary_at(25) if serving else ALL_PRIMARY, rev="rev3",
-                    replicas=2 if serving else 0, annotations={"canary.dev/rollback": "x"})
+                    replicas=2 if serving else 0)
     decision, asked = decide_all(spec, status, observed, NOW)
     assert asked == []
     new = decision.status

@@ -423,11 +423,6 @@ async def test_a_crash_between_status_and_route_write_is_repaired_on_restart() -
     assert cluster.route_writes()[1:] == [Weights.canary_at(w) for w in (10, 20, 20, 30)]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "domain bug: canary.domain.machine._finish flags any route outside {_route_for(old, serving)} as "
-    "drift, but a route still at the previous step's weight is the controller's own write from "
-    "before a crash between the status write and the route write; the repair is right, the "
-    "RouteRestored warning 'changed outside the controller' is not"))
 async def test_repairing_our_own_unfinished_step_is_not_reported_as_outside_drift() -> None:
     cluster = cluster_with_app()
     async with release(cluster) as r:
@@ -478,11 +473,6 @@ async def test_missing_router_crds_stall_naming_spec_provider(served: dict[str, 
     assert cluster.route_writes() == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "domain bug: canary.domain.machine.converge treats phase None as past initialization "
-    "(primary_usable = ... or phase is not Phase.INITIALIZING), so a Canary stalled on its first "
-    "reconciliation issues EnsureServices as soon as the primary exists and the apex Service is "
-    "pointed at primary pods that are not ready"))
 async def test_a_stalled_new_canary_never_points_the_apex_at_an_unready_primary() -> None:
     cluster = cluster_with_app()
     cluster.apply(APEX_IN_USE)
