@@ -25,6 +25,10 @@ def derive_conditions(
     progress = f"canary weight {status.canary_weight}%, {status.failed_checks} failed checks"
     wanted: list[tuple[ConditionType, bool, str, str]] = []
 
+    if problem is None and phase is Phase.INITIALIZING and status.message:
+        # The primary missed progressDeadlineSeconds: nothing to roll back, but GitOps tools
+        # must see that this will not finish on its own.
+        problem = Problem("spec.targetRef.name", "PrimaryNotReady", status.message)
     if problem is not None:
         wanted.append((ConditionType.READY, False, problem.reason, problem.message))
         wanted.append((ConditionType.STALLED, True, problem.reason, problem.message))

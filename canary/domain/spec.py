@@ -19,6 +19,9 @@ from canary.errors import SpecError
 BUILTIN_SUCCESS_RATE = "request-success-rate"
 BUILTIN_DURATION = "request-duration"
 BUILTIN_METRICS = frozenset({BUILTIN_SUCCESS_RATE, BUILTIN_DURATION})
+#: Values of ``spec.provider`` (the router); the CRD's enum lists the same.
+ROUTER_PROVIDERS = ("smi", "smi:v1alpha4", "smi:v1alpha3", "smi:v1alpha2", "smi:v1alpha1", "gatewayapi")
+MAX_WEBHOOK_RETRIES = 10
 
 
 class WebhookType(StrEnum):
@@ -173,6 +176,21 @@ def _str(value: object, path: str) -> str:
     return value
 
 
+def _bool(m: Mapping[str, Any], key: str, path: str) -> bool:
+    value = m.get(key, False)
+    if not isinstance(value, bool):
+        # bool("false") is True: a quoted boolean must be refused, not read backwards.
+        raise SpecError(f"{path}.{key}", f"{value!r} must be true or false, without quotes")
+    return value
+
+
+def _http_url(value: object, path: str) -> str:
+    url = _str(value, path)
+    if not url.startswith(("http://", "https://")):
+        raise SpecError(path, f"{url!r} must start with http:// or https://")
+    return url
+
+
 def _float(value: object, path: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise SpecError(path, f"{value!r} must be a number")
@@ -180,7 +198,12 @@ def _float(value: object, path: str) -> float:
 
 
 def _str_map(value: object, path: str) -> dict[str, str]:
-    return {str(k): str(v) for k, v in _mapping(value, path).items()}
+    out = {}
+    for key, item in _mapping(value, path).items():
+        if not isinstance(item, str):
+            raise SpecError(f"{path}.{key}", f"{item!r} must be a string; quote it")
+        out[str(key)] = item
+    return out
 
 
 def parse_metric(raw: Mapping[str, Any], path: str) -> MetricSpec:
@@ -227,9 +250,9 @@ def parse_webhook(raw: Mapping[str, Any], path: str) -> WebhookSpec:
     return WebhookSpec(
         name=_str(raw.get("name"), f"{path}.name"),
         type=kind,
-        url=_str(raw.get("url"), f"{path}.url"),
+        url=_http_url(raw.get("url"), f"{path}.url"),
         timeout=timeout,
-        retries=_int(raw.get("retries", 0), f"{path}.retries", minimum=0),
+        retries=_int(raw.get("retries", 0), f"{path}.retries", minimum=0, maximum=MAX_WEBHOOK_RETRIES),
         metadata=_str_map(raw.get("metadata"), f"{path}.metadata"),
     )
 
@@ -298,6 +321,9 @@ def parse_canary_spec(raw: Mapping[str, Any]) -> CanarySpec:
         port_name=svc.get("portName") or "http",
         target_port=target_port,
     )
+    provider = raw.get("provider") or None
+    if provider is not None and provider not in ROUTER_PROVIDERS:
+        raise SpecError("spec.provider", f"{provider!r} is not one of {', '.join(ROUTER_PROVIDERS)}")
     analysis_raw = raw.get("analysis")
     if analysis_raw is None:
         raise SpecError("spec.analysis", "is required: set interval, threshold and stepWeight or iterations")
@@ -305,11 +331,11 @@ def parse_canary_spec(raw: Mapping[str, Any]) -> CanarySpec:
         target_ref=target_ref,
         service=service,
         analysis=parse_analysis(_mapping(analysis_raw, "spec.analysis")),
-        provider=raw.get("provider") or None,
+        provider=provider,
         progress_deadline_seconds=_int(raw.get("progressDeadlineSeconds", 600), "spec.progressDeadlineSeconds", minimum=1),
-        skip_analysis=bool(raw.get("skipAnalysis", False)),
-        suspend=bool(raw.get("suspend", False)),
-        revert_on_deletion=bool(raw.get("revertOnDeletion", False)),
+        skip_analysis=_bool(raw, "skipAnalysis", "spec"),
+        suspend=_bool(raw, "suspend", "spec"),
+        revert_on_deletion=_bool(raw, "revertOnDeletion", "spec"),
     )
 
 
@@ -320,13 +346,17 @@ def parse_metric_template_spec(raw: Mapping[str, Any]) -> MetricTemplateSpec:
         ptype = ProviderType(type_raw)
     except ValueError as exc:
         raise SpecError("spec.provider.type", f"{type_raw!r} is not one of prometheus, smi") from exc
-    secret = _mapping(prov.get("secretRef"), "spec.provider.secretRef")
+    secret_ref = None
+    if prov.get("secretRef") is not None:
+        secret = _mapping(prov["secretRef"], "spec.provider.secretRef")
+        secret_ref = _str(secret.get("name"), "spec.provider.secretRef.name")
+    address = None if prov.get("address") is None else _http_url(prov["address"], "spec.provider.address")
     return MetricTemplateSpec(
         provider=ProviderSpec(
             type=ptype,
-            address=prov.get("address") or None,
-            secret_ref=secret.get("name") or None,
-            insecure_skip_verify=bool(prov.get("insecureSkipVerify", False)),
+            address=address,
+            secret_ref=secret_ref,
+            insecure_skip_verify=_bool(prov, "insecureSkipVerify", "spec.provider"),
         ),
         query=_str(raw.get("query"), "spec.query"),
     )

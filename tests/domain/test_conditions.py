@@ -45,7 +45,9 @@ def conditions(status: CanaryStatus, **kwargs: object) -> dict[ConditionType, Co
 @pytest.mark.parametrize("problem", [None, PROBLEM], ids=["ok", "problem"])
 @pytest.mark.parametrize("phase", PHASES, ids=str)
 def test_conditions_per_phase(phase: Phase | None, problem: Problem | None, suspended: bool, paused: bool) -> None:
-    status = CanaryStatus(phase=phase, canary_weight=25, failed_checks=1, message="boom")
+    # While Initializing, a message means the primary missed its deadline (tested below).
+    message = "" if phase is Phase.INITIALIZING else "boom"
+    status = CanaryStatus(phase=phase, canary_weight=25, failed_checks=1, message=message)
     got = conditions(status, problem=problem, suspended=suspended, paused=paused)
     ready, reconciling, stalled, promoted = TABLE[phase]
     if problem is not None:
@@ -64,6 +66,13 @@ def test_conditions_per_phase(phase: Phase | None, problem: Problem | None, susp
     assert not (got[READY].status and (got[RECONCILING].status or got[STALLED].status))
     for c in got.values():
         assert c.last_transition_time == T0
+
+
+def test_a_primary_past_its_deadline_while_initializing_is_stalled() -> None:
+    message = "podinfo-primary not ready after progressDeadlineSeconds (600s)"
+    got = conditions(CanaryStatus(phase=Phase.INITIALIZING, message=message))
+    assert got[STALLED].status and got[STALLED].reason == "PrimaryNotReady" and got[STALLED].message == message
+    assert not got[READY].status and not got[RECONCILING].status
 
 
 @pytest.mark.parametrize("phase", [Phase.PROGRESSING, Phase.PROMOTING, Phase.INITIALIZING], ids=str)

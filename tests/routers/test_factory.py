@@ -138,3 +138,10 @@ def test_route_resources_cover_every_router() -> None:
     written = {router_for(p, EVERYTHING).resource for p in PROVIDERS}
     assert set(ROUTE_RESOURCES) == written
     assert len(ROUTE_RESOURCES) == len(written) == 5
+
+
+def test_the_parser_and_the_factory_accept_the_same_providers() -> None:
+    from canary.domain.spec import ROUTER_PROVIDERS
+    from canary.routers.factory import PROVIDERS
+
+    assert set(PROVIDERS) == set(ROUTER_PROVIDERS)
