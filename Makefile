@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv test unit typecheck lint-imports clean help
+.PHONY: all venv test unit typecheck lint-imports bench clean help
 
 all: test
 
@@ -14,6 +14,7 @@ help:
 	@echo "make test        create .venv, install canary[dev], run mypy --strict and every test"
 	@echo "make unit        run the unit tests only (fast)"
 	@echo "make typecheck   mypy --strict on canary/"
+	@echo "make bench       API calls per step, idle cost, decide() latency, cache memory"
 	@echo "make clean       remove .venv and caches"
 
 $(STAMP): pyproject.toml
@@ -34,6 +35,9 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest tests
 
 test: typecheck lint-imports unit
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.efficiency
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache *.egg-info
