@@ -20,11 +20,11 @@ from typing import Any
 
 import requests
 from prometheus_api_client import PrometheusConnect
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 from urllib3.util.retry import Retry
 
 from canary.config import MetricsSettings
 from canary.errors import MetricError, ProviderUnavailable
+from canary.metrics.retries import retrying
 from canary.metrics.base import MeasureRequest, Measurement
 from canary.metrics.queries import SuccessRateQuery, builtin_query, split_outcomes, success_rate
 from canary.metrics.templates import render_request
@@ -33,7 +33,6 @@ from canary.metrics.templates import render_request
 Series = tuple[Mapping[str, str], float]
 
 _TRANSIENT_STATUS = frozenset({408, 429})
-_FIRST_BACKOFF_SECONDS = 0.25
 _ERROR_TEXT_LIMIT = 300
 
 
@@ -61,15 +60,6 @@ def _raise_for_status(response: requests.Response, *args: object, **kwargs: obje
         pass
     raise _HttpStatusError(response.status_code, detail)
 
-
-def _retrying(settings: MetricsSettings, transient: type[BaseException]) -> AsyncRetrying:
-    """The bounded exponential back-off shared by the metric providers."""
-    return AsyncRetrying(
-        stop=stop_after_attempt(max(1, settings.retry_attempts)),
-        wait=wait_exponential(multiplier=_FIRST_BACKOFF_SECONDS, max=settings.retry_max_wait),
-        retry=retry_if_exception_type(transient),
-        reraise=True,
-    )
 
 
 def parse_result(result: object) -> list[Series]:
@@ -164,7 +154,7 @@ class PrometheusProvider:
         """Run an instant query with bounded retries; raises ProviderUnavailable or MetricError."""
         attempts = max(1, self._settings.retry_attempts)
         try:
-            async for attempt in _retrying(self._settings, _Transient):
+            async for attempt in retrying(self._settings, _Transient):
                 with attempt:
                     raw = await asyncio.to_thread(self._query_blocking, promql)
         except _Transient as exc:

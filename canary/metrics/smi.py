@@ -33,12 +33,12 @@ from typing import Any, cast
 from urllib.parse import quote
 
 from kubernetes.utils.quantity import parse_quantity as _untyped_parse_quantity
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from canary.config import MetricsSettings
 from canary.domain.durations import format_duration
 from canary.domain.spec import BUILTIN_DURATION, BUILTIN_SUCCESS_RATE
 from canary.errors import MetricError, ProviderUnavailable, TemplateError
+from canary.metrics.retries import retrying
 from canary.metrics.base import MeasureRequest, Measurement
 from canary.metrics.queries import success_rate
 from canary.metrics.templates import validate_dns_label, validate_dns_subdomain
@@ -69,7 +69,6 @@ _MS_PER_UNIT: dict[str, Decimal] = {
     "seconds": Decimal(1000),
 }
 _TRANSIENT_STATUS = frozenset({408, 429})
-_FIRST_BACKOFF_SECONDS = 0.25
 
 
 class FetchError(Exception):
@@ -135,14 +134,6 @@ def parse_traffic_metrics(body: Mapping[str, Any]) -> TrafficMetricsSample:
     return TrafficMetricsSample(values=values)
 
 
-def _retrying(settings: MetricsSettings) -> AsyncRetrying:
-    return AsyncRetrying(
-        stop=stop_after_attempt(max(1, settings.retry_attempts)),
-        wait=wait_exponential(multiplier=_FIRST_BACKOFF_SECONDS, max=settings.retry_max_wait),
-        retry=retry_if_exception_type(_Transient),
-        reraise=True,
-    )
-
 
 class SmiMetricsProvider:
     """A :class:`~canary.metrics.base.MetricProvider` over the Traffic Metrics API (see module doc)."""
@@ -156,7 +147,7 @@ class SmiMetricsProvider:
         path = metrics_path(namespace, target, window_text)
         attempts = max(1, self._settings.retry_attempts)
         try:
-            async for attempt in _retrying(self._settings):
+            async for attempt in retrying(self._settings, _Transient):
                 with attempt:
                     body = await self._fetch_once(path, namespace, target)
         except _Transient as exc:

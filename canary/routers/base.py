@@ -29,6 +29,15 @@ class RouteTarget:
     owner: Mapping[str, Any] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
 
+    def metadata(self) -> dict[str, Any]:
+        """The route object's metadata: named after the apex, owned by the Canary."""
+        meta: dict[str, Any] = {"name": self.apex, "namespace": self.namespace}
+        if self.labels:
+            meta["labels"] = dict(self.labels)
+        if self.owner:
+            meta["ownerReferences"] = [dict(self.owner)]
+        return meta
+
 
 @dataclass(frozen=True)
 class RouteResource:

@@ -37,7 +37,7 @@ class HTTPRouteRouter:
         return {
             "apiVersion": self.resource.api_version,
             "kind": KIND,
-            "metadata": _metadata(target),
+            "metadata": target.metadata(),
             "spec": {
                 # An explicit empty group: a parentRef's group defaults to the Gateway API's own.
                 "parentRefs": [{"group": "", "kind": "Service", "name": target.apex, "port": target.port}],
@@ -127,11 +127,3 @@ def _weight(value: object) -> Fraction | None:
         return None
     return Fraction(value)
 
-
-def _metadata(target: RouteTarget) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": target.apex, "namespace": target.namespace}
-    if target.labels:
-        meta["labels"] = dict(target.labels)
-    if target.owner:
-        meta["ownerReferences"] = [dict(target.owner)]
-    return meta

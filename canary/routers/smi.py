@@ -56,7 +56,7 @@ class TrafficSplitRouter:
         return {
             "apiVersion": self.resource.api_version,
             "kind": KIND,
-            "metadata": _metadata(target),
+            "metadata": target.metadata(),
             "spec": {
                 "service": target.apex,
                 "backends": [
@@ -101,11 +101,3 @@ def milli_quantity(milli: int) -> str:
     whole, rest = divmod(milli, 1000)
     return str(whole) if rest == 0 else f"{milli}m"
 
-
-def _metadata(target: RouteTarget) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": target.apex, "namespace": target.namespace}
-    if target.labels:
-        meta["labels"] = dict(target.labels)
-    if target.owner:
-        meta["ownerReferences"] = [dict(target.owner)]
-    return meta
