@@ -5,11 +5,9 @@
     CanaryError
     ├── SpecError              a Canary or MetricTemplate field is wrong (names the field and the fix)
     ├── TemplateError          a MetricTemplate query cannot be rendered safely
-    ├── ObservationError       something the Canary needs is missing in the cluster (target, template)
     ├── RouterError            a route object could not be read or written
     ├── MetricError            a metric provider failed
-    │   ├── ProviderUnavailable   the provider stayed unreachable after retries
-    │   └── NoDataError           the query answered, but with no usable value
+    │   └── ProviderUnavailable   the provider stayed unreachable after retries
     └── WebhookError           a webhook could not be called
 
 Errors raised by libraries are caught at the boundary of each adapter and re-raised as one of
@@ -36,15 +34,6 @@ class TemplateError(CanaryError):
     """A query template uses an unknown placeholder or a value that is unsafe to substitute."""
 
 
-class ObservationError(CanaryError):
-    """The cluster lacks something the Canary refers to; ``field`` names the reference."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-
 class RouterError(CanaryError):
     """Reading or writing a TrafficSplit or HTTPRoute failed."""
 
@@ -55,10 +44,6 @@ class MetricError(CanaryError):
 
 class ProviderUnavailable(MetricError):
     """The provider stayed unreachable after bounded retries."""
-
-
-class NoDataError(MetricError):
-    """The provider answered with no samples (no requests, empty vector, NaN)."""
 
 
 class WebhookError(CanaryError):

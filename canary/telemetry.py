@@ -27,11 +27,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from canary.domain.machine import RollbackCause
 from canary.domain.status import CheckKind, CheckResult, Phase
 
 __all__ = [
     "ControllerMetrics",
-    "RollbackReason",
     "RunResult",
     "bind_canary",
     "configure_logging",
@@ -126,33 +126,25 @@ def bind_canary(namespace: str, name: str, **context: Any) -> structlog.stdlib.B
 # --- metrics -----------------------------------------------------------------------------------
 
 
-class RollbackReason(StrEnum):
-    """Why a run was rolled back; a closed set so the label's cardinality stays bounded."""
-
-    THRESHOLD = "threshold"  # failedChecks reached analysis.threshold
-    ANNOTATION = "annotation"  # on-call asked for it
-    DEADLINE = "deadline"  # progress deadline passed
-    WEBHOOK = "webhook"  # a rollback webhook or a failed gate
-    OTHER = "other"
 
 
 class RunResult(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
-    SUPERSEDED = "superseded"  # a newer revision restarted the analysis
     OTHER = "other"
 
 
 _E = TypeVar("_E", bound=StrEnum)
+UNKNOWN_LABEL = "other"
 
 
-def _bounded(kind: type[_E], value: str, fallback: _E) -> _E:
+def _bounded(kind: type[_E], value: str, fallback: _E | None) -> str:
     # Free text (an exception message, a user's annotation value) must never become a label
     # value: each distinct value is a new series kept in memory and in Prometheus forever.
     try:
-        return kind(value)
+        return kind(value).value
     except ValueError:
-        return fallback
+        return fallback.value if fallback is not None else UNKNOWN_LABEL
 
 
 #: Runs last from minutes to hours; buckets up to 8h cover slow blue/green soak tests.
@@ -234,14 +226,14 @@ class ControllerMetrics:
         self._touch(self.promotions, namespace, name)
         self.promotions.labels(namespace, name).inc()
 
-    def rolled_back(self, namespace: str, name: str, reason: RollbackReason | str) -> None:
-        """Count a rollback; a reason outside :class:`RollbackReason` is counted as ``other``."""
-        label = _bounded(RollbackReason, str(reason), RollbackReason.OTHER).value
+    def rolled_back(self, namespace: str, name: str, reason: RollbackCause | str) -> None:
+        """Count a rollback by the decision's :class:`RollbackCause`; anything else is ``other``."""
+        label = _bounded(RollbackCause, str(reason), None)
         self._touch(self.rollbacks, namespace, name, label)
         self.rollbacks.labels(namespace, name, label).inc()
 
     def run_finished(self, namespace: str, name: str, result: RunResult | str, duration: timedelta) -> None:
-        label = _bounded(RunResult, str(result), RunResult.OTHER).value
+        label = _bounded(RunResult, str(result), RunResult.OTHER)
         self._touch(self.run_duration, namespace, name, label)
         self.run_duration.labels(namespace, name, label).observe(max(duration.total_seconds(), 0.0))
 

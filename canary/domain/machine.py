@@ -29,7 +29,7 @@ from canary.domain.conditions import derive_conditions
 from canary.domain.observed import Observed, Problem
 from canary.domain.spec import CanarySpec, WebhookType
 from canary.domain.status import Annotation, CanaryStatus, CheckResult, ConditionType, Phase, Verdict
-from canary.domain.weights import ALL_PRIMARY, Weights, max_weight, next_promotion_weight, next_weight
+from canary.domain.weights import ALL_PRIMARY, Weights, next_promotion_weight, next_weight
 
 #: How often to look again while waiting on something that also produces watch events
 #: (a Deployment becoming ready). Events normally wake the controller first; this is the backstop.
@@ -78,7 +78,7 @@ class RollbackCause(StrEnum):
 @dataclass(frozen=True)
 class RunOutcome:
     promoted: bool
-    cause: str  # "promoted" or a RollbackCause value
+    cause: RollbackCause | None  # None when promoted
     started: datetime | None
 
 
@@ -556,7 +556,7 @@ def _promote(step: _Step) -> None:
             step.transition(Phase.FAILED, canary_weight=0, waiting_since=None,
                             message=f"{step.name}-primary did not become ready within progressDeadlineSeconds")
             step.event("PromotionFailed", step.status.message, warning=True)
-            step.outcome = RunOutcome(False, RollbackCause.DEADLINE.value, status.run_started)
+            step.outcome = RunOutcome(False, RollbackCause.DEADLINE, status.run_started)
             step.extra_actions.append(Notify(WebhookType.POST_ROLLOUT))
             return
         step.wake_in(READINESS_POLL)
@@ -583,7 +583,7 @@ def _finalise(step: _Step) -> None:
         status = step.status
         step.transition(Phase.SUCCEEDED, last_promoted_spec=status.last_applied_spec, message="promoted")
         step.event("Succeeded", f"promotion completed: {step.name}-primary runs revision {status.last_applied_spec}")
-        step.outcome = RunOutcome(True, "promoted", status.run_started)
+        step.outcome = RunOutcome(True, None, status.run_started)
         step.extra_actions.append(Notify(WebhookType.POST_ROLLOUT))
         return
     step.wake_in(READINESS_POLL)
@@ -594,7 +594,7 @@ def _rollback(step: _Step, cause: RollbackCause, message: str) -> None:
     step.transition(Phase.FAILED, canary_weight=0, waiting_since=None, message=message)
     step.event("RolledBack", f"{message}; all traffic back to {step.name}-primary, {step.name} scaled to zero",
                warning=True)
-    step.outcome = RunOutcome(False, cause.value, started)
+    step.outcome = RunOutcome(False, cause, started)
     step.extra_actions.append(Notify(WebhookType.POST_ROLLOUT))
 
 
@@ -662,5 +662,5 @@ def _wait_for_readiness(step: _Step, what: str, on_deadline: RollbackCause | Non
 
 __all__ = [
     "PROBE_HOOKS", "Decision", "NeedProbes", "Probe", "ProbeResults", "RollbackCause", "RunOutcome",
-    "converge", "decide", "decide_invalid", "desired_route", "max_weight",
+    "converge", "decide", "decide_invalid", "desired_route",
 ]

@@ -136,10 +136,12 @@ class Executor:
                                          self.api.core.replace_namespaced_secret)
             source = self.api.to_dict(await self.api.call(read, ref.name, target.namespace))
             body = config_copy(source, owner)
+            # The copy exists after the first promotion, so replace first: one call per config
+            # per promotion, and a create only the first time.
             try:
-                await self.api.call(create, target.namespace, body)
-            except Conflict:
                 await self.api.call(replace, primary_name(ref.name), target.namespace, body)
+            except NotFound:
+                await self.api.call(create, target.namespace, body)
 
     async def _ensure_primary(self, target: Target, replicas: int) -> None:
         source = self._target_body(target)

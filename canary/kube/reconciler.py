@@ -19,13 +19,13 @@ from canary.domain.machine import Decision, NeedProbes, Probe, decide, decide_in
 from canary.domain.observed import Problem
 from canary.domain.spec import WebhookType, parse_canary_spec
 from canary.domain.status import CanaryStatus, CheckResult
-from canary.errors import CanaryError, RouterError, SpecError
-from canary.kube.cache import ClusterCache, Kind, ObjectKey
+from canary.errors import CanaryError, SpecError
+from canary.kube.cache import ClusterCache, ObjectKey
 from canary.kube.execute import Executor, Target
 from canary.kube.observe import observe
 from canary.kube.probes import ProbeRunner
 from canary.kube.routes import RouterDirectory
-from canary.telemetry import ControllerMetrics, RollbackReason, RunResult, bind_canary
+from canary.telemetry import ControllerMetrics, RunResult, bind_canary
 
 #: Back-off after an unexpected error, doubling up to the maximum.
 ERROR_BACKOFF = timedelta(seconds=2)
@@ -55,7 +55,6 @@ class CanaryReconciler:
         #: The status we last wrote. The watch may deliver our own write late; deciding from a
         #: stale status would repeat a step, so ours wins over the cache's copy.
         self._status: CanaryStatus | None = None
-        self._status_rv_seen: str | None = None
 
     def start(self) -> None:
         if self._task is None:
@@ -173,8 +172,7 @@ class CanaryReconciler:
             m.promoted(ns, name)
             m.run_finished(ns, name, RunResult.SUCCEEDED, duration)
         else:
-            m.rolled_back(ns, name, RollbackReason(outcome.cause) if outcome.cause in RollbackReason._value2member_map_
-                          else RollbackReason.OTHER)
+            m.rolled_back(ns, name, outcome.cause or "")
             m.run_finished(ns, name, RunResult.FAILED, duration)
 
 
@@ -219,4 +217,4 @@ class ReconcilerRegistry:
         self._reconcilers.clear()
 
 
-__all__ = ["CanaryReconciler", "Kind", "ReconcilerRegistry", "RouterError", "Services"]
+__all__ = ["CanaryReconciler", "ReconcilerRegistry", "Services"]

@@ -264,7 +264,7 @@ def test_finalising(route: Weights | None, replicas: int, ready: bool) -> None:
         assert decision.status.last_promoted_spec == "rev2"
         assert decision.status.message == "promoted"
         assert decision.actions == (Notify(WebhookType.POST_ROLLOUT),)
-        assert decision.outcome is not None and decision.outcome.promoted and decision.outcome.cause == "promoted"
+        assert decision.outcome is not None and decision.outcome.promoted and decision.outcome.cause is None
         assert reasons(decision) == ["Succeeded"]
     else:
         assert decision.status.phase is Phase.FINALISING

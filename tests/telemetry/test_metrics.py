@@ -7,7 +7,8 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from canary.domain.status import CheckKind, CheckResult, Phase, Verdict
-from canary.telemetry import ControllerMetrics, RollbackReason, RunResult
+from canary.domain.machine import RollbackCause
+from canary.telemetry import ControllerMetrics, RunResult
 
 NOW = datetime(2024, 5, 1, tzinfo=timezone.utc)
 
@@ -47,7 +48,7 @@ def test_gauges_and_counters_appear_in_the_exposition(metrics: ControllerMetrics
     metrics.set_weight("test", "podinfo", 30)
     metrics.set_failed_checks("test", "podinfo", 2)
     metrics.promoted("test", "podinfo")
-    metrics.rolled_back("test", "podinfo", RollbackReason.THRESHOLD)
+    metrics.rolled_back("test", "podinfo", RollbackCause.THRESHOLD)
     metrics.reconcile_failed("test", "podinfo")
     metrics.run_finished("test", "podinfo", RunResult.SUCCEEDED, timedelta(minutes=7))
 
@@ -67,7 +68,7 @@ def test_gauges_and_counters_appear_in_the_exposition(metrics: ControllerMetrics
 @pytest.mark.parametrize(
     ("given", "label"),
     [
-        pytest.param(RollbackReason.DEADLINE, "deadline", id="enum"),
+        pytest.param(RollbackCause.DEADLINE, "deadline", id="enum"),
         pytest.param("annotation", "annotation", id="known-string"),
         pytest.param("query returned NaN for pod podinfo-7d9f", "other", id="free-text"),
     ],
@@ -106,7 +107,7 @@ def test_forget_removes_every_series_of_that_canary_only(metrics: ControllerMetr
         metrics.set_check_value("ns", name, "success-rate", 99.0)
         metrics.set_failed_checks("ns", name, 1)
         metrics.promoted("ns", name)
-        metrics.rolled_back("ns", name, RollbackReason.WEBHOOK)
+        metrics.rolled_back("ns", name, RollbackCause.WEBHOOK)
         metrics.run_finished("ns", name, RunResult.FAILED, timedelta(seconds=90))
         metrics.reconcile_failed("ns", name)
     assert 'name="gone"' in exposition(metrics)
