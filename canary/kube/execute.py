@@ -81,7 +81,10 @@ class Executor:
 
     async def write_status(self, namespace: str, name: str, old: CanaryStatus, new: CanaryStatus) -> bool:
         """Patch the status subresource when it changed; returns whether anything was written."""
-        patch = status_patch(old.to_dict(), new.to_dict())
+        # Before our first write the object has no status of ours, and a diff against the parsed
+        # defaults would leave out every zero (kubectl's WEIGHT column would stay blank).
+        before = {} if old == CanaryStatus() else old.to_dict()
+        patch = status_patch(before, new.to_dict())
         if not patch:
             return False
         await self.api.call(

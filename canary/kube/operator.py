@@ -20,6 +20,7 @@ from canary.kube.cache import ClusterCache
 from canary.kube.execute import Executor
 from canary.kube.handlers import register
 from canary.kube.leader import LeaseApi, LeadershipLost, hold_leadership
+from canary.kube.login import register_login
 from canary.kube.probes import ProbeRunner
 from canary.kube.reconciler import ReconcilerRegistry, Services
 from canary.kube.routes import RouterDirectory
@@ -89,6 +90,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             reconcilers = ReconcilerRegistry(services)
             registry = kopf.OperatorRegistry()
             register(registry, reconcilers)
+            register_login(registry, api_client.configuration)
             operator = asyncio.create_task(kopf.operator(
                 registry=registry, standalone=True, clusterwide=not settings.namespaces,
                 namespaces=settings.namespaces, stop_flag=kopf_stop, ready_flag=kopf_ready,

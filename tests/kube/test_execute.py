@@ -100,6 +100,17 @@ def _target(cluster: FakeCluster, cache: ClusterCache, canary: dict[str, Any]) -
     return Target(canary=canary, spec=spec, observation=observe(canary, spec, cache, router), router=router)
 
 
+async def test_first_status_write_includes_zero_values(session: aiohttp.ClientSession) -> None:
+    # kubectl's WEIGHT and FAILEDCHECKS columns read these fields; a diff against the defaults
+    # would leave them out of the first write and the columns blank.
+    cluster = cluster_with_app()
+    cluster.apply(canary_body())
+    executor = Executor(cluster.api, ClusterCache(), session)
+    assert await executor.write_status(NS, "podinfo", CanaryStatus(), CanaryStatus(phase=Phase.INITIALIZED)) is True
+    [call] = cluster.calls
+    assert call.body["status"]["canaryWeight"] == 0 and call.body["status"]["failedChecks"] == 0
+
+
 async def test_write_status_skips_an_unchanged_status(session: aiohttp.ClientSession) -> None:
     cluster = cluster_with_app()
     cluster.apply(canary_body())
