@@ -100,6 +100,10 @@ def configure_logging(level: str, *, stream: TextIO | None = None) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(numeric)
+    # kopf reports every handler and indexer call ("Handler ... succeeded") at INFO: one line per
+    # watch event of every Deployment, Service and route, which buries the controller's own
+    # lines. Our own log says what was done; kopf's per-object chatter shows only at debug.
+    logging.getLogger("kopf.objects").setLevel(numeric if numeric <= logging.DEBUG else max(numeric, logging.WARNING))
 
     structlog.configure(
         processors=[

@@ -62,16 +62,25 @@ def test_kopf_stdlib_lines_are_json_with_the_object_ref(capsys: pytest.CaptureFi
     configure_logging("info")
     ref = {"apiVersion": "canary.dev/v1", "kind": "Canary", "name": "podinfo", "uid": "u-1", "namespace": "test"}
     # What kopf's per-object logger (a LoggerAdapter) attaches to its records.
-    logging.getLogger("kopf.objects").info("Handler %r succeeded.", "reconcile", extra={"k8s_ref": ref, "k8s_skip": False})
+    logging.getLogger("kopf.objects").warning("Handler %r failed.", "reconcile", extra={"k8s_ref": ref, "k8s_skip": False})
     logging.getLogger("kopf.reactor.running").warning("Watcher for %s restarted", "canaries")
 
     first, second = lines(capsys.readouterr().out)
-    assert (first["logger"], first["level"], first["message"]) == ("kopf.objects", "info", "Handler 'reconcile' succeeded.")
+    assert (first["logger"], first["level"], first["message"]) == ("kopf.objects", "warning", "Handler 'reconcile' failed.")
     assert (first["namespace"], first["name"], first["kind"]) == ("test", "podinfo", "Canary")
     assert (second["logger"], second["level"], second["message"]) == (
         "kopf.reactor.running", "warning", "Watcher for canaries restarted",
     )
     assert "timestamp" in second and "namespace" not in second
+
+
+def test_kopf_per_object_chatter_shows_only_at_debug(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("info")
+    logging.getLogger("kopf.objects").info("Indexer %r succeeded.", "cache-services")
+    assert lines(capsys.readouterr().out) == []
+    configure_logging("debug")
+    logging.getLogger("kopf.objects").info("Indexer %r succeeded.", "cache-services")
+    assert [o["message"] for o in lines(capsys.readouterr().out)] == ["Indexer 'cache-services' succeeded."]
 
 
 def test_level_filters_both_kinds_of_lines(capsys: pytest.CaptureFixture[str]) -> None:
