@@ -1,18 +1,24 @@
 # canary: progressive delivery for Kubernetes.
-# `make test` needs nothing but python3 (3.11+) on the machine: it builds .venv itself.
+# `make test` and `make demo` need python3 (3.11+), the Go toolchain and apt on the machine: they
+# build .venv, the Kubernetes binaries (cached under ~/.cache/canary-e2e) and install the Debian
+# packages (etcd, Prometheus) themselves.
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv test unit typecheck lint-imports bench clean help
+.PHONY: all venv test unit e2e typecheck lint-imports bench clean help demo cluster-build cluster-up cluster-down
 
 all: test
 
 help:
-	@echo "make test        create .venv, install canary[dev], run mypy --strict and every test"
+	@echo "make test        create .venv, build the local control plane, run mypy --strict, unit and e2e tests"
+	@echo "make demo        the product on the local control plane: a healthy and a faulty release"
 	@echo "make unit        run the unit tests only (fast)"
+	@echo "make e2e         run the end-to-end scenarios only (E2E_KUBECONFIG=... to use another cluster)"
+	@echo "make cluster-up  start the local control plane in the background; prints the KUBECONFIG"
+	@echo "make cluster-down stop it"
 	@echo "make typecheck   mypy --strict on canary/"
 	@echo "make bench       API calls per step, idle cost, decide() latency, cache memory"
 	@echo "make clean       remove .venv and caches"
@@ -26,7 +32,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict canary
+	$(BIN)/mypy --strict canary e2e
 
 lint-imports: $(STAMP)
 	$(BIN)/lint-imports
@@ -34,7 +40,23 @@ lint-imports: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests
 
-test: typecheck lint-imports unit
+# The e2e suite builds nothing when E2E_KUBECONFIG points at an existing cluster.
+cluster-build:
+	@if [ -z "$$E2E_KUBECONFIG" ]; then e2e/cluster/build.sh > /dev/null; fi
+
+e2e: $(STAMP) cluster-build
+	$(BIN)/python -m pytest e2e -p no:cacheprovider
+
+test: typecheck lint-imports unit e2e
+
+demo: $(STAMP) cluster-build
+	$(BIN)/python -m e2e.demo
+
+cluster-up: $(STAMP) cluster-build
+	$(BIN)/python -m e2e.cluster up
+
+cluster-down: $(STAMP)
+	$(BIN)/python -m e2e.cluster down
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.efficiency

@@ -1,0 +1,1 @@
+"""End-to-end environment and scenarios: a real control plane, a simulated mesh, real Prometheus."""

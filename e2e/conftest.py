@@ -1,0 +1,76 @@
+"""Fixtures of the end-to-end suite: one environment per run, one namespace and controller per test.
+
+The environment (control plane, mesh CRDs, simulated data plane, Prometheus) starts once per
+pytest session because it is the slow part; isolation between scenarios comes from a fresh
+namespace each, watched by a controller process of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import sys
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from e2e.harness.controller import Controller, ControllerOptions
+from e2e.harness.environment import Environment, environment
+from e2e.harness.kube import Kube
+
+StartController = Callable[..., Controller]
+
+
+_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.when == "call":
+        item.stash[_FAILED] = report.failed
+    return report
+
+
+@pytest.fixture(scope="session")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Environment]:
+    workdir = Path(os.environ.get("E2E_WORKDIR") or tmp_path_factory.mktemp("e2e"))
+    with environment(workdir) as started:
+        figures = ", ".join(f"{k} {v:.1f}s" for k, v in started.timings.items())
+        print(f"\ne2e environment ready ({figures}); logs in {workdir}", file=sys.stderr)
+        yield started
+
+
+@pytest.fixture
+def kube(env: Environment, request: pytest.FixtureRequest) -> Iterator[Kube]:
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    k = Kube(env.api, f"{slug}-{secrets.token_hex(3)}")
+    k.create_namespace()
+    yield k
+    env.mesh.client.stop_all_load(k.namespace)
+    if not (request.node.stash.get(_FAILED, False) and os.environ.get("E2E_KEEP_FAILED")):
+        k.delete_namespace()
+
+
+@pytest.fixture
+def start_controller(env: Environment, kube: Kube, request: pytest.FixtureRequest) -> Iterator[StartController]:
+    """Start the controller for this test's namespace; its log is printed if the test fails."""
+    started: list[Controller] = []
+
+    def start(**options: Any) -> Controller:
+        opts = ControllerOptions(kubeconfig=env.kubeconfig, namespace=kube.namespace,
+                                 prometheus_url=env.prometheus.url, **options)
+        ctl = Controller(opts, env.workdir / "logs", env.api)
+        started.append(ctl)
+        return ctl.start()
+
+    yield start
+    for ctl in started:
+        ctl.stop()
+    if request.node.stash.get(_FAILED, False):
+        for ctl in started:
+            print(f"\n--- controller log ({ctl.process.log_path if ctl.process else '-'}) ---\n{ctl.log_tail(120)}")
+        print(f"\n--- mesh routes ---\n{env.mesh.client.routes()}")

@@ -1,0 +1,105 @@
+"""The sample application and its Canary, as the manifests a developer would write.
+
+The Deployment runs the ``pause`` image: on the local control plane kwok marks its Pods Ready
+without running anything, and on a real cluster (``E2E_KUBECONFIG``) the image exists and runs.
+What the "application" answers comes from its pod-template annotations, read by the simulated
+mesh's backend servers, so shipping a faulty version is a Deployment edit, as in production.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
+PORT = 8080
+
+VERSION = "sim.canary.dev/version"
+ERROR_RATE = "sim.canary.dev/error-rate"
+LATENCY_MS = "sim.canary.dev/latency-ms"
+
+
+def behaviour(version: str, *, error_rate: float = 0.0, latency_ms: int = 0) -> dict[str, str]:
+    """Pod-template annotations that make the simulated pods behave this way."""
+    return {VERSION: version, ERROR_RATE: str(error_rate), LATENCY_MS: str(latency_ms)}
+
+
+def deployment(
+    name: str,
+    namespace: str,
+    *,
+    annotations: Mapping[str, str],
+    replicas: int = 2,
+    configmap: str | None = None,
+) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": "app",
+        "image": PAUSE_IMAGE,
+        "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+    }
+    if configmap:
+        container["envFrom"] = [{"configMapRef": {"name": configmap}}]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}, "annotations": dict(annotations)},
+                "spec": {"containers": [container], "terminationGracePeriodSeconds": 0},
+            },
+        },
+    }
+
+
+def success_rate_check(minimum: float = 99.0, window: str = "10s") -> dict[str, Any]:
+    return {"name": "request-success-rate", "thresholdRange": {"min": minimum}, "interval": window}
+
+
+def latency_check(maximum_ms: float = 200.0, window: str = "10s") -> dict[str, Any]:
+    return {"name": "request-duration", "thresholdRange": {"max": maximum_ms}, "interval": window}
+
+
+def canary(
+    name: str,
+    namespace: str,
+    *,
+    provider: str | None = None,
+    interval: str = "2s",
+    threshold: int = 2,
+    step_weight: int = 20,
+    max_weight: int = 60,
+    metrics: Sequence[Mapping[str, Any]] | None = None,
+    webhooks: Sequence[Mapping[str, Any]] = (),
+    no_data_policy: str = "hold",
+    min_sample_size: int = 5,
+    progress_deadline_seconds: int = 120,
+) -> dict[str, Any]:
+    analysis: dict[str, Any] = {
+        "interval": interval,
+        "threshold": threshold,
+        "stepWeight": step_weight,
+        "maxWeight": max_weight,
+        "noDataPolicy": no_data_policy,
+        "minSampleSize": min_sample_size,
+        "metrics": [dict(m) for m in (metrics if metrics is not None else (success_rate_check(), latency_check()))],
+    }
+    if webhooks:
+        analysis["webhooks"] = [dict(w) for w in webhooks]
+    spec: dict[str, Any] = {
+        "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+        "progressDeadlineSeconds": progress_deadline_seconds,
+        "service": {"port": PORT, "targetPort": "http", "portName": "http"},
+        "analysis": analysis,
+    }
+    if provider:
+        spec["provider"] = provider
+    return {
+        "apiVersion": "canary.dev/v1alpha1",
+        "kind": "Canary",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }

@@ -1,0 +1,105 @@
+"""Everything a scenario runs against: a cluster, the mesh CRDs, the data plane and Prometheus.
+
+By default the cluster is the local control plane (``e2e/cluster``), started fresh for the run.
+With ``E2E_KUBECONFIG`` set, the same suite runs against that cluster instead (kind, k3d, a real
+one): the project's CRDs and the chosen mesh flavour's CRDs are installed there, and the
+simulated data plane and Prometheus still run on this machine, talking to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kubernetes import client, config
+
+from e2e.cluster import ControlPlane, ensure_binaries, install_manifests
+from e2e.crds import FLAVOURS
+from e2e.crds.install import switch_flavour
+from e2e.mesh.launcher import MeshProcess, start_mesh
+from e2e.prometheus import Prometheus
+
+REPO = Path(__file__).resolve().parents[2]
+PROJECT_CRDS = REPO / "crds"
+
+
+@dataclass
+class Environment:
+    workdir: Path
+    kubeconfig: Path
+    api: client.ApiClient
+    prometheus: Prometheus
+    mesh: MeshProcess
+    flavour: str
+    control_plane: ControlPlane | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def use_flavour(self, name: str) -> None:
+        """Serve the mesh CRDs of flavour ``name`` (a no-op when they already are)."""
+        if name != self.flavour:
+            switch_flavour(self.api, name)
+            self.flavour = name
+
+    @property
+    def route_provider(self) -> str:
+        """The router the controller picks on this flavour by discovery (newest served SMI version)."""
+        return provider_for(self.flavour)
+
+    def stop(self) -> None:
+        for part in (self.mesh, self.prometheus, self.control_plane):
+            if part is not None:
+                with contextlib.suppress(Exception):
+                    part.stop()
+
+
+def provider_for(flavour: str) -> str:
+    f = FLAVOURS[flavour]
+    return "gatewayapi" if not f.trafficsplit_versions else f"smi:{f.trafficsplit_versions[-1]}"
+
+
+def _external_kubeconfig() -> Path | None:
+    value = os.environ.get("E2E_KUBECONFIG", "").strip()
+    return Path(value).expanduser() if value else None
+
+
+@contextlib.contextmanager
+def environment(workdir: Path, *, flavour: str = "linkerd", metrics_flavour: str = "linkerd") -> Iterator[Environment]:
+    """Start (or attach to) a cluster and the data plane; stop what was started on exit."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    control_plane: ControlPlane | None = None
+    external = _external_kubeconfig()
+    started = time.monotonic()
+    stack = contextlib.ExitStack()
+    with stack:
+        if external is None:
+            binaries = ensure_binaries()
+            timings["binaries"] = time.monotonic() - started
+            mark = time.monotonic()
+            control_plane = ControlPlane.start(workdir / "cluster", binaries=binaries)
+            stack.callback(control_plane.stop)
+            timings["control_plane"] = time.monotonic() - mark
+            kubeconfig = control_plane.kubeconfig
+            api = control_plane.api_client()
+        else:
+            kubeconfig = external
+            api = config.new_client_from_config(config_file=str(external))  # type: ignore[no-untyped-call]
+        mark = time.monotonic()
+        install_manifests(api, [PROJECT_CRDS])
+        switch_flavour(api, flavour)
+        timings["crds"] = time.monotonic() - mark
+        mark = time.monotonic()
+        mesh = start_mesh(workdir / "mesh", kubeconfig, metrics_flavour=metrics_flavour)
+        stack.callback(mesh.stop)
+        prometheus = Prometheus.start(workdir / "prometheus", scrape_targets=[mesh.metrics_address])
+        stack.callback(prometheus.stop)
+        timings["data_plane"] = time.monotonic() - mark
+        timings["total"] = time.monotonic() - started
+        yield Environment(
+            workdir=workdir, kubeconfig=kubeconfig, api=api, prometheus=prometheus, mesh=mesh,
+            flavour=flavour, control_plane=control_plane, timings=timings,
+        )

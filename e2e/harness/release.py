@@ -1,0 +1,142 @@
+"""Driving and watching one release the way an on-call engineer would see it.
+
+:class:`ReleaseWatcher` samples the Canary's status in the background (every 100 ms) and keeps
+each distinct (phase, canaryWeight) in order, so a scenario can assert on the whole path a
+release took (every step, no step skipped, no traffic to a canary after a rollback) and not only
+on where it ended.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from e2e.harness import app
+from e2e.harness.kube import Kube, wait_for
+
+SMI_GROUP = "split.smi-spec.io"
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+
+
+@dataclass(frozen=True)
+class Sample:
+    at: float
+    phase: str
+    weight: int
+    revision: str
+
+
+@dataclass
+class ReleaseWatcher:
+    kube: Kube
+    name: str
+    samples: list[Sample] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> ReleaseWatcher:
+        self._thread = threading.Thread(target=self._run, name=f"watch-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                st = self.kube.status(self.name)
+            except Exception:  # noqa: BLE001 - a transient read error must not end the recording
+                st = {}
+            sample = Sample(time.monotonic(), str(st.get("phase")), int(st.get("canaryWeight") or 0),
+                            str(st.get("lastAppliedSpec") or ""))
+            if not self.samples or (sample.phase, sample.weight, sample.revision) != (
+                self.samples[-1].phase, self.samples[-1].weight, self.samples[-1].revision
+            ):
+                self.samples.append(sample)
+            self._stop.wait(0.1)
+
+    def weights(self) -> list[int]:
+        """Distinct canary weights in the order they were seen (repeats collapsed)."""
+        out: list[int] = []
+        for s in self.samples:
+            if not out or out[-1] != s.weight:
+                out.append(s.weight)
+        return out
+
+    def phases(self) -> list[str]:
+        out: list[str] = []
+        for s in self.samples:
+            if not out or out[-1] != s.phase:
+                out.append(s.phase)
+        return out
+
+
+def install_app(kube: Kube, name: str, *, version: str = "1", replicas: int = 2, configmap: str | None = None,
+                **canary_args: Any) -> None:
+    """Create the Deployment and its Canary and wait until the controller has initialised them."""
+    kube.create(app.deployment(name, kube.namespace, annotations=app.behaviour(version), replicas=replicas,
+                               configmap=configmap))
+    kube.create(app.canary(name, kube.namespace, **canary_args))
+    kube.wait_for_phase(name, "Initialized", timeout=90)
+    wait_for(lambda: kube.deployment(f"{name}-primary"), _ready, timeout=60, what=f"{name}-primary ready")
+
+
+def _ready(dep: dict[str, Any]) -> bool:
+    spec, st = dep.get("spec") or {}, dep.get("status") or {}
+    return int(st.get("readyReplicas") or 0) >= int(spec.get("replicas") or 0) > 0
+
+
+def ship(kube: Kube, name: str, version: str, *, error_rate: float = 0.0, latency_ms: int = 0,
+         wait: bool = True) -> dict[str, Any]:
+    """A new version of the app: a pod-template edit, as a GitOps sync would apply it.
+
+    Waits until the controller has taken the new revision up (``status.lastAppliedSpec``
+    changed), so that a phase read afterwards belongs to this release and not the last one.
+    """
+    before = kube.status(name).get("lastAppliedSpec")
+    kube.patch_template_annotations(name, app.behaviour(version, error_rate=error_rate, latency_ms=latency_ms))
+    if not wait:
+        return {}
+    return wait_for(lambda: kube.status(name), lambda st: st.get("lastAppliedSpec") != before,
+                    timeout=30, what=f"the controller to start the release of {name} {version}")
+
+
+def template_version(dep: dict[str, Any]) -> str | None:
+    annotations = (((dep.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(app.VERSION)
+    return None if value is None else str(value)
+
+
+def _quantity(value: Any) -> Decimal:
+    text = str(value)
+    if text.endswith("m"):
+        return Decimal(text[:-1]) / 1000
+    return Decimal(text)
+
+
+def route_shares(kube: Kube, apex: str, provider: str) -> dict[str, float]:
+    """The route object's weights as shares of 1, per backend Service, read straight off the object.
+
+    ``provider`` is ``gatewayapi`` or ``smi:VERSION``. The harness reads the raw object itself,
+    independently of the controller's router code, so a router bug cannot hide here.
+    """
+    if provider == "gatewayapi":
+        route = kube.custom_object(GATEWAY_GROUP, "v1", "httproutes", apex)
+        if route is None:
+            return {}
+        refs = route["spec"]["rules"][0]["backendRefs"]
+        raw = {r["name"]: Decimal(r.get("weight", 1)) for r in refs}
+    else:
+        version = provider.split(":", 1)[1]
+        split = kube.custom_object(SMI_GROUP, version, "trafficsplits", apex)
+        if split is None:
+            return {}
+        raw = {b["service"]: _quantity(b["weight"]) for b in split["spec"]["backends"]}
+    total = sum(raw.values())
+    return {k: float(v / total) if total else 0.0 for k, v in raw.items()}

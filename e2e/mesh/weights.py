@@ -1,0 +1,102 @@
+"""Backend weights as exact fractions, read the way a mesh reads them.
+
+TrafficSplit weights are Kubernetes quantities in v1alpha1 (``"500m"`` is one half, ``"1"`` and
+``"1000m"`` are one) and integers from v1alpha2 on. The mesh-shipped CRDs convert nothing between
+versions, so an object written through v1alpha1 reads back with its quantity through v1alpha2:
+every TrafficSplit weight is therefore parsed as "an integer or a quantity". HTTPRoute weights
+are int32s bounded by the Gateway API to 0..1,000,000.
+
+Weights are relative: a backend's share is its weight over the sum of the rule's weights.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+#: The Gateway API's bound on an HTTPRoute backendRef weight.
+MAX_HTTPROUTE_WEIGHT = 1_000_000
+#: Far above any weight a person or a controller writes; keeps arithmetic on sane numbers.
+_MAX_WEIGHT = Fraction(10**15)
+_MAX_TEXT = 64
+
+# Go's resource.Quantity grammar: a signed decimal, then an SI suffix, a binary suffix or a
+# decimal exponent. A lone "E" is the exa suffix, as in Go.
+_QUANTITY = re.compile(
+    r"(?P<sign>[+-]?)(?P<number>\d+\.?\d*|\.\d+)"
+    r"(?:(?P<exp>[eE][+-]?\d+)|(?P<binary>[KMGTPE]i)|(?P<si>[numkMGTPE]))?"
+)
+_SI = {"n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 1000), "k": Fraction(10**3),
+       "M": Fraction(10**6), "G": Fraction(10**9), "T": Fraction(10**12), "P": Fraction(10**15),
+       "E": Fraction(10**18)}
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+
+
+class WeightError(ValueError):
+    """A weight the mesh cannot use; the message quotes the value and says why."""
+
+
+def parse_quantity(text: str) -> Fraction:
+    """A Kubernetes quantity string as an exact number (``"500m"`` → 1/2)."""
+    if len(text) > _MAX_TEXT:
+        raise WeightError(f"weight {text[:_MAX_TEXT]!r}... is too long to be a quantity")
+    match = _QUANTITY.fullmatch(text)
+    if match is None:
+        raise WeightError(f"weight {text!r} is not a Kubernetes quantity (e.g. 1, 500m, 0.5)")
+    value = Fraction(match["number"])
+    if match["exp"]:
+        exponent = int(match["exp"][1:])
+        if abs(exponent) > 30:
+            raise WeightError(f"weight {text!r} has an exponent out of range")
+        value *= Fraction(10) ** exponent
+    elif match["binary"]:
+        value *= _BINARY[match["binary"]]
+    elif match["si"]:
+        value *= _SI[match["si"]]
+    return -value if match["sign"] == "-" else value
+
+
+def parse_split_weight(value: object) -> Fraction:
+    """A TrafficSplit backend weight (any version): a non-negative integer, float or quantity."""
+    number: Fraction
+    if isinstance(value, bool):
+        raise WeightError(f"weight {value!r} is a boolean, not a number")
+    if isinstance(value, int):
+        number = Fraction(value)
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise WeightError(f"weight {value!r} is not a finite number")
+        number = Fraction(repr(value))
+    elif isinstance(value, str):
+        number = parse_quantity(value)
+    elif value is None:
+        raise WeightError("weight is missing")
+    else:
+        raise WeightError(f"weight {value!r} is a {type(value).__name__}, not a number or quantity")
+    _check_range(value, number)
+    return number
+
+
+def parse_httproute_weight(value: object) -> Fraction:
+    """An HTTPRoute backendRef weight: an integer in 0..1,000,000; absent means 1."""
+    if value is None:
+        return Fraction(1)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise WeightError(f"backendRef weight {value!r} is not an integer")
+    if not 0 <= value <= MAX_HTTPROUTE_WEIGHT:
+        raise WeightError(f"backendRef weight {value} is outside 0..{MAX_HTTPROUTE_WEIGHT}")
+    return Fraction(value)
+
+
+def _check_range(original: object, number: Fraction) -> None:
+    if number < 0:
+        raise WeightError(f"weight {original!r} is negative")
+    if number > _MAX_WEIGHT:
+        raise WeightError(f"weight {original!r} is unreasonably large")
+
+
+def weight_json(weight: Fraction) -> int | float:
+    """A weight for JSON: an integer when it is one (``80``), else a float (``0.8``)."""
+    if weight.denominator == 1:
+        return int(weight)
+    return float(weight)

@@ -1,0 +1,130 @@
+"""Scenarios 1, 2, 3, 7 and 12: releases that promote, releases that roll back, and what starts one.
+
+Every scenario runs the controller as a real process against the API server, with real traffic
+through the simulated mesh and real Prometheus queries deciding each step.
+"""
+
+from __future__ import annotations
+
+from e2e.conftest import StartController
+from e2e.harness import app
+from e2e.harness.environment import Environment
+from e2e.harness.kube import Kube, wait_for
+from e2e.harness.release import ReleaseWatcher, install_app, route_shares, ship, template_version
+from e2e.harness.traffic import assert_share_matches, requests_by_canary_weight
+
+RPS = 40
+ALL_TO_PRIMARY = {"podinfo-primary": 1.0, "podinfo-canary": 0.0}
+
+
+def test_healthy_version_is_promoted_step_by_step(env: Environment, kube: Kube, start_controller: StartController) -> None:
+    env.use_flavour("linkerd")
+    start_controller()
+    install_app(kube, "podinfo", step_weight=20, max_weight=60)
+    env.mesh.client.set_load(kube.namespace, "podinfo", RPS)
+    primary_before = kube.deployment("podinfo-primary")
+
+    with ReleaseWatcher(kube, "podinfo") as watcher:
+        env.mesh.client.reset_stats(kube.namespace, "podinfo")
+        ship(kube, "podinfo", "2")
+        final = kube.wait_for_phase("podinfo", "Succeeded", "Failed", timeout=150)
+
+    assert final["phase"] == "Succeeded", final
+    assert watcher.weights() == [0, 20, 40, 60, 0] or watcher.weights()[1:4] == [20, 40, 60], watcher.samples
+    primary = kube.deployment("podinfo-primary")
+    assert template_version(primary_before) == "1"
+    assert template_version(primary) == "2", "the primary must run the promoted template"
+    assert kube.deployment("podinfo")["spec"]["replicas"] == 0, "the canary is scaled to zero after promotion"
+    assert route_shares(kube, "podinfo", env.route_provider) == ALL_TO_PRIMARY
+
+    # What the data plane actually did at each step, from its own request counts.
+    by_weight = requests_by_canary_weight(env.mesh.client.stats(kube.namespace, "podinfo"), "podinfo-canary")
+    for weight in (20, 40, 60):
+        assert weight in by_weight, f"the data plane never routed at {weight}%: {by_weight}"
+        assert_share_matches(by_weight[weight], weight / 100)
+
+
+def test_version_with_errors_is_rolled_back_after_threshold(
+    env: Environment, kube: Kube, start_controller: StartController
+) -> None:
+    env.use_flavour("linkerd")
+    start_controller()
+    install_app(kube, "podinfo", threshold=2)
+    env.mesh.client.set_load(kube.namespace, "podinfo", RPS)
+    primary_before = kube.deployment("podinfo-primary")
+
+    with ReleaseWatcher(kube, "podinfo") as watcher:
+        ship(kube, "podinfo", "2-broken", error_rate=0.5)
+        final = kube.wait_for_phase("podinfo", "Failed", "Succeeded", timeout=120)
+
+    assert final["phase"] == "Failed", final
+    failed = [c for c in final.get("checks", []) if c["name"] == "request-success-rate" and c["verdict"] != "Pass"]
+    assert failed, f"the rollback must come from the success-rate check: {final.get('checks')}"
+    assert max(watcher.weights()) == 20, f"no step past the first while checks fail: {watcher.weights()}"
+    primary = kube.deployment("podinfo-primary")
+    assert primary["metadata"]["generation"] == primary_before["metadata"]["generation"], "the primary never changed"
+    assert template_version(primary) == "1"
+    assert route_shares(kube, "podinfo", env.route_provider) == ALL_TO_PRIMARY
+    assert kube.deployment("podinfo")["spec"]["replicas"] == 0
+    reasons = [e["reason"] for e in kube.events("podinfo")]
+    assert "RolledBack" in reasons or "Rollback" in reasons or any("Roll" in r for r in reasons), reasons
+
+
+def test_version_with_high_latency_is_rolled_back(env: Environment, kube: Kube, start_controller: StartController) -> None:
+    env.use_flavour("linkerd")
+    start_controller()
+    install_app(kube, "podinfo", threshold=2,
+                metrics=[app.success_rate_check(), app.latency_check(maximum_ms=200)])
+    env.mesh.client.set_load(kube.namespace, "podinfo", RPS)
+
+    ship(kube, "podinfo", "2-slow", latency_ms=400)
+    final = kube.wait_for_phase("podinfo", "Failed", "Succeeded", timeout=120)
+
+    assert final["phase"] == "Failed", final
+    latency = [c for c in final.get("checks", []) if c["name"] == "request-duration"]
+    assert latency and latency[-1]["verdict"] == "Fail", final.get("checks")
+    assert float(latency[-1]["value"]) >= 300, "p99 measured from real traffic must reflect the 400 ms delay"
+    assert template_version(kube.deployment("podinfo-primary")) == "1"
+    assert route_shares(kube, "podinfo", env.route_provider) == ALL_TO_PRIMARY
+
+
+def test_new_revision_mid_run_restarts_the_analysis(env: Environment, kube: Kube, start_controller: StartController) -> None:
+    env.use_flavour("linkerd")
+    start_controller()
+    install_app(kube, "podinfo", interval="3s", step_weight=20, max_weight=60)
+    env.mesh.client.set_load(kube.namespace, "podinfo", RPS)
+
+    with ReleaseWatcher(kube, "podinfo") as watcher:
+        ship(kube, "podinfo", "2")
+        first = wait_for(lambda: kube.status("podinfo"), lambda st: int(st.get("canaryWeight") or 0) >= 40,
+                         timeout=60, what="the release of v2 to reach 40%")
+        ship(kube, "podinfo", "3")  # a GitOps sync lands a newer commit mid-run
+        final = kube.wait_for_phase("podinfo", "Succeeded", "Failed", timeout=150)
+
+    assert final["phase"] == "Succeeded", final
+    assert final["lastAppliedSpec"] != first["lastAppliedSpec"]
+    assert template_version(kube.deployment("podinfo-primary")) == "3", "the newest revision is the one promoted"
+    newest = [s for s in watcher.samples if s.revision == final["lastAppliedSpec"]]
+    assert newest and newest[0].weight <= 20, f"the analysis of v3 restarts from the first step: {newest[:3]}"
+    weights_v3 = [s.weight for s in newest if s.phase == "Progressing"]
+    assert 60 in weights_v3, f"v3 went through every step itself: {weights_v3}"
+
+
+def test_configmap_change_starts_a_release(env: Environment, kube: Kube, start_controller: StartController) -> None:
+    env.use_flavour("linkerd")
+    start_controller()
+    kube.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "podinfo-config"},
+                 "data": {"GREETING": "hello"}})
+    install_app(kube, "podinfo", configmap="podinfo-config", step_weight=50, max_weight=50)
+    env.mesh.client.set_load(kube.namespace, "podinfo", RPS)
+    before = kube.status("podinfo")
+    assert kube.configmap_data("podinfo-config-primary") == {"GREETING": "hello"}
+
+    kube.set_configmap("podinfo-config", {"GREETING": "bonjour"})
+    wait_for(lambda: kube.status("podinfo"), lambda st: st.get("lastAppliedSpec") != before["lastAppliedSpec"],
+             timeout=30, what="the ConfigMap change to start a release")
+    final = kube.wait_for_phase("podinfo", "Succeeded", "Failed", timeout=120)
+
+    assert final["phase"] == "Succeeded", final
+    assert kube.configmap_data("podinfo-config-primary") == {"GREETING": "bonjour"}, "the primary's copy is promoted"
+    assert template_version(kube.deployment("podinfo-primary")) == "1", "only the config changed"
