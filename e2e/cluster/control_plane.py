@@ -421,6 +421,12 @@ class ControlPlane:
                 f"--kubeconfig={kwok_kubeconfig}",
                 "--manage-all-nodes=true",
                 f"--cidr={POD_CIDR}",
+                # Heartbeat through Node Leases, as kubelets do. Without them kwok refreshes the
+                # Node's Ready condition only about once a minute, past the node controller's 50 s
+                # grace period: every Node flapped NotReady and the node controller marked every
+                # Pod unready, which kwok never undid (seen here: releases stuck at "0 of 2
+                # available").
+                "--node-lease-duration-seconds=40",
                 # Health and metrics only, on loopback; without it kwok would listen on
                 # 0.0.0.0:<node-port>.
                 f"--server-address=127.0.0.1:{ports.kwok}",
