@@ -21,6 +21,7 @@ from e2e.harness.controller import Controller, ControllerOptions
 from e2e.harness.environment import Environment, environment
 from e2e.harness.kube import Kube
 from e2e.harness.release import install_app, ship, template_version
+from e2e.harness.traffic import requests_by_canary_weight
 
 APP = "podinfo"
 NAMESPACE = "demo"
@@ -53,7 +54,16 @@ def _checks(status: dict[str, Any]) -> str:
     return ", ".join(parts) or "-"
 
 
-def follow_release(kube: Kube, version: str, started: float, timeout: float = 180) -> ReleaseSummary:
+def _served(env: Environment, weight: int) -> str:
+    """What the data plane did while the canary weight was ``weight``: its real share of requests."""
+    requests = requests_by_canary_weight(env.mesh.client.stats(NAMESPACE, APP), f"{APP}-canary").get(weight, {})
+    routed = sum(requests.values())
+    if not routed:
+        return ""
+    return f"  (at {weight}% the mesh sent {requests.get(f'{APP}-canary', 0) / routed:.0%} of {routed} requests to the canary)"
+
+
+def follow_release(env: Environment, kube: Kube, version: str, started: float, timeout: float = 180) -> ReleaseSummary:
     """Print each change of phase or weight, with the checks behind it, until the release ends."""
     seen: tuple[str, int, str] | None = None
     weights: list[int] = []
@@ -65,6 +75,8 @@ def follow_release(kube: Kube, version: str, started: float, timeout: float = 18
         key = (phase, weight, str(st.get("lastAnalysisTime")))
         if key != seen:
             seen = key
+            if weights and weights[-1] != weight and weights[-1] > 0:
+                _say(_served(env, weights[-1]))
             if not weights or weights[-1] != weight:
                 weights.append(weight)
             _say(f"  {time.monotonic() - started:6.1f}s  {phase:<16} canary {weight:>3}%   {_checks(st)}")
@@ -89,18 +101,20 @@ def run_demo(env: Environment) -> list[ReleaseSummary]:
              "p99 <= 200 ms, rollback after 2 failed checks")
         install_app(kube, APP, interval="3s", step_weight=20, max_weight=60, threshold=2)
         env.mesh.client.set_load(NAMESPACE, APP, RPS)
+        env.mesh.client.reset_stats(NAMESPACE, APP)
         _say(f"==> {RPS} requests/s flowing to {APP}.{NAMESPACE} through the simulated mesh; primary runs v1")
 
         summaries = []
         _say("\n==> release v2 (healthy)")
         started = time.monotonic()
         ship(kube, APP, "2")
-        summaries.append(follow_release(kube, "v2 (healthy)", started))
+        summaries.append(follow_release(env, kube, "v2 (healthy)", started))
 
         _say("\n==> release v3 (faulty: 20% of requests fail, +300 ms)")
+        env.mesh.client.reset_stats(NAMESPACE, APP)
         started = time.monotonic()
         ship(kube, APP, "3", error_rate=0.2, latency_ms=300)
-        summaries.append(follow_release(kube, "v3 (faulty)", started))
+        summaries.append(follow_release(env, kube, "v3 (faulty)", started))
         primary = template_version(kube.deployment(f"{APP}-primary"))
         _say(f"\n==> the primary runs v{primary}")
         return summaries

@@ -151,7 +151,11 @@ install_debian() {
 
 started=$(date +%s)
 install_debian
-build_kubernetes
-build_kwok
+# --data-plane-only: for a run against an existing cluster (E2E_KUBECONFIG), which needs
+# Prometheus here but no control plane of ours.
+if [ "${1:-}" != "--data-plane-only" ]; then
+  build_kubernetes
+  build_kwok
+fi
 step "all binaries ready in $(( $(date +%s) - started ))s"
 echo "$cache"

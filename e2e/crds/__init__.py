@@ -3,8 +3,8 @@
 A cluster serves one flavour at a time; the controller finds the TrafficSplit versions through API
 discovery, so switching flavour is how a scenario tests "Linkerd serves v1alpha1 and v1alpha2"
 against "Traefik Mesh serves only v1alpha3". The CRD files are written by hand from the SMI
-specification and the Gateway API reference (see /work/shared/docs/smi.md for which mesh serves
-which version); :mod:`e2e.crds.install` puts a flavour on a running API server.
+specification and the Gateway API reference (docs/testing.md lists which mesh serves which
+version); :mod:`e2e.crds.install` puts a flavour on a running API server.
 """
 
 from __future__ import annotations
