@@ -502,7 +502,7 @@ class ControlPlane:
 
     def _save_state(self, *, stopped: bool = False) -> None:
         records = []
-        for process in self.processes.values():
+        for process in ([] if stopped else self.processes.values()):
             ticks = _start_ticks(process.pid)
             if ticks is not None:
                 records.append(
@@ -541,17 +541,7 @@ class ControlPlane:
             process.stop(timeout=STOP_TIMEOUT)
         if by_name:
             with contextlib.suppress(OSError):
-                _write_state(
-                    ClusterState(
-                        workdir=self.workdir,
-                        kubeconfig=self.kubeconfig,
-                        server=self.server,
-                        detached=self.detached,
-                        started_at=self._started_at,
-                        stopped_at=_utc_now(),
-                        processes=(),
-                    )
-                )
+                self._save_state(stopped=True)
 
     def __enter__(self) -> ControlPlane:
         return self
