@@ -17,11 +17,13 @@ from typing import TextIO
 
 from canary.cli import client as client_module
 from canary.cli.annotate import Action, annotate
-from canary.cli.args import build_parser, settings_from_args
+from canary.cli.args import build_parser, server_settings_from_args, settings_from_args
 from canary.cli.client import CanaryClient
 from canary.cli.errors import CliError, ExitCode, UsageError
 from canary.cli.status import show_status, watch_status
 from canary.cli.wait import Goal, wait_for
+from canary.errors import CanaryError
+from canary.metricsserver.config import ConfigError
 
 __all__ = ["Connect", "execute"]
 
@@ -63,6 +65,8 @@ def execute(
     try:
         if args.command == "run":
             return _run(args, env)
+        if args.command == "metrics-server":
+            return _metrics_server(args, env)
         return _client_command(args, connect, env, out, err, clock, now)
     except CliError as exc:
         print(f"canary: error: {exc}", file=err)
@@ -81,6 +85,20 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from canary.kube.operator import run as run_operator
 
     run_operator(settings)
+    return ExitCode.OK
+
+
+def _metrics_server(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    settings = server_settings_from_args(args, env)
+    # Imported here, like the controller, so the on-call commands start fast.
+    from canary.metricsserver.server import run as run_server
+
+    try:
+        run_server(settings)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
+    except CanaryError as exc:
+        raise CliError(str(exc)) from exc
     return ExitCode.OK
 
 

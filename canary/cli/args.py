@@ -1,8 +1,9 @@
-"""Command-line grammar, and the controller's :class:`Settings` from flags and environment.
+"""Command-line grammar, and the settings of ``canary run`` and ``canary metrics-server``.
 
-Every ``canary run`` flag has an environment variable named ``CANARY_`` plus the flag's name
-(``--metrics-port`` -> ``CANARY_METRICS_PORT``); a flag beats the variable, the variable beats
-the default in :mod:`canary.config`. Flags default to None here so that "not given" can be told
+Every ``canary run`` and ``canary metrics-server`` flag has an environment variable named
+``CANARY_`` plus the flag's name (``--metrics-port`` -> ``CANARY_METRICS_PORT``); a flag beats
+the variable, the variable beats the default in :mod:`canary.config` (and
+:mod:`canary.metricsserver.config`). Flags default to None here so that "not given" can be told
 apart from "given the default value".
 """
 
@@ -21,6 +22,7 @@ from canary.domain.durations import parse_duration
 from canary.domain.spec import ProviderType
 from canary.domain.status import Annotation
 from canary.errors import SpecError
+from canary.metricsserver.config import RequestHeaderSettings, ServerSettings
 
 __all__ = [
     "DEFAULT_PROVIDERS",
@@ -28,6 +30,7 @@ __all__ = [
     "build_parser",
     "env_name",
     "kubeconfig_from_args",
+    "server_settings_from_args",
     "settings_from_args",
 ]
 
@@ -92,6 +95,53 @@ def _add_run(sub: argparse._SubParsersAction[_Parser]) -> None:
                      help="kubeconfig file (default: in-cluster, then $KUBECONFIG)" + _env_help("kubeconfig"))
 
 
+def _add_metrics_server(sub: argparse._SubParsersAction[_Parser]) -> None:
+    server = sub.add_parser(
+        "metrics-server",
+        help="serve the SMI Traffic Metrics API from Prometheus (an aggregated API server)",
+        description="Serve metrics.smi-spec.io/v1alpha1 (TrafficMetrics) over HTTPS from the mesh's "
+                    "Prometheus metrics, behind the kube-apiserver's aggregation layer. Each flag can "
+                    "also be set through the environment variable shown with it; a flag wins.",
+    )
+    defaults = ServerSettings()
+    header_defaults = RequestHeaderSettings()
+    server.add_argument("--prometheus-address", metavar="URL",
+                        help=f"(default: {defaults.prometheus_address})" + _env_help("prometheus_address"))
+    server.add_argument("--mesh", choices=[m.value for m in Mesh],
+                        help="whose metric names to query (default: linkerd)" + _env_help("mesh"))
+    server.add_argument("--queries-file", metavar="PATH",
+                        help="YAML file overriding the mesh's queries" + _env_help("queries_file"))
+    server.add_argument("--kubeconfig", metavar="PATH",
+                        help="kubeconfig file (default: in-cluster, then $KUBECONFIG)" + _env_help("kubeconfig"))
+    server.add_argument("--bind-address", metavar="ADDR",
+                        help=f"(default: {defaults.bind_address})" + _env_help("bind_address"))
+    server.add_argument("--secure-port", type=int, metavar="PORT",
+                        help=f"HTTPS port (default: {defaults.secure_port})" + _env_help("secure_port"))
+    server.add_argument("--tls-cert-file", metavar="PATH",
+                        help="serving certificate, PEM (default: a self-signed one made at start, for "
+                             "testing only)" + _env_help("tls_cert_file"))
+    server.add_argument("--tls-private-key-file", metavar="PATH",
+                        help="its private key, PEM" + _env_help("tls_private_key_file"))
+    server.add_argument("--requestheader-client-ca-file", metavar="PATH",
+                        help="CA that signs the front proxy's client certificate (default: read it and "
+                             "the other --requestheader-* settings from the ConfigMap "
+                             "kube-system/extension-apiserver-authentication)"
+                             + _env_help("requestheader_client_ca_file"))
+    server.add_argument("--requestheader-allowed-names", action="append", metavar="NAMES",
+                        help="common names allowed on the front proxy's certificate, comma-separated "
+                             "(default: any certificate of that CA)" + _env_help("requestheader_allowed_names"))
+    server.add_argument("--requestheader-username-headers", action="append", metavar="HEADERS",
+                        help=f"(default: {','.join(header_defaults.username_headers)})"
+                             + _env_help("requestheader_username_headers"))
+    server.add_argument("--requestheader-group-headers", action="append", metavar="HEADERS",
+                        help=f"(default: {','.join(header_defaults.group_headers)})"
+                             + _env_help("requestheader_group_headers"))
+    server.add_argument("--requestheader-extra-headers-prefix", action="append", metavar="PREFIXES",
+                        help=f"(default: {','.join(header_defaults.extra_headers_prefixes)})"
+                             + _env_help("requestheader_extra_headers_prefix"))
+    server.add_argument("--log-level", choices=LOG_LEVELS, help="(default: info)" + _env_help("log_level"))
+
+
 def _client_options() -> _Parser:
     common = _Parser(add_help=False)
     common.add_argument("-n", "--namespace", metavar="NS",
@@ -116,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     _add_run(sub)
+    _add_metrics_server(sub)
 
     common = _client_options()
     status = sub.add_parser("status", parents=[common], help="show Canaries, their weight, checks and conditions",
@@ -204,8 +255,15 @@ def _port(value: str, dest: str) -> int:
 
 
 def _namespaces(ns: argparse.Namespace, env: Mapping[str, str]) -> tuple[str, ...]:
-    given: list[str] | None = getattr(ns, "namespaces", None)
-    raw = given if given else [env.get(env_name("namespaces"), "")]
+    return _comma_list(ns, env, "namespaces") or ()
+
+
+def _comma_list(ns: argparse.Namespace, env: Mapping[str, str], dest: str) -> tuple[str, ...] | None:
+    """A repeatable, comma-separated flag (or its variable); None when neither is given."""
+    given: list[str] | None = getattr(ns, dest, None)
+    if not given and not env.get(env_name(dest), "").strip():
+        return None
+    raw = given if given else [env.get(env_name(dest), "")]
     seen: dict[str, None] = {}
     for item in raw:
         for part in item.split(","):
@@ -260,3 +318,53 @@ def settings_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> Settin
 def kubeconfig_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> str | None:
     """``--kubeconfig`` or ``CANARY_KUBECONFIG``."""
     return _pick(ns, env, "kubeconfig")
+
+
+def server_settings_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> ServerSettings:
+    """``canary metrics-server``'s settings: flag, else ``CANARY_*`` variable, else the default. Pure.
+
+    Raises :class:`UsageError` for a value argparse did not get to check, and for requestheader
+    settings given without ``--requestheader-client-ca-file`` (without it, all of them come
+    from the ``extension-apiserver-authentication`` ConfigMap, as in the kube-apiserver).
+    """
+    base = ServerSettings()
+    address = _pick(ns, env, "prometheus_address")
+    mesh = _pick(ns, env, "mesh")
+    level = _pick(ns, env, "log_level")
+    port = _pick(ns, env, "secure_port")
+    ca_file = _pick(ns, env, "requestheader_client_ca_file")
+    header_lists = {
+        dest: _comma_list(ns, env, dest)
+        for dest in ("requestheader_allowed_names", "requestheader_username_headers",
+                     "requestheader_group_headers", "requestheader_extra_headers_prefix")
+    }
+    if ca_file is None:
+        given = [f"--{dest.replace('_', '-')}" for dest, value in header_lists.items() if value is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} needs --requestheader-client-ca-file; without it every "
+                             "requestheader setting comes from the ConfigMap "
+                             "kube-system/extension-apiserver-authentication")
+        requestheader = RequestHeaderSettings()
+    else:
+        defaults = RequestHeaderSettings()
+        requestheader = RequestHeaderSettings(
+            client_ca_file=ca_file,
+            allowed_names=header_lists["requestheader_allowed_names"] or (),
+            username_headers=header_lists["requestheader_username_headers"] or defaults.username_headers,
+            group_headers=header_lists["requestheader_group_headers"] or defaults.group_headers,
+            extra_headers_prefixes=header_lists["requestheader_extra_headers_prefix"]
+            or defaults.extra_headers_prefixes,
+        )
+    return replace(
+        base,
+        prometheus_address=base.prometheus_address if address is None else address,
+        mesh=base.mesh if mesh is None else Mesh(_choice(mesh, [m.value for m in Mesh], "mesh")),
+        queries_file=_pick(ns, env, "queries_file"),
+        kubeconfig=kubeconfig_from_args(ns, env),
+        bind_address=_pick(ns, env, "bind_address") or base.bind_address,
+        secure_port=base.secure_port if port is None else _port(port, "secure_port"),
+        tls_cert_file=_pick(ns, env, "tls_cert_file"),
+        tls_private_key_file=_pick(ns, env, "tls_private_key_file"),
+        requestheader=requestheader,
+        log_level=base.log_level if level is None else _choice(level.lower(), LOG_LEVELS, "log_level"),
+    )
