@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from e2e.harness.controller import Controller, ControllerOptions
-from e2e.harness.environment import Environment, environment
+from e2e.harness.environment import SMI_NEEDS_LOCAL_CLUSTER, Environment, environment
 from e2e.harness.kube import Kube
+from e2e.harness.metrics_server import SmiMetrics
 
 StartController = Callable[..., Controller]
 
@@ -42,6 +43,18 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Environment]:
         figures = ", ".join(f"{k} {v:.1f}s" for k, v in started.timings.items())
         print(f"\ne2e environment ready ({figures}); logs in {workdir}", file=sys.stderr)
         yield started
+
+
+@pytest.fixture(scope="session")
+def smi_metrics(env: Environment) -> SmiMetrics:
+    """``canary metrics-server`` serving ``metrics.smi-spec.io/v1alpha1`` through the API server.
+
+    Started by the first test that asks for it, stopped with the session. Skipped with
+    ``E2E_KUBECONFIG``: the server runs here, and another cluster cannot use it as an endpoint.
+    """
+    if env.control_plane is None:
+        pytest.skip(SMI_NEEDS_LOCAL_CLUSTER)
+    return env.smi_metrics()
 
 
 @pytest.fixture
@@ -74,3 +87,5 @@ def start_controller(env: Environment, kube: Kube, request: pytest.FixtureReques
         for ctl in started:
             print(f"\n--- controller log ({ctl.process.log_path if ctl.process else '-'}) ---\n{ctl.log_tail(120)}")
         print(f"\n--- mesh routes ---\n{env.mesh.client.routes()}")
+        if env.smi is not None:
+            print(f"\n--- SMI metrics server ---\n{env.smi.diagnostics()}")

@@ -6,6 +6,10 @@ through the simulated mesh and real Prometheus queries deciding each step.
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from e2e.conftest import StartController
 from e2e.harness import app
 from e2e.harness.environment import Environment
@@ -16,10 +20,39 @@ from e2e.harness.traffic import assert_share_matches, requests_by_canary_weight
 RPS = 40
 ALL_TO_PRIMARY = {"podinfo-primary": 1.0, "podinfo-canary": 0.0}
 
+# Scenarios 1 and 2 run once per metric source: the controller's Prometheus provider querying
+# Prometheus itself, and its SMI provider reading the Traffic Metrics API through the API server
+# (`canary metrics-server`, registered as an APIService, querying the same Prometheus). The
+# Canary is the same for both: the builtin checks keep their 10 s window, which the SMI provider
+# sends as `?t=10s`, so neither needs a longer window or other parameters.
+METRICS_SOURCES = pytest.mark.parametrize("metrics_source", ["prometheus", "smi"])
 
-def test_healthy_version_is_promoted_step_by_step(env: Environment, kube: Kube, start_controller: StartController) -> None:
+
+def _start_with_source(metrics_source: str, start_controller: StartController, request: pytest.FixtureRequest) -> None:
+    if metrics_source == "smi":
+        request.getfixturevalue("smi_metrics")  # starts the metrics server once per session
+        start_controller(metrics_source="smi")
+    else:
+        start_controller()
+
+
+def _assert_measured_by(metrics_source: str, status: dict[str, Any], namespace: str) -> None:
+    """The metric checks in ``status`` were read from ``metrics_source`` (their ``source`` says
+    what was asked: the Traffic Metrics path of the canary Deployment, or a PromQL query)."""
+    metric_checks = [c for c in status.get("checks") or [] if c.get("kind") == "metric"]
+    assert metric_checks, f"no metric checks in the status: {status.get('checks')}"
+    smi_path = f"/apis/metrics.smi-spec.io/v1alpha1/namespaces/{namespace}/deployments/podinfo?t=10s"
+    for check in metric_checks:
+        from_smi = str(check.get("source", "")).startswith(smi_path)
+        assert from_smi == (metrics_source == "smi"), f"{check['name']} was not read from {metrics_source}: {check}"
+
+
+@METRICS_SOURCES
+def test_healthy_version_is_promoted_step_by_step(
+    env: Environment, kube: Kube, start_controller: StartController, metrics_source: str, request: pytest.FixtureRequest
+) -> None:
     env.use_flavour("linkerd")
-    start_controller()
+    _start_with_source(metrics_source, start_controller, request)
     install_app(kube, "podinfo", step_weight=20, max_weight=60)
     env.mesh.client.set_load(kube.namespace, "podinfo", RPS)
     primary_before = kube.deployment("podinfo-primary")
@@ -30,6 +63,7 @@ def test_healthy_version_is_promoted_step_by_step(env: Environment, kube: Kube, 
         final = kube.wait_for_phase("podinfo", "Succeeded", "Failed", timeout=150)
 
     assert final["phase"] == "Succeeded", final
+    _assert_measured_by(metrics_source, final, kube.namespace)
     assert watcher.weights() == [0, 20, 40, 60, 0] or watcher.weights()[1:4] == [20, 40, 60], watcher.samples
     primary = kube.deployment("podinfo-primary")
     assert template_version(primary_before) == "1"
@@ -44,11 +78,12 @@ def test_healthy_version_is_promoted_step_by_step(env: Environment, kube: Kube, 
         assert_share_matches(by_weight[weight], weight / 100)
 
 
+@METRICS_SOURCES
 def test_version_with_errors_is_rolled_back_after_threshold(
-    env: Environment, kube: Kube, start_controller: StartController
+    env: Environment, kube: Kube, start_controller: StartController, metrics_source: str, request: pytest.FixtureRequest
 ) -> None:
     env.use_flavour("linkerd")
-    start_controller()
+    _start_with_source(metrics_source, start_controller, request)
     install_app(kube, "podinfo", threshold=2)
     env.mesh.client.set_load(kube.namespace, "podinfo", RPS)
     primary_before = kube.deployment("podinfo-primary")
@@ -60,6 +95,7 @@ def test_version_with_errors_is_rolled_back_after_threshold(
     assert final["phase"] == "Failed", final
     failed = [c for c in final.get("checks", []) if c["name"] == "request-success-rate" and c["verdict"] != "Pass"]
     assert failed, f"the rollback must come from the success-rate check: {final.get('checks')}"
+    _assert_measured_by(metrics_source, final, kube.namespace)
     assert max(watcher.weights()) == 20, f"no step past the first while checks fail: {watcher.weights()}"
     primary = kube.deployment("podinfo-primary")
     assert primary["metadata"]["generation"] == primary_before["metadata"]["generation"], "the primary never changed"

@@ -206,6 +206,39 @@ class Authority:
     def write(self, directory: Path, stem: str) -> KeyPair:
         return _write_pair(directory, stem, self.cert, self.key)
 
+    @classmethod
+    def load(cls, pair: KeyPair) -> Authority:
+        """A CA written earlier (by :meth:`write`), to issue more certificates from it."""
+        cert = x509.load_pem_x509_certificate(pair.cert.read_bytes())
+        key = serialization.load_pem_private_key(pair.key.read_bytes(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError(f"{pair.key} is not an ECDSA key; only CAs made by Authority.create can be loaded")
+        return cls(cert=cert, key=key)
+
+    def issue_pair(
+        self,
+        directory: Path,
+        stem: str,
+        common_name: str,
+        *,
+        organizations: Sequence[str] = (),
+        server: bool = False,
+        client: bool = False,
+        dns_names: Sequence[str] = (),
+        ip_addresses: Sequence[str] = (),
+    ) -> KeyPair:
+        """:meth:`issue` a leaf and write it as ``directory/stem.crt`` and ``stem.key`` (0600)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        cert, key = self.issue(
+            common_name,
+            organizations=organizations,
+            server=server,
+            client=client,
+            dns_names=dns_names,
+            ip_addresses=ip_addresses,
+        )
+        return _write_pair(directory, stem, cert, key)
+
 
 def _write_pair(directory: Path, stem: str, cert: x509.Certificate, key: PrivateKey) -> KeyPair:
     pair = KeyPair(cert=directory / f"{stem}.crt", key=directory / f"{stem}.key")

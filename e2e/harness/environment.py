@@ -20,11 +20,23 @@ from kubernetes import client, config
 from e2e.cluster import ControlPlane, ensure_binaries, install_manifests
 from e2e.crds import FLAVOURS
 from e2e.crds.install import switch_flavour
+from e2e.harness.metrics_server import SmiMetrics, start_smi_metrics
 from e2e.mesh.launcher import MeshProcess, start_mesh
 from e2e.prometheus import Prometheus
+from e2e.processes import E2ESetupError
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_CRDS = REPO / "crds"
+
+SMI_NEEDS_LOCAL_CLUSTER = (
+    "the SMI metrics server runs on this machine and is reached by the API server at an address of "
+    "this machine's network; a cluster given by E2E_KUBECONFIG cannot use it as the endpoint of its "
+    "APIService, so the SMI Traffic Metrics scenarios run only on the local control plane"
+)
+
+
+class ExternalClusterError(E2ESetupError):
+    """What the environment was asked for needs the local control plane, not ``E2E_KUBECONFIG``."""
 
 
 @dataclass
@@ -37,6 +49,34 @@ class Environment:
     flavour: str
     control_plane: ControlPlane | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    smi: SmiMetrics | None = None
+    """The SMI metrics server once :meth:`smi_metrics` started it; None before (and if never)."""
+    cleanup: contextlib.ExitStack | None = field(default=None, repr=False)
+    """Where parts started on demand register their stop; :func:`environment` unwinds it."""
+
+    def smi_metrics(self) -> SmiMetrics:
+        """``canary metrics-server`` registered as ``v1alpha1.metrics.smi-spec.io``, started on
+        first use (scenarios that do not need it do not pay for it) and stopped with the environment.
+
+        Raises :class:`ExternalClusterError` with ``E2E_KUBECONFIG``: see
+        :data:`SMI_NEEDS_LOCAL_CLUSTER`.
+        """
+        if self.smi is None:
+            if self.control_plane is None:
+                raise ExternalClusterError(SMI_NEEDS_LOCAL_CLUSTER)
+            mark = time.monotonic()
+            smi = start_smi_metrics(
+                self.workdir / "metrics-server",
+                api=self.api,
+                kubeconfig=self.kubeconfig,
+                prometheus_url=self.prometheus.url,
+                requestheader_ca=self.control_plane.pki.front_proxy_ca.cert,
+            )
+            self.smi = smi
+            if self.cleanup is not None:
+                self.cleanup.callback(smi.stop)
+            self.timings["smi_metrics"] = time.monotonic() - mark
+        return self.smi
 
     def use_flavour(self, name: str) -> None:
         """Serve the mesh CRDs of flavour ``name`` (a no-op when they already are)."""
@@ -50,7 +90,7 @@ class Environment:
         return provider_for(self.flavour)
 
     def stop(self) -> None:
-        for part in (self.mesh, self.prometheus, self.control_plane):
+        for part in (self.smi, self.mesh, self.prometheus, self.control_plane):
             if part is not None:
                 with contextlib.suppress(Exception):
                     part.stop()
@@ -101,5 +141,5 @@ def environment(workdir: Path, *, flavour: str = "linkerd", metrics_flavour: str
         timings["total"] = time.monotonic() - started
         yield Environment(
             workdir=workdir, kubeconfig=kubeconfig, api=api, prometheus=prometheus, mesh=mesh,
-            flavour=flavour, control_plane=control_plane, timings=timings,
+            flavour=flavour, control_plane=control_plane, timings=timings, cleanup=stack,
         )
