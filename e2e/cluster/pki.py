@@ -256,27 +256,6 @@ def generate_pki(directory: Path, *, service_ip: str = SERVICE_IP) -> ClusterPKI
     ca = Authority.create("canary-e2e-ca")
     front_proxy_ca = Authority.create("canary-e2e-front-proxy-ca")
 
-    def leaf(
-        stem: str,
-        authority: Authority,
-        common_name: str,
-        *,
-        organizations: Sequence[str] = (),
-        server: bool = False,
-        client: bool = False,
-        dns_names: Sequence[str] = (),
-        ip_addresses: Sequence[str] = (),
-    ) -> KeyPair:
-        cert, key = authority.issue(
-            common_name,
-            organizations=organizations,
-            server=server,
-            client=client,
-            dns_names=dns_names,
-            ip_addresses=ip_addresses,
-        )
-        return _write_pair(directory, stem, cert, key)
-
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     sa_private = directory / "sa.key"
     sa_public = directory / "sa.pub"
@@ -289,39 +268,39 @@ def generate_pki(directory: Path, *, service_ip: str = SERVICE_IP) -> ClusterPKI
     return ClusterPKI(
         directory=directory,
         ca=ca.write(directory, "ca"),
-        apiserver=leaf(
+        apiserver=ca.issue_pair(
+            directory,
             "apiserver",
-            ca,
             "kube-apiserver",
             server=True,
             dns_names=list(APISERVER_DNS_NAMES),
             ip_addresses=["127.0.0.1", service_ip],
         ),
         front_proxy_ca=front_proxy_ca.write(directory, "front-proxy-ca"),
-        front_proxy_client=leaf(
-            "front-proxy-client", front_proxy_ca, FRONT_PROXY_CLIENT_NAME, client=True
+        front_proxy_client=front_proxy_ca.issue_pair(
+            directory, "front-proxy-client", FRONT_PROXY_CLIENT_NAME, client=True
         ),
         service_account_key=sa_private,
         service_account_public_key=sa_public,
-        admin=leaf("admin", ca, "admin", organizations=["system:masters"], client=True),
-        controller_manager=leaf(
-            "controller-manager", ca, "system:kube-controller-manager", client=True
+        admin=ca.issue_pair(directory, "admin", "admin", organizations=["system:masters"], client=True),
+        controller_manager=ca.issue_pair(
+            directory, "controller-manager", "system:kube-controller-manager", client=True
         ),
-        scheduler=leaf("scheduler", ca, "system:kube-scheduler", client=True),
+        scheduler=ca.issue_pair(directory, "scheduler", "system:kube-scheduler", client=True),
         # kwok writes the status of every Node and Pod, which no bootstrap role short of
         # cluster-admin allows.
-        kwok=leaf("kwok", ca, "kwok", organizations=["system:masters"], client=True),
-        controller_manager_serving=leaf(
+        kwok=ca.issue_pair(directory, "kwok", "kwok", organizations=["system:masters"], client=True),
+        controller_manager_serving=ca.issue_pair(
+            directory,
             "controller-manager-serving",
-            ca,
             "kube-controller-manager",
             server=True,
             dns_names=["localhost"],
             ip_addresses=["127.0.0.1"],
         ),
-        scheduler_serving=leaf(
+        scheduler_serving=ca.issue_pair(
+            directory,
             "scheduler-serving",
-            ca,
             "kube-scheduler",
             server=True,
             dns_names=["localhost"],
