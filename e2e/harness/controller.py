@@ -10,8 +10,7 @@ from __future__ import annotations
 import socket
 import sys
 import urllib.request
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from kubernetes import client
@@ -28,7 +27,6 @@ class ControllerOptions:
     mesh: str = "linkerd"
     default_provider: str | None = None
     metrics_source: str | None = None
-    extra_args: Sequence[str] = field(default_factory=tuple)
 
 
 def _argv(opts: ControllerOptions, metrics_port: int) -> list[str]:
@@ -46,7 +44,7 @@ def _argv(opts: ControllerOptions, metrics_port: int) -> list[str]:
         argv += ["--default-provider", opts.default_provider]
     if opts.metrics_source:
         argv += ["--metrics-source", opts.metrics_source]
-    return argv + list(opts.extra_args)
+    return argv
 
 
 @dataclass
@@ -89,11 +87,6 @@ class Controller:
     def _ready(self) -> bool:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/readyz", timeout=2) as resp:
             return int(resp.status) == 200
-
-    def metrics(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:
-            body: bytes = resp.read()
-        return body.decode()
 
     def kill(self) -> None:
         """SIGKILL, as the kernel's OOM killer or a node loss would."""

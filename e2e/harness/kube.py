@@ -112,14 +112,6 @@ class Kube:
         out: dict[str, Any] = client.ApiClient.sanitize_for_serialization(self.api, obj)  # type: ignore[no-untyped-call]
         return out
 
-    def deployment_or_none(self, name: str) -> dict[str, Any] | None:
-        try:
-            return self.deployment(name)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-
     def patch_template_annotations(self, name: str, annotations: Mapping[str, str]) -> None:
         """Edit the pod template the way `kubectl apply` of a new manifest would: a new revision."""
         body = {"spec": {"template": {"metadata": {"annotations": dict(annotations)}}}}

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from kubernetes.utils.quantity import parse_quantity
+
 from e2e.harness import app
 from e2e.harness.kube import Kube, wait_for
 
@@ -114,10 +116,8 @@ def template_version(dep: dict[str, Any]) -> str | None:
 
 
 def _quantity(value: Any) -> Decimal:
-    text = str(value)
-    if text.endswith("m"):
-        return Decimal(text[:-1]) / 1000
-    return Decimal(text)
+    number: Decimal = parse_quantity(str(value))  # type: ignore[no-untyped-call]
+    return number
 
 
 def route_shares(kube: Kube, apex: str, provider: str) -> dict[str, float]:

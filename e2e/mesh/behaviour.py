@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 PREFIX = "sim.canary.dev/"
 ERROR_RATE = PREFIX + "error-rate"
@@ -52,30 +55,21 @@ DEFAULT = Behaviour()
 def parse_behaviour(annotations: Mapping[str, str]) -> tuple[Behaviour, tuple[str, ...]]:
     """The behaviour the annotations ask for, and one message per value that was ignored."""
     problems: list[str] = []
-    error_rate = DEFAULT.error_rate
-    latency_ms = DEFAULT.latency_ms
-    status = DEFAULT.failure_status
 
-    if ERROR_RATE in annotations:
+    def read(key: str, parse: Callable[[str], T], default: T) -> T:
+        if key not in annotations:
+            return default
         try:
-            error_rate = parse_error_rate(annotations[ERROR_RATE])
+            return parse(annotations[key])
         except ValueError as exc:
-            problems.append(f"{ERROR_RATE}: {exc}")
-    if LATENCY_MS in annotations:
-        try:
-            latency_ms = parse_latency_ms(annotations[LATENCY_MS])
-        except ValueError as exc:
-            problems.append(f"{LATENCY_MS}: {exc}")
-    elif LATENCY in annotations:
-        try:
-            latency_ms = parse_duration_ms(annotations[LATENCY])
-        except ValueError as exc:
-            problems.append(f"{LATENCY}: {exc}")
-    if STATUS in annotations:
-        try:
-            status = parse_status(annotations[STATUS])
-        except ValueError as exc:
-            problems.append(f"{STATUS}: {exc}")
+            problems.append(f"{key}: {exc}")
+            return default
+
+    error_rate = read(ERROR_RATE, parse_error_rate, DEFAULT.error_rate)
+    # latency-ms wins over the duration form when both are set.
+    latency_ms = (read(LATENCY_MS, parse_latency_ms, DEFAULT.latency_ms) if LATENCY_MS in annotations
+                  else read(LATENCY, parse_duration_ms, DEFAULT.latency_ms))
+    status = read(STATUS, parse_status, DEFAULT.failure_status)
     return Behaviour(error_rate=error_rate, latency_ms=latency_ms, failure_status=status), tuple(problems)
 
 

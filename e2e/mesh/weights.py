@@ -12,7 +12,11 @@ Weights are relative: a backend's share is its weight over the sum of the rule's
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from decimal import Decimal
 from fractions import Fraction
+
+from kubernetes.utils.quantity import parse_quantity as _untyped_parse_quantity
 
 #: The Gateway API's bound on an HTTPRoute backendRef weight.
 MAX_HTTPROUTE_WEIGHT = 1_000_000
@@ -21,16 +25,12 @@ _MAX_WEIGHT = Fraction(10**15)
 _MAX_TEXT = 64
 
 # Go's resource.Quantity grammar: a signed decimal, then an SI suffix, a binary suffix or a
-# decimal exponent. A lone "E" is the exa suffix, as in Go.
-_QUANTITY = re.compile(
-    r"(?P<sign>[+-]?)(?P<number>\d+\.?\d*|\.\d+)"
-    r"(?:(?P<exp>[eE][+-]?\d+)|(?P<binary>[KMGTPE]i)|(?P<si>[numkMGTPE]))?"
-)
-_SI = {"n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 1000), "k": Fraction(10**3),
-       "M": Fraction(10**6), "G": Fraction(10**9), "T": Fraction(10**12), "P": Fraction(10**15),
-       "E": Fraction(10**18)}
-_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+# decimal exponent. The library's parser is looser (Python's Decimal takes "1_000", "1 " and
+# "Infinity"), so the grammar is checked here and the arithmetic left to the library.
+_QUANTITY = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,2}|[KMGTPE]i|[numkMGTPE])?")
 
+# The kubernetes package has no type hints; this is what parse_quantity returns for text.
+_parse_quantity: Callable[[str], Decimal] = _untyped_parse_quantity
 
 class WeightError(ValueError):
     """A weight the mesh cannot use; the message quotes the value and says why."""
@@ -40,20 +40,14 @@ def parse_quantity(text: str) -> Fraction:
     """A Kubernetes quantity string as an exact number (``"500m"`` → 1/2)."""
     if len(text) > _MAX_TEXT:
         raise WeightError(f"weight {text[:_MAX_TEXT]!r}... is too long to be a quantity")
-    match = _QUANTITY.fullmatch(text)
-    if match is None:
+    if _QUANTITY.fullmatch(text) is None:
         raise WeightError(f"weight {text!r} is not a Kubernetes quantity (e.g. 1, 500m, 0.5)")
-    value = Fraction(match["number"])
-    if match["exp"]:
-        exponent = int(match["exp"][1:])
-        if abs(exponent) > 30:
-            raise WeightError(f"weight {text!r} has an exponent out of range")
-        value *= Fraction(10) ** exponent
-    elif match["binary"]:
-        value *= _BINARY[match["binary"]]
-    elif match["si"]:
-        value *= _SI[match["si"]]
-    return -value if match["sign"] == "-" else value
+    try:
+        # The client library's parser (the one the controller uses too) does the suffix
+        # arithmetic exactly, in Decimal; Fraction keeps it exact from there on.
+        return Fraction(_parse_quantity(text))
+    except ValueError as exc:
+        raise WeightError(f"weight {text!r} is not a Kubernetes quantity (e.g. 1, 500m, 0.5)") from exc
 
 
 def parse_split_weight(value: object) -> Fraction:
