@@ -2,6 +2,11 @@
 
 Every call runs in a worker thread so the event loop (and with it the watch streams and the
 other Canaries) never blocks, and every ``ApiException`` becomes one of our ``ApiError`` types.
+
+Every write is fenced here, in one place: the worker thread asks the :class:`LeaseGuard` right
+before sending, and bounds the request by the time the Lease is still proven held. A call is a
+write by its verb (the generated client names every method after one), so a new write path
+cannot forget the fence.
 """
 
 from __future__ import annotations
@@ -15,25 +20,38 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from canary.errors import ApiError, Conflict, NotFound
+from canary.kube.fence import LeaseGuard
 
 T = TypeVar("T")
 #: The generated client would pick JSON Patch for every dict body; always say which patch we mean.
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 CANARY_GROUP, CANARY_VERSION, CANARY_PLURAL = "canary.dev", "v1alpha1", "canaries"
+#: Method-name prefixes of the generated client that change the cluster.
+WRITE_VERBS = ("create_", "replace_", "patch_", "delete_")
+#: The longest a write may take; shorter when the Lease runs out sooner.
+WRITE_TIMEOUT_SECONDS = 30.0
+
+
+def is_write(fn: Callable[..., object]) -> bool:
+    return getattr(fn, "__name__", "").startswith(WRITE_VERBS)
 
 
 class KubeApi:
-    def __init__(self, api_client: client.ApiClient) -> None:
+    def __init__(self, api_client: client.ApiClient, guard: LeaseGuard | None = None) -> None:
         self.api_client = api_client
+        self.guard = guard or LeaseGuard.unbounded()
         self.core = client.CoreV1Api(api_client)
         self.apps = client.AppsV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
         self.apis = client.ApisApi(api_client)
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run one client method in a worker thread; writes only while the Lease is held
+        (:class:`~canary.kube.fence.NotLeading` otherwise, and nothing is sent)."""
+        send = fenced(self.guard, fn) if is_write(fn) else fn
         try:
-            return await asyncio.to_thread(fn, *args, **kwargs)
+            return await asyncio.to_thread(send, *args, **kwargs)
         except ApiException as exc:
             raise _translate(exc) from exc
 
@@ -67,6 +85,18 @@ class KubeApi:
             if found.name == group:
                 return [v.version for v in found.versions or []]
         return []
+
+
+def fenced(guard: LeaseGuard, fn: Callable[..., T]) -> Callable[..., T]:
+    """``fn`` checked against ``guard`` at the moment it is sent: the worker pool may have kept
+    it queued for a while, and the process may have been frozen in between."""
+
+    def send(*args: Any, **kwargs: Any) -> T:
+        left = guard.check(getattr(fn, "__name__", "a write"))
+        kwargs["_request_timeout"] = min(float(kwargs.get("_request_timeout") or WRITE_TIMEOUT_SECONDS), left)
+        return fn(*args, **kwargs)
+
+    return send
 
 
 def _translate(exc: ApiException) -> ApiError:

@@ -7,7 +7,8 @@ Why not ``kubernetes.leaderelection``: it sleeps in threads with ``time.sleep``,
 ``sys.exit`` on a bad configuration, never releases the Lease on shutdown (a successor waits a
 whole lease duration), does not count ``leaseTransitions``, takes whole seconds only, and builds
 its own ``CoordinationV1Api`` so it cannot be given a fake. The rules below are the ones
-client-go follows, written for asyncio; each blocking API call runs in ``asyncio.to_thread``.
+client-go follows. The loop runs in a thread of its own (see :meth:`LeaderElector.run_blocking`)
+and proves leadership to writers through a :class:`~canary.kube.fence.LeaseGuard`.
 
 The rules:
 
@@ -21,6 +22,8 @@ The rules:
   same time the API server accepts one and answers the other with 409 Conflict.
 * The leader stops leading once it has not renewed for ``renew_deadline``, which is shorter
   than the lease duration: it gives up before any other replica may consider the Lease free.
+  The guard applies the same deadline to every write, measured from the start of the last
+  accepted renewal, so a process frozen past it writes nothing when it resumes.
 
 Errors::
 
@@ -32,12 +35,13 @@ Errors::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import math
 import os
 import random
 import socket
-import time
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -51,6 +55,7 @@ from kubernetes.client.exceptions import ApiException
 
 from canary.config import LeaderElectionSettings
 from canary.errors import CanaryError
+from canary.kube.fence import LeaseGuard, lease_clock
 
 __all__ = [
     "LeaderElectionError",
@@ -59,6 +64,7 @@ __all__ = [
     "LeaseApi",
     "LeaseRecord",
     "default_identity",
+    "guard_for",
     "hold_leadership",
 ]
 
@@ -139,9 +145,10 @@ def _micro_time(value: datetime) -> datetime:
 class LeaderElector:
     """Acquires, renews and releases one Lease for one identity.
 
-    ``try_acquire_or_renew`` and ``release`` block (one or two API calls); :meth:`run` is the
-    asyncio loop around them. ``clock`` (monotonic seconds) and ``now`` (wall time written to
-    the Lease) are parameters so tests can move time by hand.
+    ``try_acquire_or_renew`` and ``release`` block (one or two API calls); :meth:`run_blocking`
+    is the loop around them and :meth:`run` starts it in its own thread for asyncio callers.
+    ``clock`` (monotonic seconds, shared with ``guard``) and ``now`` (wall time written to the
+    Lease) are parameters so tests can move time by hand.
     """
 
     def __init__(
@@ -150,8 +157,9 @@ class LeaderElector:
         api: LeaseApi,
         *,
         identity: str | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = lease_clock,
         now: Callable[[], datetime] = _utc_now,
+        guard: LeaseGuard | None = None,
     ) -> None:
         lease_s = settings.lease_duration.total_seconds()
         renew_s = settings.renew_deadline.total_seconds()
@@ -171,6 +179,9 @@ class LeaderElector:
         self._observed: LeaseRecord | None = None
         self._observed_at = 0.0
         self._leading = False
+        self.guard = guard or LeaseGuard(clock)
+        #: When the last accepted renewal (or the acquisition) was started, on ``clock``.
+        self._last_renewal = -math.inf
         # Set once leadership was declared lost: a renewal still running in its thread after the
         # deadline must not make this elector look like a leader again.
         self._abandoned = False
@@ -183,16 +194,20 @@ class LeaderElector:
 
     def try_acquire_or_renew(self) -> bool:
         """One attempt to take or keep the Lease; True when we hold it afterwards."""
-        return self._attempt() is _Outcome.HELD
+        return self._attempt(self._clock() + self._retry_s) is _Outcome.HELD
 
-    def _attempt(self) -> _Outcome:
+    def _timeout(self, deadline: float) -> float:
+        # Every call is bounded so a hung connection cannot hold the loop past the deadline.
+        return max(deadline - self._clock(), 0.001)
+
+    def _attempt(self, deadline: float) -> _Outcome:
         name, namespace = self._settings.lease_name, self._settings.lease_namespace
-        timeout = self._retry_s
+        started = self._clock()
         try:
-            lease = self._api.read_namespaced_lease(name, namespace, _request_timeout=timeout)
+            lease = self._api.read_namespaced_lease(name, namespace, _request_timeout=self._timeout(deadline))
         except ApiException as exc:
             if exc.status == _NOT_FOUND:
-                return self._create(name, namespace, timeout)
+                return self._create(name, namespace, started, deadline)
             log.warning("lease read failed", lease=name, namespace=namespace, status=exc.status, reason=exc.reason)
             return _Outcome.ERROR
         except _TRANSIENT as exc:
@@ -217,7 +232,7 @@ class LeaderElector:
         body = copy.deepcopy(lease)
         body.spec = _spec(wanted, body.spec)
         try:
-            self._api.replace_namespaced_lease(name, namespace, body, _request_timeout=timeout)
+            self._api.replace_namespaced_lease(name, namespace, body, _request_timeout=self._timeout(deadline))
         except ApiException as exc:
             if exc.status == _CONFLICT:
                 log.info("lease write lost a race", lease=name, namespace=namespace)
@@ -230,14 +245,14 @@ class LeaderElector:
         if not ours:
             log.info("acquired lease", lease=name, namespace=namespace, identity=self.identity,
                      previous=record.holder, transitions=wanted.transitions)
-        return self._held(wanted)
+        return self._held(wanted, started)
 
-    def _create(self, name: str, namespace: str, timeout: float) -> _Outcome:
+    def _create(self, name: str, namespace: str, started: float, deadline: float) -> _Outcome:
         now = _micro_time(self._now())
         wanted = LeaseRecord(self.identity, self._duration_seconds(), now, now, 0)
         body = V1Lease(metadata=V1ObjectMeta(name=name, namespace=namespace), spec=_spec(wanted, None))
         try:
-            self._api.create_namespaced_lease(namespace, body, _request_timeout=timeout)
+            self._api.create_namespaced_lease(namespace, body, _request_timeout=self._timeout(deadline))
         except ApiException as exc:
             if exc.status == _CONFLICT:  # AlreadyExists: another candidate created it first
                 return _Outcome.CONFLICT
@@ -247,11 +262,16 @@ class LeaderElector:
             log.warning("lease create failed", lease=name, namespace=namespace, error=str(exc))
             return _Outcome.ERROR
         log.info("created lease", lease=name, namespace=namespace, identity=self.identity)
-        return self._held(wanted)
+        return self._held(wanted, started)
 
-    def _held(self, record: LeaseRecord) -> _Outcome:
+    def _held(self, record: LeaseRecord, started: float) -> _Outcome:
         self._observed, self._observed_at = record, self._clock()
         self._leading = not self._abandoned
+        if self._leading:
+            # Others count the lease duration from when they saw this write, which is after
+            # ``started``: measuring our own deadline from ``started`` errs on the safe side.
+            self._last_renewal = max(self._last_renewal, started)
+            self.guard.extend(started + self._renew_s)
         return _Outcome.HELD
 
     def _observe(self, record: LeaseRecord) -> None:
@@ -273,6 +293,8 @@ class LeaderElector:
         if not self._leading:
             return True
         self._leading = False
+        # Nothing may be written once the Lease is handed over.
+        self.guard.revoke()
         name, namespace = self._settings.lease_name, self._settings.lease_namespace
         try:
             lease = self._api.read_namespaced_lease(name, namespace, _request_timeout=self._retry_s)
@@ -290,63 +312,108 @@ class LeaderElector:
         log.info("released lease", lease=name, namespace=namespace, identity=self.identity)
         return True
 
-    # --- the loop (asyncio) --------------------------------------------------------------------
+    # --- the loop (its own thread) ---------------------------------------------------------------
 
-    async def run(self, leading: asyncio.Event, stop: asyncio.Event) -> None:
-        """Wait for the Lease, hold it with ``leading`` set, release it once ``stop`` is set.
+    def run_blocking(self, stop: threading.Event, on_leading: Callable[[], None]) -> None:
+        """Wait for the Lease, call ``on_leading``, renew until ``stop`` is set, then release.
 
-        Returns after ``stop`` (having released the Lease if held). Raises
+        Runs in a thread of its own, never on the event loop or in the shared worker pool: with
+        a thousand Canaries those queue hundreds of API calls, and a renewal waiting behind them
+        is a renewal not sent (the Lease was lost that way at 1000 Canaries). Raises
         :class:`LeadershipLost` when renewal failed past the renew deadline or another replica
-        took the Lease; ``leading`` is cleared before either. Set ``stop`` only after the work
-        that leadership guards has stopped: the Lease is free for others once this returns.
-        Cancelling the task instead leaves the Lease to expire, because cancellation says
-        nothing about whether the guarded work is still running.
+        took the Lease; the guard is revoked first.
         """
-        leading.clear()
-        try:
-            if not await self._acquire(stop):
-                return
-            leading.set()
-            await self._renew_until(stop)
-        finally:
-            leading.clear()
-        await asyncio.to_thread(self.release)
-
-    async def _acquire(self, stop: asyncio.Event) -> bool:
         log.info("waiting for lease", lease=self._settings.lease_name, identity=self.identity)
         while not stop.is_set():
-            if await asyncio.to_thread(self.try_acquire_or_renew):
-                return True
-            # Jitter keeps candidates that started together from colliding on every attempt.
-            if await _sleep_or_stop(self._retry_s * (1 + 0.2 * random.random()), stop):
+            if self.try_acquire_or_renew():
                 break
-        return False
+            # Jitter keeps candidates that started together from colliding on every attempt.
+            stop.wait(self._retry_s * (1 + 0.2 * random.random()))
+        else:
+            return
+        on_leading()
+        try:
+            self._renew_until(stop)
+        finally:
+            if stop.is_set() and not self._abandoned:
+                self.release()
 
-    async def _renew_until(self, stop: asyncio.Event) -> None:
-        last_renew = self._clock()
-        while not await _sleep_or_stop(self._retry_s, stop):
-            deadline = last_renew + self._renew_s
+    def _renew_until(self, stop: threading.Event) -> None:
+        while not stop.wait(self._retry_s):
+            deadline = self._last_renewal + self._renew_s
             while True:
-                remaining = deadline - self._clock()
-                if remaining <= 0:
+                if self._clock() >= deadline:
                     raise self._lost(f"could not renew the lease for {self._renew_s:g}s")
-                try:
-                    outcome = await asyncio.wait_for(asyncio.to_thread(self._attempt), remaining)
-                except TimeoutError as exc:
-                    # The thread may still finish the write; we must not lead past the deadline.
-                    raise self._lost(f"renewing the lease took longer than {self._renew_s:g}s") from exc
+                outcome = self._attempt(deadline)
                 if outcome is _Outcome.HELD:
-                    last_renew = self._clock()
                     break
                 if outcome is _Outcome.HELD_BY_OTHER:
                     holder = self._observed.holder if self._observed else None
                     raise self._lost(f"the lease is now held by {holder}")
-                if await _sleep_or_stop(min(self._retry_s, max(0.0, deadline - self._clock())), stop):
+                if stop.wait(min(self._retry_s, max(0.0, deadline - self._clock()))):
                     return
+
+    async def run(self, leading: asyncio.Event, stop: asyncio.Event) -> None:
+        """Hold the Lease with ``leading`` set until ``stop`` is set; release it then.
+
+        Raises :class:`LeadershipLost` when renewal failed past the renew deadline or another
+        replica took the Lease; ``leading`` is cleared and the guard revoked before. A renewal
+        hung inside the client cannot hold this up: the guard runs out on its own clock, and
+        that is reported as a loss too. Set ``stop`` only after the work that leadership guards
+        has stopped: the Lease is free for others once this returns.
+        """
+        loop = asyncio.get_running_loop()
+        finished: asyncio.Future[None] = loop.create_future()
+        stop_thread = threading.Event()
+
+        def settle(error: BaseException | None) -> None:
+            if finished.done():
+                return
+            if error is None:
+                finished.set_result(None)
+            else:
+                finished.set_exception(error)
+
+        def announce() -> None:
+            loop.call_soon_threadsafe(leading.set)
+
+        def body() -> None:
+            error: BaseException | None = None
+            try:
+                self.run_blocking(stop_thread, announce)
+            except BaseException as exc:  # noqa: BLE001 - handed to the event loop, not lost
+                error = exc
+            with contextlib.suppress(RuntimeError):  # the loop is already closed: nobody listens
+                loop.call_soon_threadsafe(settle, error)
+
+        leading.clear()
+        thread = threading.Thread(target=body, name=f"leader-election-{self._settings.lease_name}", daemon=True)
+        thread.start()
+        stopping = asyncio.ensure_future(stop.wait())
+        became_leader = asyncio.ensure_future(leading.wait())
+        try:
+            while not finished.done():
+                timeout = max(self.guard.remaining(), 0.0) + self._retry_s if leading.is_set() else None
+                waited: set[asyncio.Future[Any]] = {finished, stopping}
+                if not leading.is_set():
+                    waited.add(became_leader)
+                await asyncio.wait(waited, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                if stopping.done() and not stop_thread.is_set():
+                    stop_thread.set()
+                if leading.is_set() and not finished.done() and self.guard.remaining() <= 0 and not stopping.done():
+                    # The election thread is stuck (a call that outlived its timeout): the guard
+                    # already refuses every write; say so and stop leading.
+                    raise self._lost("the lease renewal is stuck past the renew deadline")
+            finished.result()
+        finally:
+            leading.clear()
+            stopping.cancel()
+            became_leader.cancel()
 
     def _lost(self, why: str) -> LeadershipLost:
         self._leading = False
         self._abandoned = True
+        self.guard.revoke()
         log.error("lost leadership", lease=self._settings.lease_name, identity=self.identity, reason=why)
         return LeadershipLost(f"{self.identity} lost lease {self._settings.lease_namespace}/"
                               f"{self._settings.lease_name}: {why}")
@@ -362,15 +429,6 @@ def _spec(record: LeaseRecord, current: Any) -> Any:
     return spec
 
 
-async def _sleep_or_stop(seconds: float, stop: asyncio.Event) -> bool:
-    """Sleep, waking early when ``stop`` is set; True when stopped."""
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        return False
-    return True
-
-
 async def hold_leadership(
     settings: LeaderElectionSettings,
     api: LeaseApi,
@@ -378,8 +436,10 @@ async def hold_leadership(
     stop: asyncio.Event,
     *,
     identity: str | None = None,
+    guard: LeaseGuard | None = None,
 ) -> None:
     """Hold the Lease while running, with ``leading`` set; see :meth:`LeaderElector.run`.
+    ``guard`` (see :func:`guard_for`) is extended while the Lease is held.
 
     With leader election disabled every replica leads: ``leading`` is set at once and this
     returns when ``stop`` is set.
@@ -391,4 +451,10 @@ async def hold_leadership(
         finally:
             leading.clear()
         return
-    await LeaderElector(settings, api, identity=identity).run(leading, stop)
+    await LeaderElector(settings, api, identity=identity, guard=guard).run(leading, stop)
+
+
+def guard_for(settings: LeaderElectionSettings) -> LeaseGuard:
+    """The guard writers check: bounded by the Lease, or always open without leader election."""
+    return LeaseGuard() if settings.enabled else LeaseGuard.unbounded()
+

@@ -13,13 +13,14 @@ import kopf
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from canary import __version__
 from canary.config import Settings
 from canary.errors import ApiError
 from canary.kube.api import KubeApi
 from canary.kube.cache import ClusterCache
 from canary.kube.execute import Executor
 from canary.kube.handlers import register
-from canary.kube.leader import LeaseApi, LeadershipLost, hold_leadership
+from canary.kube.leader import LeaseApi, LeadershipLost, default_identity, guard_for, hold_leadership
 from canary.kube.login import register_login
 from canary.kube.probes import ProbeRunner
 from canary.kube.reconciler import ReconcilerRegistry, Services
@@ -60,9 +61,21 @@ def run(settings: Settings) -> None:
         raise SystemExit(f"leadership lost: {exc}") from exc
 
 
+def user_agent(identity: str) -> str:
+    """Names the replica in every request, so the API server's audit log tells replicas apart."""
+    return f"canary-controller/{__version__} ({identity})"
+
+
 async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    identity = settings.leader_election.identity or default_identity()
     api_client = load_kube_config(settings.kubeconfig)
-    api = KubeApi(api_client)
+    api_client.user_agent = user_agent(identity)
+    # Lease calls get a client (and connection pool) of their own: they must never wait behind
+    # the Canaries' requests.
+    lease_client = k8s.ApiClient(api_client.configuration)
+    lease_client.user_agent = user_agent(identity)
+    guard = guard_for(settings.leader_election)
+    api = KubeApi(api_client, guard)
     metrics = ControllerMetrics()
     leading, leader_stop = asyncio.Event(), asyncio.Event()
     kopf_ready, kopf_stop = asyncio.Event(), asyncio.Event()
@@ -70,8 +83,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     http = await serve_http(metrics.registry, settings.metrics_port,
                             is_ready=lambda: not leading.is_set() or kopf_ready.is_set())
     leadership = asyncio.create_task(
-        hold_leadership(settings.leader_election, cast(LeaseApi, k8s.CoordinationV1Api(api_client)), leading,
-                        leader_stop),
+        hold_leadership(settings.leader_election, cast(LeaseApi, k8s.CoordinationV1Api(lease_client)), leading,
+                        leader_stop, identity=identity, guard=guard),
         name="leader-election",
     )
     try:
