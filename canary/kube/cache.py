@@ -45,6 +45,8 @@ class ObjectKey:
 class ClusterCache:
     _objects: dict[ObjectKey, Mapping[str, Any]] = field(default_factory=dict)
     _digests: dict[ObjectKey, str] = field(default_factory=dict)
+    #: resourceVersions of the digest-only kinds, so writes to them can be conditional too.
+    _versions: dict[ObjectKey, str] = field(default_factory=dict)
     #: Which canaries (by key) depend on which objects; maintained by the reconcilers.
     _dependents: dict[ObjectKey, set[ObjectKey]] = field(default_factory=lambda: defaultdict(set))
     _deps_of: dict[ObjectKey, frozenset[ObjectKey]] = field(default_factory=dict)
@@ -52,12 +54,32 @@ class ClusterCache:
     def put(self, key: ObjectKey, body: Mapping[str, Any]) -> None:
         if key.kind in (Kind.CONFIG_MAP, Kind.SECRET):
             self._digests[key] = data_digest(body)
+            self._versions[key] = resource_version(body) or ""
         else:
             self._objects[key] = body
 
     def remove(self, key: ObjectKey) -> None:
         self._objects.pop(key, None)
         self._digests.pop(key, None)
+        self._versions.pop(key, None)
+
+    def version(self, key: ObjectKey) -> str | None:
+        """The resourceVersion of the cached copy; None when nothing is cached."""
+        if key in self._versions:
+            return self._versions[key] or None
+        body = self._objects.get(key)
+        return None if body is None else resource_version(body)
+
+    def refresh(self, key: ObjectKey, body: Mapping[str, Any] | None, stale: str | None) -> bool:
+        """Store ``body`` read straight from the API server, unless the watch already moved the
+        cached copy past ``stale`` (the version a write was refused for). True when stored."""
+        if self.version(key) != stale:
+            return False
+        if body is None:
+            self.remove(key)
+        else:
+            self.put(key, body)
+        return True
 
     def get(self, key: ObjectKey) -> Mapping[str, Any] | None:
         return self._objects.get(key)
@@ -83,3 +105,7 @@ class ClusterCache:
 
     def dependents(self, key: ObjectKey) -> frozenset[ObjectKey]:
         return frozenset(self._dependents.get(key, ()))
+
+
+def resource_version(body: Mapping[str, Any]) -> str | None:
+    return ((body.get("metadata") or {}).get("resourceVersion")) or None

@@ -4,17 +4,23 @@ Every action here is idempotent (create-if-missing, replace-to-desired, scale-to
 running it twice after a crash is harmless; the decision layer re-derives any action that a
 crash lost. A failed action raises and stops the rest: later actions in a Decision may depend
 on earlier ones (never scale the canary down before traffic has left it).
+
+Every write is conditional on the resourceVersion of the object as the decision observed it
+(a create on the object not existing). A refusal (409) raises :class:`StaleWrite`: the view the
+decision rested on is out of date, so the caller re-reads that object and decides again; the
+same write is never simply retried. The lease fence sits one layer down, in ``KubeApi``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
+from kubernetes.client import V1DeleteOptions, V1Preconditions
 
 from canary.domain.actions import (
     Action, EnsurePrimary, EnsureServices, Event, Notify, PromotePrimary, RestoreTarget, ScaleCanary, SetRoute,
@@ -23,9 +29,9 @@ from canary.domain.spec import CanarySpec, WebhookSpec, WebhookType
 from canary.domain.status import CanaryStatus, Phase
 from canary.errors import Conflict, NotFound
 from canary.kube.api import CANARY_GROUP, CANARY_PLURAL, CANARY_VERSION, JSON_PATCH, MERGE_PATCH, KubeApi
-from canary.kube.cache import ClusterCache, Kind, ObjectKey
+from canary.kube.cache import ClusterCache, Kind, ObjectKey, resource_version
 from canary.kube.observe import Observation
-from canary.kube.revision import REVISION_ANNOTATION, ConfigRef
+from canary.kube.revision import REVISION_ANNOTATION, ConfigRef, data_digest
 from canary.kube.workloads import (
     config_copy, match_labels, owner_reference, primary_deployment, primary_name, promotion_patch, service_bodies,
     service_matches,
@@ -34,7 +40,26 @@ from canary.notify.webhooks import WebhookPayload, notify
 from canary.routers.base import Router
 from canary.telemetry import bind_canary
 
+T = TypeVar("T")
 COMPONENT = "canary-controller"
+
+
+class StaleWrite(Conflict):
+    """A conditional write was refused: ``key`` changed since it was seen at ``seen``
+    (None: it did not exist). Re-read it and decide again."""
+
+    def __init__(self, key: ObjectKey, seen: str | None, cause: Conflict) -> None:
+        super().__init__(f"{key.kind} {key.namespace}/{key.name} changed since version {seen or '(absent)'}: {cause}",
+                         cause.status)
+        self.key = key
+        self.seen = seen
+
+
+def _rv_patch(version: str | None, patch: Mapping[str, Any]) -> dict[str, Any]:
+    """A merge patch that the API server applies only to ``version`` (409 otherwise)."""
+    meta = dict(patch.get("metadata") or {})
+    meta["resourceVersion"] = version
+    return {**patch, "metadata": meta}
 
 
 @dataclass(frozen=True)
@@ -45,6 +70,12 @@ class Target:
     spec: CanarySpec
     observation: Observation
     router: Router | None
+    #: Versions this Decision's own writes produced: a later action on the same object (the
+    #: route set, then deleted) is conditional on our write, not on the snapshot before it.
+    written: dict[ObjectKey, str | None] = field(default_factory=dict)
+
+    def seen(self, key: ObjectKey) -> str | None:
+        return self.written[key] if key in self.written else self.observation.version(key)
 
     @property
     def namespace(self) -> str:
@@ -79,20 +110,49 @@ class Executor:
         self.cache = cache
         self.session = session
 
-    async def write_status(self, namespace: str, name: str, old: CanaryStatus, new: CanaryStatus) -> bool:
-        """Patch the status subresource when it changed; returns whether anything was written."""
+    async def write_status(self, canary: Mapping[str, Any], old: CanaryStatus,
+                           new: CanaryStatus) -> Mapping[str, Any] | None:
+        """Patch the status subresource when it changed, only if the Canary is still at the
+        version ``old`` was read from; returns the stored object, or None when nothing changed."""
         # Before our first write the object has no status of ours, and a diff against the parsed
         # defaults would leave out every zero (kubectl's WEIGHT column would stay blank).
         before = {} if old == CanaryStatus() else old.to_dict()
         patch = status_patch(before, new.to_dict())
         if not patch:
-            return False
-        await self.api.call(
-            self.api.custom.patch_namespaced_custom_object_status,
-            CANARY_GROUP, CANARY_VERSION, namespace, CANARY_PLURAL, name,
-            {"status": patch}, _content_type=MERGE_PATCH,
-        )
-        return True
+            return None
+        meta = canary["metadata"]
+        key = ObjectKey(Kind.CANARY, str(meta["namespace"]), str(meta["name"]))
+        version = meta.get("resourceVersion")
+        try:
+            stored = await self.api.call(
+                self.api.custom.patch_namespaced_custom_object_status,
+                CANARY_GROUP, CANARY_VERSION, key.namespace, CANARY_PLURAL, key.name,
+                _rv_patch(version, {"status": patch}), _content_type=MERGE_PATCH,
+            )
+        except Conflict as exc:
+            raise StaleWrite(key, version, exc) from exc
+        return self.api.to_dict(stored)
+
+    async def read_current(self, key: ObjectKey, router: Router | None) -> Mapping[str, Any] | None:
+        """The object as the API server has it now (None: gone), after a write was refused."""
+        ns, name = key.namespace, key.name
+        try:
+            if key.kind is Kind.CANARY:
+                return await self.api.get_custom(CANARY_GROUP, CANARY_VERSION, ns, CANARY_PLURAL, name)
+            if key.kind is Kind.DEPLOYMENT:
+                return self.api.to_dict(await self.api.call(self.api.apps.read_namespaced_deployment, name, ns))
+            if key.kind is Kind.SERVICE:
+                return self.api.to_dict(await self.api.call(self.api.core.read_namespaced_service, name, ns))
+            if key.kind is Kind.CONFIG_MAP:
+                return self.api.to_dict(await self.api.call(self.api.core.read_namespaced_config_map, name, ns))
+            if key.kind is Kind.SECRET:
+                return self.api.to_dict(await self.api.call(self.api.core.read_namespaced_secret, name, ns))
+            if key.kind is Kind.ROUTE and router is not None:
+                res = router.resource
+                return await self.api.get_custom(res.group, res.version, ns, res.plural, name.split("/", 1)[-1])
+        except NotFound:
+            return None
+        raise LookupError(f"cannot re-read {key}")
 
     async def run(self, target: Target, action: Action, status: CanaryStatus) -> None:
         log = bind_canary(target.namespace, target.name)
@@ -106,21 +166,34 @@ class Executor:
         elif isinstance(action, SetRoute):
             await self._set_route(target, action)
         elif isinstance(action, ScaleCanary):
-            await self.api.call(
-                self.api.apps.patch_namespaced_deployment, target.spec.target_ref.name, target.namespace,
-                {"spec": {"replicas": action.replicas}}, _content_type=MERGE_PATCH,
-            )
+            key = self._target_key(target)
+            version = target.seen(key)
+            await self._conditional(target, key, version, self.api.call(
+                self.api.apps.patch_namespaced_deployment, key.name, key.namespace,
+                _rv_patch(version, {"spec": {"replicas": action.replicas}}), _content_type=MERGE_PATCH,
+            ))
         elif isinstance(action, RestoreTarget):
             await self._restore_target(target)
         elif isinstance(action, Notify):
             self._notify(target, action.hook_type, status)
 
+    async def _conditional(self, target: Target, key: ObjectKey, seen: str | None, write: Awaitable[object]) -> None:
+        try:
+            result = await write
+        except Conflict as exc:
+            raise StaleWrite(key, seen, exc) from exc
+        target.written[key] = resource_version(self.api.to_dict(result)) if result is not None else None
+
     # --- workloads ---------------------------------------------------------------------------
 
+    @staticmethod
+    def _target_key(target: Target) -> ObjectKey:
+        return ObjectKey(Kind.DEPLOYMENT, target.namespace, target.spec.target_ref.name)
+
     def _target_body(self, target: Target) -> Mapping[str, Any]:
-        body = self.cache.get(ObjectKey(Kind.DEPLOYMENT, target.namespace, target.spec.target_ref.name))
+        body = target.observation.body(self._target_key(target))
         if body is None:
-            raise NotFound(f"Deployment {target.namespace}/{target.spec.target_ref.name} vanished", 404)
+            raise NotFound(f"Deployment {target.namespace}/{target.spec.target_ref.name} was not observed", 404)
         return body
 
     async def _copy_configs(self, target: Target, refs: frozenset[ConfigRef]) -> None:
@@ -137,14 +210,27 @@ class Executor:
                 read, create, replace = (self.api.core.read_namespaced_secret,
                                          self.api.core.create_namespaced_secret,
                                          self.api.core.replace_namespaced_secret)
+            source_key = ObjectKey.config(target.namespace, ref)
             source = self.api.to_dict(await self.api.call(read, ref.name, target.namespace))
+            if data_digest(source) != target.observation.config_digests.get(ref):
+                # Changed since the decision: that is a new revision, never one to promote.
+                raise StaleWrite(source_key, self.cache.version(source_key),
+                                 Conflict(f"{ref.kind} {ref.name} changed since it was observed", 409))
             body = config_copy(source, owner)
+            copy_key = ObjectKey.config(target.namespace, ConfigRef(ref.kind, primary_name(ref.name)))
+            seen = self.cache.version(copy_key)
             # The copy exists after the first promotion, so replace first: one call per config
-            # per promotion, and a create only the first time.
-            try:
-                await self.api.call(replace, primary_name(ref.name), target.namespace, body)
-            except NotFound:
-                await self.api.call(create, target.namespace, body)
+            # per promotion, and a create only the first time. Both are conditional: the replace
+            # on the version cached, the create on there being none.
+            if seen is not None:
+                body["metadata"]["resourceVersion"] = seen
+                try:
+                    await self._conditional(target, copy_key, seen,
+                                            self.api.call(replace, copy_key.name, target.namespace, body))
+                    continue
+                except NotFound:
+                    body["metadata"].pop("resourceVersion", None)
+            await self._conditional(target, copy_key, seen, self.api.call(create, target.namespace, body))
 
     async def _ensure_primary(self, target: Target, replicas: int) -> None:
         source = self._target_body(target)
@@ -153,10 +239,9 @@ class Executor:
             source, owner=owner_reference(target.canary), replicas=replicas,
             revision=target.observation.observed.target.checksum, copied=target.observation.configs,
         )
-        try:
-            await self.api.call(self.api.apps.create_namespaced_deployment, target.namespace, body)
-        except Conflict:
-            pass  # created by an earlier attempt; its template is only ever changed by promotion
+        key = ObjectKey(Kind.DEPLOYMENT, target.namespace, body["metadata"]["name"])
+        await self._conditional(target, key, None, self.api.call(self.api.apps.create_namespaced_deployment,
+                                                         target.namespace, body))
 
     async def _promote(self, target: Target, revision: str) -> None:
         if target.observation.observed.target.checksum != revision:
@@ -167,28 +252,30 @@ class Executor:
         # Only our own annotation key is touched: others on the primary (added by people or
         # tools) survive, and the JSON Patch path escapes the "/" in the key.
         key = "/metadata/annotations/" + REVISION_ANNOTATION.replace("~", "~0").replace("/", "~1")
+        primary = ObjectKey(Kind.DEPLOYMENT, target.namespace, primary_name(target.spec.target_ref.name))
+        seen = target.seen(primary)
+        # Replacing resourceVersion with the one observed makes the API server refuse the patch
+        # (409) when the primary changed since: the same precondition a merge patch carries.
         ops = [
+            {"op": "replace", "path": "/metadata/resourceVersion", "value": seen},
             {"op": "replace", "path": "/spec/template", "value": patch["spec"]["template"]},
             {"op": "add", "path": key, "value": revision},
         ]
-        await self.api.call(
-            self.api.apps.patch_namespaced_deployment, primary_name(target.spec.target_ref.name), target.namespace,
-            ops, _content_type=JSON_PATCH,
-        )
+        await self._conditional(target, primary, seen, self.api.call(
+            self.api.apps.patch_namespaced_deployment, primary.name, target.namespace, ops, _content_type=JSON_PATCH,
+        ))
 
     async def _ensure_services(self, target: Target) -> None:
         source = self._target_body(target)
         wanted = service_bodies(target.spec, target.namespace, match_labels(source), owner_reference(target.canary))
         for name, body in wanted.items():
-            existing = self.cache.get(ObjectKey(Kind.SERVICE, target.namespace, name))
+            key = ObjectKey(Kind.SERVICE, target.namespace, name)
+            existing = target.observation.body(key)
             if existing is None:
-                try:
-                    await self.api.call(self.api.core.create_namespaced_service, target.namespace, body)
-                    continue
-                except Conflict:
-                    existing = self.api.to_dict(
-                        await self.api.call(self.api.core.read_namespaced_service, name, target.namespace))
-            if existing is not None and not service_matches(existing, body):
+                await self._conditional(target, key, None, self.api.call(self.api.core.create_namespaced_service,
+                                                                 target.namespace, body))
+                continue
+            if not service_matches(existing, body):
                 # Adopting a Service someone else made: change only the selector and add our
                 # port, so their other ports and metadata survive.
                 ports = list((existing.get("spec") or {}).get("ports") or [])
@@ -198,28 +285,38 @@ class Executor:
                 # Service keeps them, never matches, and is patched again on every pass.
                 selector = {**{k: None for k in (existing.get("spec") or {}).get("selector") or {}},
                             **body["spec"]["selector"]}
-                await self.api.call(
+                seen = target.seen(key)
+                await self._conditional(target, key, seen, self.api.call(
                     self.api.core.patch_namespaced_service, name, target.namespace,
-                    {"spec": {"selector": selector, "ports": ports}}, _content_type=MERGE_PATCH,
-                )
+                    _rv_patch(seen, {"spec": {"selector": selector, "ports": ports}}), _content_type=MERGE_PATCH,
+                ))
 
     async def _restore_target(self, target: Target) -> None:
         source = self._target_body(target)
         apex = target.spec.service.name
-        existing = self.cache.get(ObjectKey(Kind.SERVICE, target.namespace, apex)) or {}
-        patch: dict[str, Any] = {"spec": {"selector": match_labels(source)}}
-        if (existing.get("metadata") or {}).get("ownerReferences"):
-            patch["metadata"] = {"ownerReferences": None}
-        try:
-            await self.api.call(self.api.core.patch_namespaced_service, apex, target.namespace, patch,
-                                _content_type=MERGE_PATCH)
-        except NotFound:
-            pass
+        apex_key = ObjectKey(Kind.SERVICE, target.namespace, apex)
+        existing = target.observation.body(apex_key)
+        if existing is not None:
+            patch: dict[str, Any] = {"spec": {"selector": match_labels(source)}}
+            if (existing.get("metadata") or {}).get("ownerReferences"):
+                patch["metadata"] = {"ownerReferences": None}
+            seen = target.seen(apex_key)
+            try:
+                await self._conditional(target, apex_key, seen, self.api.call(
+                    self.api.core.patch_namespaced_service, apex, target.namespace, _rv_patch(seen, patch),
+                    _content_type=MERGE_PATCH))
+            except NotFound:
+                pass
         if target.router is not None:
             res = target.router.resource
+            route_key = ObjectKey.route(res.group, target.namespace, apex)
+            seen = target.seen(route_key)
+            if seen is None:
+                return
             try:
-                await self.api.call(self.api.custom.delete_namespaced_custom_object, res.group, res.version,
-                                    target.namespace, res.plural, apex)
+                await self._conditional(target, route_key, seen, self.api.call(
+                    self.api.custom.delete_namespaced_custom_object, res.group, res.version, target.namespace,
+                    res.plural, apex, body=V1DeleteOptions(preconditions=V1Preconditions(resource_version=seen))))
             except NotFound:
                 pass
 
@@ -232,27 +329,17 @@ class Executor:
             return
         res = router.resource
         body = router.build(route_target, action.weights)
-        existing = self.cache.get(ObjectKey.route(res.group, target.namespace, route_target.apex))
+        key = ObjectKey.route(res.group, target.namespace, route_target.apex)
+        seen = target.seen(key)
         custom = self.api.custom
-        if existing is None:
-            try:
-                await self.api.call(custom.create_namespaced_custom_object, res.group, res.version,
-                                    target.namespace, res.plural, body)
-                return
-            except Conflict:
-                existing = await self.api.get_custom(res.group, res.version, target.namespace, res.plural,
-                                                     route_target.apex)
-        for attempt in range(2):
-            body["metadata"]["resourceVersion"] = (existing or {}).get("metadata", {}).get("resourceVersion")
-            try:
-                await self.api.call(custom.replace_namespaced_custom_object, res.group, res.version,
-                                    target.namespace, res.plural, route_target.apex, body)
-                return
-            except Conflict:
-                if attempt:
-                    raise
-                existing = await self.api.get_custom(res.group, res.version, target.namespace, res.plural,
-                                                     route_target.apex)
+        if seen is None:
+            await self._conditional(target, key, None, self.api.call(
+                custom.create_namespaced_custom_object, res.group, res.version, target.namespace, res.plural, body))
+            return
+        body["metadata"]["resourceVersion"] = seen
+        await self._conditional(target, key, seen, self.api.call(
+            custom.replace_namespaced_custom_object, res.group, res.version, target.namespace, res.plural,
+            route_target.apex, body))
 
     # --- events and notifications ------------------------------------------------------------
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from canary.domain.observed import Observed, Problem, RouteState, WorkloadState
 from canary.domain.spec import CanarySpec
-from canary.kube.cache import ClusterCache, Kind, ObjectKey
+from canary.kube.cache import ClusterCache, Kind, ObjectKey, resource_version
 from canary.kube.revision import REVISION_ANNOTATION, ConfigRef, config_refs, revision_of
 from canary.kube.workloads import (
     deployment_readiness, match_labels, owner_reference, primary_name, service_bodies, service_matches,
@@ -24,6 +24,19 @@ class Observation:
     route_target: RouteTarget | None
     #: ConfigMaps/Secrets the target uses that exist (copied for the primary on promotion).
     configs: frozenset[ConfigRef]
+    #: The cached objects this observation was made from (Deployments, Services, route). Writes
+    #: are based on these and conditional on their resourceVersions: a write must never rest on
+    #: a view newer, or older, than the one the decision saw.
+    bodies: Mapping[ObjectKey, Mapping[str, Any]] = field(default_factory=dict)
+    #: Digests of the ``configs`` as observed; a promotion copies only data with these digests.
+    config_digests: Mapping[ConfigRef, str] = field(default_factory=dict)
+
+    def body(self, key: ObjectKey) -> Mapping[str, Any] | None:
+        return self.bodies.get(key)
+
+    def version(self, key: ObjectKey) -> str | None:
+        body = self.bodies.get(key)
+        return None if body is None else resource_version(body)
 
 
 def route_target(canary: Mapping[str, Any], spec: CanarySpec) -> RouteTarget:
@@ -48,9 +61,11 @@ def observe(canary: Mapping[str, Any], spec: CanarySpec, cache: ClusterCache, ro
     deps.update(ObjectKey(Kind.SERVICE, namespace, name) for name in (rt.apex, rt.primary, rt.canary))
     problem = router_problem
 
+    bodies: dict[ObjectKey, Mapping[str, Any]] = {}
     target_body = cache.get(target_key)
     target = WorkloadState()
     configs: frozenset[ConfigRef] = frozenset()
+    digests: dict[ConfigRef, str | None] = {}
     services_ready = False
     if target_body is None:
         problem = Problem("spec.targetRef.name", "TargetNotFound",
@@ -67,15 +82,20 @@ def observe(canary: Mapping[str, Any], spec: CanarySpec, cache: ClusterCache, ro
             exists=True, checksum=revision_of(template, digests), ready=ready,
             replicas=int((target_body.get("spec") or {}).get("replicas", 1)), message=message,
         )
+        bodies[target_key] = target_body
         wanted = service_bodies(spec, namespace, match_labels(target_body), owner_reference(canary))
+        for name in wanted:
+            if (have := cache.get(ObjectKey(Kind.SERVICE, namespace, name))) is not None:
+                bodies[ObjectKey(Kind.SERVICE, namespace, name)] = have
         services_ready = all(
-            (have := cache.get(ObjectKey(Kind.SERVICE, namespace, name))) is not None and service_matches(have, body)
+            (have := bodies.get(ObjectKey(Kind.SERVICE, namespace, name))) is not None and service_matches(have, body)
             for name, body in wanted.items()
         )
 
     primary_body = cache.get(primary_key)
     primary = WorkloadState()
     if primary_body is not None:
+        bodies[primary_key] = primary_body
         ready, message = deployment_readiness(primary_body)
         primary = WorkloadState(
             exists=True,
@@ -89,6 +109,7 @@ def observe(canary: Mapping[str, Any], spec: CanarySpec, cache: ClusterCache, ro
         deps.add(route_key)
         found = cache.get(route_key)
         if found is not None:
+            bodies[route_key] = found
             route = RouteState(exists=True, weights=router.read_weights(rt, found))
 
     for index, metric in enumerate(spec.analysis.metrics):
@@ -113,4 +134,6 @@ def observe(canary: Mapping[str, Any], spec: CanarySpec, cache: ClusterCache, ro
         deleting=bool(meta.get("deletionTimestamp")),
         problem=problem,
     )
-    return Observation(observed=observed, dependencies=frozenset(deps), route_target=rt, configs=configs)
+    config_digests = {ref: digest for ref, digest in digests.items() if digest is not None} if target_body else {}
+    return Observation(observed=observed, dependencies=frozenset(deps), route_target=rt, configs=configs,
+                       bodies=bodies, config_digests=config_digests)

@@ -3,6 +3,13 @@
 The task sleeps until the decision's ``requeue_after`` or until a watch event on the Canary or
 anything it depends on wakes it, whichever is first; an idle Canary therefore costs nothing,
 and an on-call annotation is acted on as soon as its watch event arrives.
+
+Each pass decides from one snapshot of the caches, and every write is conditional on that
+snapshot (see ``execute``). The Canary's own status is no exception: there is no in-memory copy
+that outranks what the API server stores, so a status written by anyone else (another replica,
+a person) is what the next decision starts from. A refused write re-reads the object it was
+refused for and decides again. An error the pass cannot get past is reported on the Canary as
+``Stalled`` with its message, not retried in silence.
 """
 
 from __future__ import annotations
@@ -19,9 +26,10 @@ from canary.domain.machine import Decision, NeedProbes, Probe, decide, decide_in
 from canary.domain.observed import Problem
 from canary.domain.spec import WebhookType, parse_canary_spec
 from canary.domain.status import CanaryStatus, CheckResult
-from canary.errors import CanaryError, SpecError
-from canary.kube.cache import ClusterCache, ObjectKey
-from canary.kube.execute import Executor, Target
+from canary.errors import ApiError, CanaryError, SpecError
+from canary.kube.cache import ClusterCache, Kind, ObjectKey, resource_version
+from canary.kube.execute import Executor, StaleWrite, Target
+from canary.kube.fence import NotLeading
 from canary.kube.observe import observe
 from canary.kube.probes import ProbeRunner
 from canary.kube.routes import RouterDirectory
@@ -31,6 +39,9 @@ from canary.telemetry import ControllerMetrics, RunResult, bind_canary
 ERROR_BACKOFF = timedelta(seconds=2)
 ERROR_BACKOFF_MAX = timedelta(seconds=60)
 IDLE_RECHECK = timedelta(minutes=10)
+#: Transient API failures in a row before the Canary reports Stalled (about 30 s of back-off);
+#: any other error reports it at once.
+TRANSIENT_FAILURES_BEFORE_STALLED = 4
 
 
 @dataclass
@@ -52,9 +63,7 @@ class CanaryReconciler:
         self.log = bind_canary(key.namespace, key.name)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        #: The status we last wrote. The watch may deliver our own write late; deciding from a
-        #: stale status would repeat a step, so ours wins over the cache's copy.
-        self._status: CanaryStatus | None = None
+        self._passes = 0
 
     def start(self) -> None:
         if self._task is None:
@@ -66,7 +75,8 @@ class CanaryReconciler:
 
     @property
     def last_status(self) -> CanaryStatus | None:
-        return self._status
+        canary = self.services.cache.get(self.key)
+        return None if canary is None or self._passes == 0 else CanaryStatus.from_dict(canary.get("status"))
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -77,7 +87,7 @@ class CanaryReconciler:
 
     async def _loop(self) -> None:
         delay: timedelta | None = None
-        backoff = ERROR_BACKOFF
+        backoff, failures = ERROR_BACKOFF, 0
         while True:
             timeout = None if delay is None else max(delay.total_seconds(), 0.0)
             with contextlib.suppress(asyncio.TimeoutError):
@@ -88,13 +98,32 @@ class CanaryReconciler:
             self._wake.clear()
             try:
                 delay = await self.reconcile_once()
-                backoff = ERROR_BACKOFF
+                backoff, failures = ERROR_BACKOFF, 0
             except asyncio.CancelledError:
                 raise
+            except NotLeading as exc:
+                # The process is losing its Lease and will exit; nothing may be written, not even
+                # the report of this.
+                self.log.warning("not leading; write refused", error=str(exc))
+                delay = backoff
+            except StaleWrite as exc:
+                # Someone else wrote since we looked: look again at once, never repeat the write.
+                self.services.metrics.reconcile_failed(self.key.namespace, self.key.name)
+                self.log.info("write refused as stale; re-reading and deciding again", error=str(exc))
+                delay = timedelta(0)
+                try:
+                    await self._reread(exc)
+                except Exception as reread_exc:  # noqa: BLE001 - the watch catches up instead
+                    self.log.warning("re-read failed", error=str(reread_exc))
+                    delay = ERROR_BACKOFF
             except Exception as exc:  # noqa: BLE001 - one Canary's failure must not stop the loop
+                failures += 1
                 self.services.metrics.reconcile_failed(self.key.namespace, self.key.name)
                 self.log.warning("reconcile failed; retrying", error=str(exc), error_type=type(exc).__name__,
                                  retry_in=backoff.total_seconds())
+                transient = isinstance(exc, ApiError) and failures < TRANSIENT_FAILURES_BEFORE_STALLED
+                if not transient:
+                    await self._report_stalled(exc)
                 delay = backoff
                 backoff = min(backoff * 2, ERROR_BACKOFF_MAX)
 
@@ -103,8 +132,9 @@ class CanaryReconciler:
         canary = services.cache.get(self.key)
         if canary is None:
             return None
-        fresh_start = self._status is None
-        status = self._current_status(canary)
+        fresh_start = self._passes == 0
+        self._passes += 1
+        status = CanaryStatus.from_dict(canary.get("status"))
         now = now or datetime.now(timezone.utc)
         meta = canary["metadata"]
         try:
@@ -135,10 +165,34 @@ class CanaryReconciler:
         await self._apply(canary, target, status, decision)
         return decision.requeue_after or IDLE_RECHECK
 
-    def _current_status(self, canary: Mapping[str, Any]) -> CanaryStatus:
-        if self._status is None:
-            self._status = CanaryStatus.from_dict(canary.get("status"))
-        return self._status
+    async def _reread(self, stale: StaleWrite) -> None:
+        """Replace the cached copy a write was refused for with the API server's, unless the
+        watch has already brought a newer one."""
+        canary = self.services.cache.get(self.key)
+        router = None
+        if stale.key.kind is Kind.ROUTE and canary is not None:
+            try:
+                spec = parse_canary_spec(canary.get("spec") or {})
+            except SpecError:
+                return
+            router, _ = await self.services.routers.router_for(spec)
+        current = await self.services.executor.read_current(stale.key, router)
+        self.services.cache.refresh(stale.key, current, stale.seen)
+
+    async def _report_stalled(self, exc: BaseException) -> None:
+        """Say on the Canary why it is stuck: Stalled with the error, and one Event per message."""
+        canary = self.services.cache.get(self.key)
+        if canary is None:
+            return
+        status = CanaryStatus.from_dict(canary.get("status"))
+        problem = Problem("", "ReconcileError", f"reconciling failed and is retried with back-off: "
+                                                f"{type(exc).__name__}: {exc}"[:1024])
+        generation = int(canary["metadata"].get("generation") or 0)
+        try:
+            await self._apply(canary, None, status, decide_invalid(status, problem, generation,
+                                                                   datetime.now(timezone.utc)))
+        except Exception as report_exc:  # noqa: BLE001 - the log line is all that is left
+            self.log.warning("could not report the failure on the Canary", error=str(report_exc))
 
     async def _apply(self, canary: Mapping[str, Any], target: Target | None, old: CanaryStatus,
                      decision: Decision) -> None:
@@ -146,8 +200,11 @@ class CanaryReconciler:
         new = decision.status
         # Status first: if we die after this line, the next reconciliation derives the same
         # actions from it. Actions first would let a restart repeat a step.
-        await services.executor.write_status(self.key.namespace, self.key.name, old, new)
-        self._status = new
+        stored = await services.executor.write_status(canary, old, new)
+        if stored is not None:
+            # The watch delivers our own write a little later; until then the cache must not
+            # hand the next pass the status we just replaced.
+            services.cache.refresh(self.key, stored, resource_version(canary))
         hooks = target.spec.analysis.hooks(WebhookType.EVENT) if target is not None else ()
         for event in decision.events:
             await services.executor.record(canary, hooks, event, new)

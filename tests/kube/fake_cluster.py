@@ -27,7 +27,10 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from canary.errors import ApiError, NotFound
-from canary.kube.api import CANARY_GROUP, CANARY_PLURAL, CANARY_VERSION, JSON_PATCH, MERGE_PATCH, KubeApi, _translate
+from canary.kube.api import (
+    CANARY_GROUP, CANARY_PLURAL, CANARY_VERSION, JSON_PATCH, MERGE_PATCH, KubeApi, _translate, fenced, is_write,
+)
+from canary.kube.fence import LeaseGuard
 from canary.kube.cache import Kind, ObjectKey
 from canary.kube.reconciler import ReconcilerRegistry
 from canary.routers.base import Weights
@@ -193,9 +196,10 @@ class FakeCustom(_Group):
         return self._cluster._replace(kind, namespace, name, body)
 
     def delete_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str,
-                                        name: str) -> dict[str, Any]:
+                                        name: str, body: Any = None) -> dict[str, Any]:
         kind = self._cluster._custom_kind(group, version, plural)
-        return self._cluster._delete(kind, namespace, name)
+        preconditions = getattr(body, "preconditions", None)
+        return self._cluster._delete(kind, namespace, name, getattr(preconditions, "resource_version", None))
 
     def patch_namespaced_custom_object_status(self, group: str, version: str, namespace: str, plural: str, name: str,
                                               body: Any, **kw: Any) -> dict[str, Any]:
@@ -221,6 +225,7 @@ class FakeKubeApi(KubeApi):
 
     def __init__(self, cluster: FakeCluster) -> None:  # no super(): there is no ApiClient to make
         self.cluster = cluster
+        self.guard = LeaseGuard.unbounded()
         self.core = FakeCore(cluster)  # type: ignore[assignment]
         self.apps = FakeApps(cluster)  # type: ignore[assignment]
         self.custom = FakeCustom(cluster)  # type: ignore[assignment]
@@ -238,6 +243,10 @@ class FakeKubeApi(KubeApi):
         inspect.signature(real).bind(None, *args, **kwargs)
         if name.startswith("patch_") and kwargs.get("_content_type") not in (MERGE_PATCH, JSON_PATCH):
             raise AssertionError(f"{name} without an explicit merge or JSON patch _content_type: {kwargs}")
+        if is_write(fn):
+            # The real fence, as KubeApi.call applies it: a refused write is never sent.
+            fenced(self.guard, lambda *a, **k: None)(*args, **kwargs)
+        kwargs.pop("_request_timeout", None)
         self.cluster.calls.append(Call(group.NAME, name, tuple(copy.deepcopy(args)), dict(kwargs)))
         failure = self.cluster._failures.pop(name, None)
         if failure is not None:
@@ -402,12 +411,22 @@ class FakeCluster:
                                  "latest version and try again")
         return self._store(key, current, obj)
 
+    @staticmethod
+    def _precondition(current: Mapping[str, Any], patched: Mapping[str, Any]) -> None:
+        # The API server's rule: a patch whose result carries a resourceVersion other than the
+        # stored one is refused, which is how a patch states the version it was based on.
+        wanted = (patched.get("metadata") or {}).get("resourceVersion")
+        if wanted and wanted != current["metadata"]["resourceVersion"]:
+            raise _api_exception(409, "Conflict", "the object has been modified; please apply your changes to the "
+                                 "latest version and try again")
+
     def _patch(self, kind: str, namespace: str, name: str, body: Any, content_type: str) -> dict[str, Any]:
         key = (kind, namespace, name)
         current = self.objects.get(key)
         if current is None:
             raise _api_exception(404, "Not Found", f'{kind.lower()}s "{name}" not found')
         patched = json_patch(current, body) if content_type == JSON_PATCH else merge_patch(current, body)
+        self._precondition(current, patched)
         return self._store(key, current, patched)
 
     def _patch_status(self, kind: str, namespace: str, name: str, body: Any, content_type: str) -> dict[str, Any]:
@@ -416,6 +435,7 @@ class FakeCluster:
         if current is None:
             raise _api_exception(404, "Not Found", f'{kind.lower()}s "{name}" not found')
         patched = json_patch(current, body) if content_type == JSON_PATCH else merge_patch(current, body)
+        self._precondition(current, patched)
         # The status subresource persists status only; metadata and spec in the body are ignored.
         obj = copy.deepcopy(current)
         obj["status"] = patched.get("status")
@@ -442,10 +462,13 @@ class FakeCluster:
         self._emit(key)
         return copy.deepcopy(obj)
 
-    def _delete(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+    def _delete(self, kind: str, namespace: str, name: str, version: str | None = None) -> dict[str, Any]:
         key = (kind, namespace, name)
         if key not in self.objects:
             raise _api_exception(404, "Not Found", f'{kind.lower()}s "{name}" not found')
+        if version and version != self.objects[key]["metadata"]["resourceVersion"]:
+            raise _api_exception(409, "Conflict", "Precondition failed: UID or ResourceVersion in precondition does "
+                                 "not match the object")
         del self.objects[key]
         self._emit(key)
         return {"kind": "Status", "status": "Success"}

@@ -20,9 +20,10 @@ from canary.domain.actions import Event
 from canary.domain.spec import parse_canary_spec
 from canary.domain.status import CanaryStatus, Phase
 from canary.errors import ApiError, Conflict, NotFound
-from canary.kube.api import JSON_PATCH, MERGE_PATCH, KubeApi
+from canary.kube.api import JSON_PATCH, MERGE_PATCH, KubeApi, is_write
 from canary.kube.cache import ClusterCache
-from canary.kube.execute import Executor
+from canary.kube.execute import Executor, StaleWrite
+from canary.kube.fence import LeaseGuard, NotLeading
 from canary.kube.revision import ConfigRef
 from canary.kube.workloads import config_copy, owner_reference, primary_deployment, service_bodies
 from tests.kube.harness import NS, canary_body, config_map, secret, target_deployment
@@ -182,12 +183,78 @@ async def test_status_patch_keeps_nulls_on_the_wire(api: KubeApi, transport: Tra
                                                     session: aiohttp.ClientSession) -> None:
     executor = Executor(api, ClusterCache(), session)
     old = CanaryStatus(phase=Phase.PROGRESSING, handled_annotations={"pause": "true"}, message="x")
-    await executor.write_status(NS, "podinfo", old, old.with_(handled_annotations={}, message=""))
+    canary = canary_body()
+    canary["metadata"]["resourceVersion"] = "41"
+    await executor.write_status(canary, old, old.with_(handled_annotations={}, message=""))
     sent = transport.sent[-1]
     assert sent.method == "PATCH"
     assert sent.url.endswith(f"/apis/canary.dev/v1alpha1/namespaces/{NS}/canaries/podinfo/status")
     assert sent.headers["Content-Type"] == MERGE_PATCH
-    assert sent.body == {"status": {"handledAnnotations": {"pause": None}, "message": ""}}
+    # The version the status was read at rides along: the API server refuses the patch if the
+    # Canary changed since.
+    assert sent.body == {"metadata": {"resourceVersion": "41"},
+                         "status": {"handledAnnotations": {"pause": None}, "message": ""}}
+
+
+async def test_a_refused_status_write_is_a_stale_write(api: KubeApi, transport: Transport,
+                                                       session: aiohttp.ClientSession) -> None:
+    transport.answers.append((409, _status(409, "the object has been modified")))
+    canary = canary_body()
+    canary["metadata"]["resourceVersion"] = "41"
+    with pytest.raises(StaleWrite) as caught:
+        await Executor(api, ClusterCache(), session).write_status(
+            canary, CanaryStatus(), CanaryStatus(phase=Phase.INITIALIZING))
+    assert (caught.value.key.name, caught.value.seen) == ("podinfo", "41")
+    assert len(transport.sent) == 1, "a refused write is not retried as it was"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_writes_are_refused_unsent_once_the_lease_is_not_proven(transport: Transport) -> None:
+    clock = Clock()
+    guard = LeaseGuard(clock)
+    api_client = client.ApiClient()
+    api_client.rest_client = transport  # type: ignore[assignment]
+    api = KubeApi(api_client, guard)
+    guard.extend(110.0)
+    transport.answers.append((200, _deployment_with_status()))
+    await api.call(api.apps.patch_namespaced_deployment, "podinfo", NS, {"spec": {"replicas": 0}},
+                   _content_type=MERGE_PATCH)
+    assert len(transport.sent) == 1
+    clock.now = 125.0  # frozen past the renew deadline (SIGSTOP, a node freeze)
+    with pytest.raises(NotLeading, match="patch_namespaced_deployment"):
+        await api.call(api.apps.patch_namespaced_deployment, "podinfo", NS, {"spec": {"replicas": 0}},
+                       _content_type=MERGE_PATCH)
+    with pytest.raises(NotLeading):
+        await api.call(api.core.create_namespaced_event, NS, {"metadata": {"generateName": "x."}})
+    assert len(transport.sent) == 1, "nothing was sent after the lease ran out"
+    # Reads are not writes: a follower may still look.
+    transport.answers.append((200, _deployment_with_status()))
+    await api.call(api.apps.read_namespaced_deployment, "podinfo", NS)
+    assert len(transport.sent) == 2
+    guard.revoke()
+    guard.extend(1e9)
+    with pytest.raises(NotLeading, match="leadership was lost"):
+        await api.call(api.core.delete_namespaced_service, "podinfo", NS)
+
+
+@pytest.mark.parametrize("name", ["create_namespaced_service", "replace_namespaced_custom_object",
+                                  "patch_namespaced_custom_object_status", "delete_namespaced_custom_object"])
+def test_writes_are_known_by_their_verb(api: KubeApi, name: str) -> None:
+    group = api.custom if "custom" in name else api.core
+    assert is_write(getattr(group, name))
+
+
+@pytest.mark.parametrize("name", ["read_namespaced_service", "list_namespaced_service", "get_namespaced_custom_object"])
+def test_reads_are_not_writes(api: KubeApi, name: str) -> None:
+    group = api.custom if "custom" in name else api.core
+    assert not is_write(getattr(group, name))
 
 
 async def test_events_are_accepted_by_the_client(api: KubeApi, transport: Transport,

@@ -7,14 +7,14 @@ from typing import Any
 import aiohttp
 import pytest
 
-from canary.domain.actions import EnsureServices, RestoreTarget, SetRoute
+from canary.domain.actions import Action, EnsureServices, RestoreTarget, ScaleCanary, SetRoute
 from canary.domain.spec import parse_canary_spec
 from canary.domain.status import CanaryStatus, CheckKind, CheckResult, Phase, Verdict
 from canary.domain.weights import ALL_PRIMARY, Weights
 from canary.errors import ApiError
 from canary.kube.api import MERGE_PATCH
 from canary.kube.cache import ClusterCache, Kind, ObjectKey
-from canary.kube.execute import Executor, Target, status_patch
+from canary.kube.execute import StaleWrite, Executor, Target, status_patch
 from canary.kube.observe import observe
 from canary.routers.smi import TrafficSplitRouter
 from tests.kube.fake_cluster import FakeCluster, merge_patch
@@ -104,25 +104,39 @@ async def test_first_status_write_includes_zero_values(session: aiohttp.ClientSe
     # kubectl's WEIGHT and FAILEDCHECKS columns read these fields; a diff against the defaults
     # would leave them out of the first write and the columns blank.
     cluster = cluster_with_app()
-    cluster.apply(canary_body())
+    stored = cluster.apply(canary_body())
     executor = Executor(cluster.api, ClusterCache(), session)
-    assert await executor.write_status(NS, "podinfo", CanaryStatus(), CanaryStatus(phase=Phase.INITIALIZED)) is True
+    assert await executor.write_status(stored, CanaryStatus(), CanaryStatus(phase=Phase.INITIALIZED)) is not None
     [call] = cluster.calls
     assert call.body["status"]["canaryWeight"] == 0 and call.body["status"]["failedChecks"] == 0
 
 
 async def test_write_status_skips_an_unchanged_status(session: aiohttp.ClientSession) -> None:
     cluster = cluster_with_app()
-    cluster.apply(canary_body())
+    stored = cluster.apply(canary_body())
     executor = Executor(cluster.api, ClusterCache(), session)
     same = CanaryStatus(phase=Phase.INITIALIZED)
-    assert await executor.write_status(NS, "podinfo", same, same) is False
+    assert await executor.write_status(stored, same, same) is None
     assert cluster.calls == []
-    assert await executor.write_status(NS, "podinfo", same, same.with_(phase=Phase.PROGRESSING)) is True
+    written = await executor.write_status(stored, same, same.with_(phase=Phase.PROGRESSING))
+    assert written is not None and written["status"]["phase"] == "Progressing"
     [call] = cluster.calls
     assert call.method == "patch_namespaced_custom_object_status"
     assert call.kwargs == {"_content_type": MERGE_PATCH}
-    assert call.body == {"status": {"phase": "Progressing"}}
+    assert call.body == {"metadata": {"resourceVersion": stored["metadata"]["resourceVersion"]},
+                         "status": {"phase": "Progressing"}}
+
+
+async def test_a_status_written_since_the_decision_refuses_ours(session: aiohttp.ClientSession) -> None:
+    # A former leader, or a person, wrote the status after our snapshot: ours must not land.
+    cluster = cluster_with_app()
+    stored = cluster.apply(canary_body())
+    executor = Executor(cluster.api, ClusterCache(), session)
+    newer = await executor.write_status(stored, CanaryStatus(), CanaryStatus(phase=Phase.SUCCEEDED))
+    assert newer is not None
+    with pytest.raises(StaleWrite):
+        await executor.write_status(stored, CanaryStatus(), CanaryStatus(phase=Phase.PROGRESSING, canary_weight=40))
+    assert cluster.get("Canary", NS, "podinfo")["status"]["phase"] == "Succeeded"
 
 
 async def test_adopting_an_apex_service_replaces_its_selector_and_keeps_other_ports(
@@ -152,24 +166,47 @@ async def test_adopting_an_apex_service_replaces_its_selector_and_keeps_other_po
     assert len(cluster.writes()) == before
 
 
-async def test_set_route_retries_once_on_a_stale_cache(session: aiohttp.ClientSession) -> None:
+async def test_a_route_changed_since_the_decision_is_not_overwritten(session: aiohttp.ClientSession) -> None:
     cluster = cluster_with_app()
     canary = cluster.apply(canary_body())
     cache = ClusterCache()
     executor = Executor(cluster.api, cache, session)
     await executor.run(_target(cluster, cache, canary), SetRoute(ALL_PRIMARY), CanaryStatus())
     target = _target(cluster, cache, canary)
-    # Someone changes the route after the cache was filled: the cached resourceVersion is stale.
+    # Someone changes the route after the decision's snapshot: the decision rests on a stale view.
     route = cluster.get("TrafficSplit", NS, "podinfo")
     assert route is not None
     route["spec"]["backends"][0]["weight"] = 1
     cluster.apply(route)
-    await executor.run(target, SetRoute(Weights(primary=90, canary=10)), CanaryStatus())
-    assert [c.method for c in cluster.calls[-3:]] == [
-        "replace_namespaced_custom_object", "get_namespaced_custom_object", "replace_namespaced_custom_object"]
+    with pytest.raises(StaleWrite) as caught:
+        await executor.run(target, SetRoute(Weights(primary=90, canary=10)), CanaryStatus())
+    assert caught.value.key == ObjectKey.route("split.smi-spec.io", NS, "podinfo")
+    # One conditional write, refused; no read-and-retry of the same write.
+    assert [c.method for c in cluster.calls[-1:]] == ["replace_namespaced_custom_object"]
     stored = cluster.get("TrafficSplit", NS, "podinfo")
     assert stored is not None
-    assert [b["weight"] for b in stored["spec"]["backends"]] == [90, 10]
+    assert [b["weight"] for b in stored["spec"]["backends"]] == [1, 0]
+
+
+@pytest.mark.parametrize("action", [ScaleCanary(0), EnsureServices()], ids=["scale", "services"])
+async def test_workload_writes_are_conditional_on_the_observed_version(session: aiohttp.ClientSession,
+                                                                       action: Action) -> None:
+    cluster = cluster_with_app()
+    canary = cluster.apply(canary_body())
+    cache = ClusterCache()
+    executor = Executor(cluster.api, cache, session)
+    if isinstance(action, EnsureServices):
+        # An existing apex Service to adopt, changed after the snapshot.
+        cluster.apply({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "podinfo", "namespace": NS},
+                       "spec": {"selector": {"app": "other"}, "ports": [{"name": "http", "port": 9898}]}})
+    target = _target(cluster, cache, canary)
+    kind, name = ("Deployment", "podinfo") if isinstance(action, ScaleCanary) else ("Service", "podinfo")
+    changed = cluster.get(kind, NS, name)
+    assert changed is not None
+    changed["metadata"].setdefault("labels", {})["touched"] = "yes"
+    cluster.apply(changed)
+    with pytest.raises(StaleWrite):
+        await executor.run(target, action, CanaryStatus(phase=Phase.INITIALIZING))
 
 
 async def test_a_failed_action_raises_for_the_caller_to_retry(session: aiohttp.ClientSession) -> None:

@@ -40,7 +40,8 @@ def _is_route_write(weights: Weights) -> Callable[[Call], bool]:
 def _is_target_scale(replicas: int) -> Callable[[Call], bool]:
     def match(call: Call) -> bool:
         return (call.method == "patch_namespaced_deployment" and call.args[0] == "podinfo"
-                and call.body == {"spec": {"replicas": replicas}})
+                and call.body["spec"] == {"replicas": replicas}
+                and bool(call.body["metadata"]["resourceVersion"]))
     return match
 
 
@@ -266,7 +267,7 @@ async def test_status_patches_carry_phase_weight_and_checks() -> None:
         await r.run_until(lambda rel: rel.status.canary_weight == 20)
 
     patches = [c.body for c in cluster.named("patch_namespaced_custom_object_status")]
-    assert all(set(p) == {"status"} for p in patches)
+    assert all(set(p) == {"metadata", "status"} and set(p["metadata"]) == {"resourceVersion"} for p in patches)
     started = next(p["status"] for p in patches if p["status"].get("phase") == "Progressing")
     assert started.get("canaryWeight", 0) == 0
     assert len(started["lastAppliedSpec"]) == 16
