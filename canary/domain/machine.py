@@ -170,7 +170,7 @@ def decide_invalid(status: CanaryStatus, problem: Problem, generation: int, now:
     """A spec the controller cannot use: report it, change nothing in the cluster."""
     new = status.with_(observed_generation=generation)
     new = new.with_(conditions=derive_conditions(new, now, problem=problem))
-    events = () if _same_problem(status, problem) else (Event("InvalidSpec", problem.message, warning=True),)
+    events = () if _same_problem(status, problem) else (Event(problem.reason, problem.message, warning=True),)
     return Decision(status=new, events=events)
 
 

@@ -64,6 +64,8 @@ class CanaryReconciler:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._passes = 0
+        self._backoff = ERROR_BACKOFF
+        self._failures = 0
 
     def start(self) -> None:
         if self._task is None:
@@ -87,7 +89,6 @@ class CanaryReconciler:
 
     async def _loop(self) -> None:
         delay: timedelta | None = None
-        backoff, failures = ERROR_BACKOFF, 0
         while True:
             timeout = None if delay is None else max(delay.total_seconds(), 0.0)
             with contextlib.suppress(asyncio.TimeoutError):
@@ -96,36 +97,43 @@ class CanaryReconciler:
             # Bursts of watch events (a rollout touches a Deployment many times) collapse into one pass.
             await asyncio.sleep(self.services.settings.debounce.total_seconds())
             self._wake.clear()
+            delay = await self.run_pass()
+
+    async def run_pass(self, now: datetime | None = None) -> timedelta | None:
+        """One reconciliation with its failures handled; returns when to run again (None: on
+        the next watch event only)."""
+        try:
+            delay = await self.reconcile_once(now)
+        except asyncio.CancelledError:
+            raise
+        except NotLeading as exc:
+            # The process is losing its Lease and will exit; nothing may be written, not even
+            # the report of this.
+            self.log.warning("not leading; write refused", error=str(exc))
+            return self._backoff
+        except StaleWrite as exc:
+            # Someone else wrote since we looked: look again at once, never repeat the write.
+            self.services.metrics.reconcile_failed(self.key.namespace, self.key.name)
+            self.log.info("write refused as stale; re-reading and deciding again", error=str(exc))
             try:
-                delay = await self.reconcile_once()
-                backoff, failures = ERROR_BACKOFF, 0
-            except asyncio.CancelledError:
-                raise
-            except NotLeading as exc:
-                # The process is losing its Lease and will exit; nothing may be written, not even
-                # the report of this.
-                self.log.warning("not leading; write refused", error=str(exc))
-                delay = backoff
-            except StaleWrite as exc:
-                # Someone else wrote since we looked: look again at once, never repeat the write.
-                self.services.metrics.reconcile_failed(self.key.namespace, self.key.name)
-                self.log.info("write refused as stale; re-reading and deciding again", error=str(exc))
-                delay = timedelta(0)
-                try:
-                    await self._reread(exc)
-                except Exception as reread_exc:  # noqa: BLE001 - the watch catches up instead
-                    self.log.warning("re-read failed", error=str(reread_exc))
-                    delay = ERROR_BACKOFF
-            except Exception as exc:  # noqa: BLE001 - one Canary's failure must not stop the loop
-                failures += 1
-                self.services.metrics.reconcile_failed(self.key.namespace, self.key.name)
-                self.log.warning("reconcile failed; retrying", error=str(exc), error_type=type(exc).__name__,
-                                 retry_in=backoff.total_seconds())
-                transient = isinstance(exc, ApiError) and failures < TRANSIENT_FAILURES_BEFORE_STALLED
-                if not transient:
-                    await self._report_stalled(exc)
-                delay = backoff
-                backoff = min(backoff * 2, ERROR_BACKOFF_MAX)
+                await self._reread(exc)
+            except Exception as reread_exc:  # noqa: BLE001 - the watch catches up instead
+                self.log.warning("re-read failed", error=str(reread_exc))
+                return ERROR_BACKOFF
+            return timedelta(0)
+        except Exception as exc:  # noqa: BLE001 - one Canary's failure must not stop the loop
+            self._failures += 1
+            delay = self._backoff
+            self._backoff = min(self._backoff * 2, ERROR_BACKOFF_MAX)
+            self.services.metrics.reconcile_failed(self.key.namespace, self.key.name)
+            self.log.warning("reconcile failed; retrying", error=str(exc), error_type=type(exc).__name__,
+                             retry_in=delay.total_seconds())
+            transient = isinstance(exc, ApiError) and self._failures < TRANSIENT_FAILURES_BEFORE_STALLED
+            if not transient:
+                await self._report_stalled(exc)
+            return delay
+        self._backoff, self._failures = ERROR_BACKOFF, 0
+        return delay
 
     async def reconcile_once(self, now: datetime | None = None) -> timedelta | None:
         services = self.services
