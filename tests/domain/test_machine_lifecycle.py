@@ -287,7 +287,7 @@ def test_invalid_spec_reports_each_distinct_problem_once(phase: Phase | None) ->
     status = CanaryStatus(phase=phase, canary_weight=10, observed_generation=1)
     first = decide_invalid(status, PROBLEM, 2, NOW)
     assert first.actions == () and first.requeue_after is None
-    assert [(e.reason, e.message, e.warning) for e in first.events] == [("InvalidSpec", PROBLEM.message, True)]
+    assert [(e.reason, e.message, e.warning) for e in first.events] == [(PROBLEM.reason, PROBLEM.message, True)]
     assert first.status.observed_generation == 2
     assert first.status.with_(conditions=(), observed_generation=1) == status
     stalled = first.status.condition(ConditionType.STALLED)
