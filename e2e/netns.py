@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from e2e.processes import E2ESetupError
+from e2e.processes import E2ESetupError, wait_until
 
 NETNS_PREFIX = "canary-e2e-"
 LINK_PREFIX = "cnr"
@@ -252,9 +252,12 @@ def delete_net_host(host: NetHost) -> None:
     """Delete the namespace and the veth pair. Idempotent; failures raise naming the command."""
     if host.netns in namespaces():
         _ip("netns", "delete", host.netns)
-    # Gone with the namespace already, unless the peer never made it into it.
+    # Gone with the namespace, unless the peer never made it into it; the kernel removes the pair
+    # a moment after the namespace, so the link may vanish between listing and deleting it.
     if host.host_link in _links():
-        _ip("link", "delete", host.host_link)
+        _ip("link", "delete", host.host_link, check=False)
+    wait_until(lambda: host.host_link not in _links(), timeout=30,
+               what=f"the kernel to remove the test host's link {host.host_link}", interval=0.05)
 
 
 @contextlib.contextmanager

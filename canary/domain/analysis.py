@@ -4,11 +4,28 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from canary.domain.spec import MetricSpec, NoDataPolicy
 from canary.domain.status import CheckKind, CheckResult, Verdict
+
+
+#: The shortest query window asked for; a window clipped to a run only seconds old stays a range.
+MIN_QUERY_WINDOW = timedelta(seconds=1)
+
+
+def query_window(metric: MetricSpec, analysis_interval: timedelta, run_started: datetime | None,
+                 now: datetime) -> timedelta:
+    """The range a metric check queries: the metric's interval (the analysis interval when unset),
+    clipped to the time since the run started. Requests served by the same Deployment before the
+    run belong to another revision (a previous release, or the version before the first one), and
+    counting them would let its successes hide this revision's failures, or its failures sink a
+    healthy one."""
+    window = metric.interval or analysis_interval
+    if run_started is None:
+        return window
+    return max(min(window, now - run_started), MIN_QUERY_WINDOW)
 
 
 def evaluate_metric(

@@ -14,7 +14,7 @@ from datetime import datetime
 import aiohttp
 
 from canary.config import MetricsSettings
-from canary.domain.analysis import evaluate_metric
+from canary.domain.analysis import evaluate_metric, query_window
 from canary.domain.machine import PROBE_HOOKS, Probe
 from canary.domain.spec import MetricSpec, MetricTemplateSpec, parse_metric_template_spec
 from canary.domain.status import CanaryStatus, CheckResult, Phase
@@ -45,7 +45,7 @@ class ProbeRunner:
     async def _one(self, probe: Probe, target: Target, status: CanaryStatus,
                    now: datetime) -> tuple[CheckResult, ...]:
         if probe is Probe.METRICS:
-            return await self._metrics(target, now)
+            return await self._metrics(target, status, now)
         hooks = target.spec.analysis.hooks(PROBE_HOOKS[probe])
         # confirm-rollout asks about the revision about to start; every other hook about the run.
         checksum = (target.observation.observed.target.checksum if probe is Probe.CONFIRM_ROLLOUT
@@ -55,7 +55,7 @@ class ProbeRunner:
         outcomes = await call_all(self.session, hooks, payload)
         return tuple(o.as_check(now) for o in outcomes)
 
-    async def _metrics(self, target: Target, now: datetime) -> tuple[CheckResult, ...]:
+    async def _metrics(self, target: Target, status: CanaryStatus, now: datetime) -> tuple[CheckResult, ...]:
         analysis = target.spec.analysis
         requests: list[MeasureRequest] = []
         failures: dict[int, str] = {}
@@ -71,7 +71,8 @@ class ProbeRunner:
                 secrets.add((metric.template_ref.namespace or target.namespace, template.provider.secret_ref))
             requests.append(MeasureRequest(
                 metric=metric, namespace=target.namespace, name=target.name, target=target.spec.target_ref.name,
-                service=target.spec.service.name, window=metric.interval or analysis.interval, template=template,
+                service=target.spec.service.name, template=template,
+                window=query_window(metric, analysis.interval, status.run_started, now),
             ))
         credentials = await self._credentials(secrets)
         runnable = [r for i, r in enumerate(requests) if i not in failures]

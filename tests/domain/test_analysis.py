@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import itertools
 import math
+from datetime import timedelta
 
 import pytest
 
-from canary.domain.analysis import TickOutcome, evaluate_metric, gate_open, summarize_failures, tick_outcome
+from canary.domain.analysis import (
+    MIN_QUERY_WINDOW, TickOutcome, evaluate_metric, gate_open, query_window, summarize_failures, tick_outcome,
+)
 from canary.domain.spec import MetricSpec, NoDataPolicy, ThresholdRange
 from canary.domain.status import CheckKind, Verdict
 from tests.domain.world import T0, check
@@ -125,3 +128,23 @@ def test_summary_names_every_non_passing_check() -> None:
     ]
     assert summarize_failures(checks) == "b: 1 is below the minimum 99; c: no data"
     assert summarize_failures(checks[:1]) == ""
+
+
+@pytest.mark.parametrize(
+    ("metric_interval", "since_start", "expected"),
+    [
+        pytest.param(None, timedelta(minutes=5), timedelta(minutes=1), id="a-long-run-queries-the-analysis-interval"),
+        pytest.param(timedelta(seconds=30), timedelta(minutes=5), timedelta(seconds=30), id="the-metric-interval-wins"),
+        # A run two seconds old must not count what the Deployment served before it (another
+        # revision): the window ends where the run began.
+        pytest.param(None, timedelta(seconds=2, milliseconds=80), timedelta(seconds=2, milliseconds=80),
+                     id="clipped-to-the-run"),
+        pytest.param(None, timedelta(0), MIN_QUERY_WINDOW, id="never-below-the-floor"),
+    ],
+)
+def test_the_query_window_never_reaches_before_the_run(metric_interval: timedelta | None, since_start: timedelta,
+                                                        expected: timedelta) -> None:
+    metric = MetricSpec(name="request-success-rate", threshold_range=ThresholdRange(min=99), interval=metric_interval)
+    now = T0 + timedelta(hours=1)
+    assert query_window(metric, timedelta(minutes=1), now - since_start, now) == expected
+    assert query_window(metric, timedelta(minutes=1), None, now) == (metric_interval or timedelta(minutes=1))
