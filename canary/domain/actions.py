@@ -51,13 +51,22 @@ class RestoreTarget:
 
 
 @dataclass(frozen=True)
+class SetFinalizer:
+    """Add (``present``) or remove the ``canary.dev/revert-on-deletion`` finalizer on the Canary:
+    with it, deletion waits until traffic is handed back to the target."""
+
+    present: bool
+
+
+@dataclass(frozen=True)
 class Notify:
     """Fire-and-forget webhooks (post-rollout); failures are logged, never block."""
 
     hook_type: WebhookType
 
 
-Action = EnsurePrimary | EnsureServices | PromotePrimary | SetRoute | ScaleCanary | RestoreTarget | Notify
+Action = (EnsurePrimary | EnsureServices | PromotePrimary | SetRoute | ScaleCanary | RestoreTarget | SetFinalizer
+          | Notify)
 
 
 @dataclass(frozen=True)

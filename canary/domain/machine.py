@@ -22,7 +22,8 @@ from enum import StrEnum
 from typing import Any
 
 from canary.domain.actions import (
-    Action, EnsurePrimary, EnsureServices, Event, Notify, PromotePrimary, RestoreTarget, ScaleCanary, SetRoute,
+    Action, EnsurePrimary, EnsureServices, Event, Notify, PromotePrimary, RestoreTarget, ScaleCanary, SetFinalizer,
+    SetRoute,
 )
 from canary.domain.analysis import TickOutcome, gate_open, summarize_failures, tick_outcome
 from canary.domain.conditions import derive_conditions
@@ -166,11 +167,19 @@ def decide(
     return _finish(step, status)
 
 
-def decide_invalid(status: CanaryStatus, problem: Problem, generation: int, now: datetime) -> Decision:
-    """A spec the controller cannot use: report it, change nothing in the cluster."""
+def decide_invalid(status: CanaryStatus, problem: Problem, generation: int, now: datetime, *,
+                   deleting_with_finalizer: bool = False) -> Decision:
+    """A spec the controller cannot use: report it, change nothing in the cluster. A Canary being
+    deleted is let go: what its spec asked to revert cannot be read, and holding the deletion
+    until someone fixes a spec they are deleting would never end."""
     new = status.with_(observed_generation=generation)
     new = new.with_(conditions=derive_conditions(new, now, problem=problem))
-    events = () if _same_problem(status, problem) else (Event(problem.reason, problem.message, warning=True),)
+    events: tuple[Event, ...] = (
+        () if _same_problem(status, problem) else (Event(problem.reason, problem.message, warning=True),))
+    if deleting_with_finalizer:
+        events += (Event("Terminated", "the spec cannot be read, so nothing is reverted; letting the deletion "
+                                       "proceed", warning=True),)
+        return Decision(status=new, actions=(SetFinalizer(False),), events=events)
     return Decision(status=new, events=events)
 
 
@@ -204,12 +213,23 @@ def _finish(step: _Step, old: CanaryStatus) -> Decision:
                 f"expected {restored}); putting it back",
                 warning=True,
             )
-    actions = actions + tuple(step.extra_actions)
+    actions = actions + tuple(step.extra_actions) + _finalizer(step.spec, new, observed)
     new = new.with_(conditions=derive_conditions(
         new, step.now, problem=observed.problem, suspended=step.spec.suspend, paused=step.paused,
     ))
     return Decision(status=new, actions=actions, events=tuple(step.events), requeue_after=step.requeue,
                     outcome=step.outcome)
+
+
+def _finalizer(spec: CanarySpec, status: CanaryStatus, observed: Observed) -> tuple[Action, ...]:
+    """The finalizer is there exactly while a deletion has something to give back: added with
+    ``revertOnDeletion``, removed once the target serves again (or when the option is dropped)."""
+    if observed.deleting:
+        done = not spec.revert_on_deletion or status.phase is Phase.TERMINATED
+        return (SetFinalizer(False),) if observed.finalizer and done else ()
+    if spec.revert_on_deletion != observed.finalizer:
+        return (SetFinalizer(spec.revert_on_deletion),)
+    return ()
 
 
 # --- what the cluster should look like for a given status ---------------------------------

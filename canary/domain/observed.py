@@ -45,6 +45,8 @@ class Observed:
     services_ready: bool = False
     route: RouteState = RouteState()
     deleting: bool = False
+    #: The Canary carries the ``canary.dev/revert-on-deletion`` finalizer.
+    finalizer: bool = False
     problem: Problem | None = None
     #: First reconciliation since the controller started: a route that differs from the status
     #: may be a write the previous process did not finish, so it is repaired without being

@@ -27,6 +27,8 @@ T = TypeVar("T")
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 CANARY_GROUP, CANARY_VERSION, CANARY_PLURAL = "canary.dev", "v1alpha1", "canaries"
+#: Holds a Canary with ``revertOnDeletion`` until traffic is handed back to its target.
+REVERT_FINALIZER = "canary.dev/revert-on-deletion"
 #: Method-name prefixes of the generated client that change the cluster.
 WRITE_VERBS = ("create_", "replace_", "patch_", "delete_")
 #: The longest a write may take; shorter when the Lease runs out sooner.

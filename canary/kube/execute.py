@@ -23,12 +23,15 @@ import aiohttp
 from kubernetes.client import V1DeleteOptions, V1Preconditions
 
 from canary.domain.actions import (
-    Action, EnsurePrimary, EnsureServices, Event, Notify, PromotePrimary, RestoreTarget, ScaleCanary, SetRoute,
+    Action, EnsurePrimary, EnsureServices, Event, Notify, PromotePrimary, RestoreTarget, ScaleCanary, SetFinalizer,
+    SetRoute,
 )
 from canary.domain.spec import CanarySpec, WebhookSpec, WebhookType
 from canary.domain.status import CanaryStatus, Phase
 from canary.errors import Conflict, NotFound
-from canary.kube.api import CANARY_GROUP, CANARY_PLURAL, CANARY_VERSION, JSON_PATCH, MERGE_PATCH, KubeApi
+from canary.kube.api import (
+    CANARY_GROUP, CANARY_PLURAL, CANARY_VERSION, JSON_PATCH, MERGE_PATCH, REVERT_FINALIZER, KubeApi,
+)
 from canary.kube.cache import ClusterCache, Kind, ObjectKey, resource_version
 from canary.kube.observe import Observation
 from canary.kube.revision import REVISION_ANNOTATION, ConfigRef, data_digest
@@ -53,6 +56,11 @@ class StaleWrite(Conflict):
                          cause.status)
         self.key = key
         self.seen = seen
+
+
+def canary_key(canary: Mapping[str, Any]) -> ObjectKey:
+    meta = canary["metadata"]
+    return ObjectKey(Kind.CANARY, str(meta["namespace"]), str(meta["name"]))
 
 
 def _rv_patch(version: str | None, patch: Mapping[str, Any]) -> dict[str, Any]:
@@ -120,9 +128,8 @@ class Executor:
         patch = status_patch(before, new.to_dict())
         if not patch:
             return None
-        meta = canary["metadata"]
-        key = ObjectKey(Kind.CANARY, str(meta["namespace"]), str(meta["name"]))
-        version = meta.get("resourceVersion")
+        key = canary_key(canary)
+        version = canary["metadata"].get("resourceVersion")
         try:
             stored = await self.api.call(
                 self.api.custom.patch_namespaced_custom_object_status,
@@ -131,6 +138,22 @@ class Executor:
             )
         except Conflict as exc:
             raise StaleWrite(key, version, exc) from exc
+        return self.api.to_dict(stored)
+
+    async def set_finalizer(self, canary: Mapping[str, Any], seen: str | None, present: bool) -> Mapping[str, Any]:
+        """Add or remove our finalizer, keeping everyone else's, on the Canary as seen at ``seen``."""
+        key = canary_key(canary)
+        others = [f for f in (canary["metadata"].get("finalizers") or []) if f != REVERT_FINALIZER]
+        ops = [
+            {"op": "replace", "path": "/metadata/resourceVersion", "value": seen},
+            {"op": "add", "path": "/metadata/finalizers", "value": others + ([REVERT_FINALIZER] if present else [])},
+        ]
+        try:
+            stored = await self.api.call(self.api.custom.patch_namespaced_custom_object, CANARY_GROUP,
+                                         CANARY_VERSION, key.namespace, CANARY_PLURAL, key.name, ops,
+                                         _content_type=JSON_PATCH)
+        except Conflict as exc:
+            raise StaleWrite(key, seen, exc) from exc
         return self.api.to_dict(stored)
 
     async def read_current(self, key: ObjectKey, router: Router | None) -> Mapping[str, Any] | None:
@@ -174,6 +197,10 @@ class Executor:
             ))
         elif isinstance(action, RestoreTarget):
             await self._restore_target(target)
+        elif isinstance(action, SetFinalizer):
+            key = canary_key(target.canary)
+            stored = await self.set_finalizer(target.canary, target.seen(key), action.present)
+            target.written[key] = resource_version(stored)
         elif isinstance(action, Notify):
             self._notify(target, action.hook_type, status)
 

@@ -1,8 +1,8 @@
 """kopf registrations: thin. Watch events feed the caches and wake reconcilers; nothing here decides.
 
-Only watch-event handlers are used for Canaries, so kopf writes nothing to them, with one
-exception a user opts into: ``revertOnDeletion: true`` needs a finalizer, because the
-controller must give traffic back to the target before the Canary disappears.
+Only watch-event and indexing handlers are used, so kopf writes nothing at all: every write,
+the ``revertOnDeletion`` finalizer included, is the reconciler's, decided by ``decide`` and
+fenced like every other (see ``execute``). kopf's own writes would be neither.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import Any
 
 import kopf
 
-from canary.domain.status import Phase
 from canary.kube.api import CANARY_GROUP, CANARY_PLURAL, CANARY_VERSION
 from canary.kube.cache import Kind, ObjectKey
 from canary.kube.reconciler import ReconcilerRegistry
@@ -30,7 +29,6 @@ WATCHED: tuple[tuple[str, str, Kind], ...] = (
     (GATEWAY_GROUP, "httproutes", Kind.ROUTE),
 )
 
-REVERT_RETRY_SECONDS = 2.0
 
 
 def _key(kind: Kind, group: str, namespace: str, name: str) -> ObjectKey:
@@ -41,19 +39,10 @@ def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items()}
 
 
-def _reverts_on_deletion(*, spec: kopf.Spec, **_: Any) -> bool:
-    return bool(spec.get("revertOnDeletion"))
-
-
 def register(registry: kopf.OperatorRegistry, reconcilers: ReconcilerRegistry) -> None:
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-        # Git owns the Canary's metadata and spec: kopf's bookkeeping goes to status.
-        settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
-        settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(field="status.kopf.diffbase")
-        settings.persistence.finalizer = "canary.dev/revert-on-deletion"
-        # Our own Events say what happened. kopf's would add one per retry of the
-        # revertOnDeletion handler, every couple of seconds.
+        # Our own Events say what happened.
         settings.posting.enabled = False
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
@@ -68,17 +57,6 @@ def register(registry: kopf.OperatorRegistry, reconcilers: ReconcilerRegistry) -
 
     for group, plural, kind in WATCHED:
         _watch(registry, reconcilers, group, plural, kind)
-
-    @kopf.on.delete(CANARY_GROUP, CANARY_VERSION, CANARY_PLURAL, registry=registry,
-                    when=_reverts_on_deletion)
-    async def revert_on_deletion(*, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
-        key = ObjectKey(Kind.CANARY, namespace or "", name)
-        reconcilers.canary_changed(key, _plain(body))
-        reconciler = reconcilers.get(key)
-        status = reconciler.last_status if reconciler is not None else None
-        if status is None or status.phase is not Phase.TERMINATED:
-            raise kopf.TemporaryError("giving traffic back to the target before deletion",
-                                      delay=REVERT_RETRY_SECONDS)
 
 
 def _watch(registry: kopf.OperatorRegistry, reconcilers: ReconcilerRegistry, group: str, plural: str,

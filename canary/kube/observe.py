@@ -8,6 +8,7 @@ from typing import Any
 
 from canary.domain.observed import Observed, Problem, RouteState, WorkloadState
 from canary.domain.spec import CanarySpec
+from canary.kube.api import REVERT_FINALIZER
 from canary.kube.cache import ClusterCache, Kind, ObjectKey, resource_version
 from canary.kube.revision import REVISION_ANNOTATION, ConfigRef, config_refs, revision_of
 from canary.kube.workloads import (
@@ -61,7 +62,7 @@ def observe(canary: Mapping[str, Any], spec: CanarySpec, cache: ClusterCache, ro
     deps.update(ObjectKey(Kind.SERVICE, namespace, name) for name in (rt.apex, rt.primary, rt.canary))
     problem = router_problem
 
-    bodies: dict[ObjectKey, Mapping[str, Any]] = {}
+    bodies: dict[ObjectKey, Mapping[str, Any]] = {ObjectKey(Kind.CANARY, namespace, meta["name"]): canary}
     target_body = cache.get(target_key)
     target = WorkloadState()
     configs: frozenset[ConfigRef] = frozenset()
@@ -132,6 +133,7 @@ def observe(canary: Mapping[str, Any], spec: CanarySpec, cache: ClusterCache, ro
         services_ready=services_ready,
         route=route,
         deleting=bool(meta.get("deletionTimestamp")),
+        finalizer=REVERT_FINALIZER in (meta.get("finalizers") or ()),
         problem=problem,
     )
     config_digests = {ref: digest for ref, digest in digests.items() if digest is not None} if target_body else {}

@@ -22,11 +22,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from canary.config import Settings
+from canary.domain.actions import SetFinalizer
 from canary.domain.machine import Decision, NeedProbes, Probe, decide, decide_invalid
 from canary.domain.observed import Problem
 from canary.domain.spec import WebhookType, parse_canary_spec
 from canary.domain.status import CanaryStatus, CheckResult
 from canary.errors import ApiError, CanaryError, SpecError
+from canary.kube.api import REVERT_FINALIZER
 from canary.kube.cache import ClusterCache, Kind, ObjectKey, resource_version
 from canary.kube.execute import Executor, StaleWrite, Target
 from canary.kube.fence import NotLeading
@@ -74,11 +76,6 @@ class CanaryReconciler:
 
     def wake(self) -> None:
         self._wake.set()
-
-    @property
-    def last_status(self) -> CanaryStatus | None:
-        canary = self.services.cache.get(self.key)
-        return None if canary is None or self._passes == 0 else CanaryStatus.from_dict(canary.get("status"))
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -149,8 +146,11 @@ class CanaryReconciler:
             spec = parse_canary_spec(canary.get("spec") or {})
         except SpecError as exc:
             problem = Problem(exc.field, "InvalidSpec", str(exc))
+            deleting_with_finalizer = bool(meta.get("deletionTimestamp")) and REVERT_FINALIZER in (
+                meta.get("finalizers") or ())
             await self._apply(canary, None, status,
-                              decide_invalid(status, problem, int(meta.get("generation") or 0), now))
+                              decide_invalid(status, problem, int(meta.get("generation") or 0), now,
+                                             deleting_with_finalizer=deleting_with_finalizer))
             return None
 
         router, router_problem = await services.routers.router_for(spec)
@@ -213,12 +213,20 @@ class CanaryReconciler:
             # The watch delivers our own write a little later; until then the cache must not
             # hand the next pass the status we just replaced.
             services.cache.refresh(self.key, stored, resource_version(canary))
+            if target is not None:
+                target.written[self.key] = resource_version(stored)
         hooks = target.spec.analysis.hooks(WebhookType.EVENT) if target is not None else ()
         for event in decision.events:
             await services.executor.record(canary, hooks, event, new)
         if target is not None:
             for action in decision.actions:
                 await services.executor.run(target, action, new)
+        else:
+            # Without a usable spec the only action there can be is letting a deletion go.
+            for action in decision.actions:
+                if isinstance(action, SetFinalizer):
+                    current = stored if stored is not None else canary
+                    await services.executor.set_finalizer(current, resource_version(current), action.present)
         self._record_metrics(decision)
 
     def _record_metrics(self, decision: Decision) -> None:

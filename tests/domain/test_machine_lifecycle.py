@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from canary.domain.actions import (
-    EnsurePrimary, EnsureServices, Notify, PromotePrimary, RestoreTarget, ScaleCanary, SetRoute,
+    EnsurePrimary, EnsureServices, Notify, PromotePrimary, RestoreTarget, ScaleCanary, SetFinalizer, SetRoute,
 )
 from canary.domain.machine import PROBLEM_POLL, READINESS_POLL, Decision, RollbackCause, decide, decide_invalid
 from canary.domain.observed import Problem, RouteState
@@ -330,11 +330,15 @@ def test_revert_on_deletion(when: str, slow: bool) -> None:
             world.answer = always(Verdict.FAIL)
         world.run_until(lambda w: w.status.canary_weight == 25 if when == "progressing"
                         else w.status.phase in (Phase.FAILED, Phase.SUCCEEDED))
+    assert world.finalizer, "revertOnDeletion holds a deletion with the finalizer"
     world.deleting = True
     world.actions.clear()
     world.events.clear()
     had_route, had_services = world.route.exists, world.services
     world.run_until(phase_is(Phase.TERMINATED), step=timedelta(seconds=5), limit=20)
+    # The finalizer goes once traffic is back on the target, never before.
+    assert world.deleted and world.actions[-1] == SetFinalizer(False)
+    assert world.actions.count(SetFinalizer(False)) == 1
     assert not world.services, "the apex Service is handed back to the target"
     assert world.reasons() == ["Terminating", "Terminated"]
     if had_route:
@@ -384,6 +388,31 @@ def test_deletion_without_revert_does_nothing(phase: Phase) -> None:
     assert decision.actions == () and decision.events == ()
     assert decision.status.phase is phase
     assert decision.status.handled_annotations == {}
+
+
+@pytest.mark.parametrize(
+    ("revert", "finalizer", "deleting", "expected"),
+    [
+        pytest.param(True, False, False, (SetFinalizer(True),), id="added-with-the-option"),
+        pytest.param(False, True, False, (SetFinalizer(False),), id="removed-when-the-option-goes"),
+        pytest.param(True, True, False, (), id="kept"),
+        pytest.param(False, False, False, (), id="never-added-without-the-option"),
+        pytest.param(False, True, True, (SetFinalizer(False),), id="a-deletion-after-the-option-went-is-let-go"),
+    ],
+)
+def test_the_finalizer_follows_revert_on_deletion(revert: bool, finalizer: bool, deleting: bool,
+                                                  expected: tuple[SetFinalizer, ...]) -> None:
+    spec = make_spec(_spec={"revertOnDeletion": revert})
+    observed = replace(seen(ready=False, replicas=0, rev="rev1", deleting=deleting), finalizer=finalizer)
+    decision, _ = decide_all(spec, idle(Phase.SUCCEEDED), observed, NOW)
+    assert tuple(a for a in decision.actions if isinstance(a, SetFinalizer)) == expected
+
+
+def test_an_unreadable_spec_lets_a_held_deletion_go() -> None:
+    held = decide_invalid(idle(Phase.SUCCEEDED), PROBLEM, 2, NOW, deleting_with_finalizer=True)
+    assert held.actions == (SetFinalizer(False),)
+    assert "Terminated" in [e.reason for e in held.events]
+    assert decide_invalid(idle(Phase.SUCCEEDED), PROBLEM, 2, NOW).actions == ()
 
 
 # --- the idle no-op ------------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from canary.domain.actions import (
-    Action, EnsurePrimary, EnsureServices, Event, Notify, PromotePrimary, RestoreTarget, ScaleCanary, SetRoute,
+    Action, EnsurePrimary, EnsureServices, Event, Notify, PromotePrimary, RestoreTarget, ScaleCanary, SetFinalizer,
+    SetRoute,
 )
 from canary.domain.machine import Decision, Probe, ProbeResults, decide
 from canary.domain.observed import Observed, Problem, RouteState, WorkloadState
@@ -101,6 +102,9 @@ class World:
     route: RouteState = RouteState()
     annotations: dict[str, str] = field(default_factory=dict)
     deleting: bool = False
+    finalizer: bool = False
+    #: The Canary is gone: it was deleted and no finalizer held it.
+    deleted: bool = False
     problem: Problem | None = None
     status: CanaryStatus = CanaryStatus()
     now: datetime = T0
@@ -143,6 +147,7 @@ class World:
             services_ready=self.services,
             route=self.route,
             deleting=self.deleting,
+            finalizer=self.finalizer,
             problem=self.problem,
         )
 
@@ -204,6 +209,10 @@ class World:
         elif isinstance(action, RestoreTarget):
             self.route = RouteState()
             self.services = False
+        elif isinstance(action, SetFinalizer):
+            self.finalizer = action.present
+            if self.deleting and not action.present:
+                self.deleted = True
         elif isinstance(action, Notify):
             pass
 

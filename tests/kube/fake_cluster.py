@@ -201,6 +201,11 @@ class FakeCustom(_Group):
         preconditions = getattr(body, "preconditions", None)
         return self._cluster._delete(kind, namespace, name, getattr(preconditions, "resource_version", None))
 
+    def patch_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str, name: str,
+                                       body: Any, **kw: Any) -> dict[str, Any]:
+        kind = self._cluster._custom_kind(group, version, plural)
+        return self._cluster._patch(kind, namespace, name, body, kw["_content_type"])
+
     def patch_namespaced_custom_object_status(self, group: str, version: str, namespace: str, plural: str, name: str,
                                               body: Any, **kw: Any) -> dict[str, Any]:
         kind = self._cluster._custom_kind(group, version, plural)
@@ -427,6 +432,11 @@ class FakeCluster:
             raise _api_exception(404, "Not Found", f'{kind.lower()}s "{name}" not found')
         patched = json_patch(current, body) if content_type == JSON_PATCH else merge_patch(current, body)
         self._precondition(current, patched)
+        if current["metadata"].get("deletionTimestamp") and not patched["metadata"].get("finalizers"):
+            # The last finalizer went: the deletion completes.
+            del self.objects[key]
+            self._emit(key)
+            return patched
         return self._store(key, current, patched)
 
     def _patch_status(self, kind: str, namespace: str, name: str, body: Any, content_type: str) -> dict[str, Any]:
@@ -469,6 +479,14 @@ class FakeCluster:
         if version and version != self.objects[key]["metadata"]["resourceVersion"]:
             raise _api_exception(409, "Conflict", "Precondition failed: UID or ResourceVersion in precondition does "
                                  "not match the object")
+        meta = self.objects[key]["metadata"]
+        if meta.get("finalizers"):
+            # Finalizers hold the object: it is marked for deletion until the last one is removed.
+            if not meta.get("deletionTimestamp"):
+                meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+                meta["resourceVersion"] = str(next(self._versions))
+                self._emit(key)
+            return copy.deepcopy(self.objects[key])
         del self.objects[key]
         self._emit(key)
         return {"kind": "Status", "status": "Success"}

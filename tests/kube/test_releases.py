@@ -350,12 +350,10 @@ async def test_revert_on_deletion_gives_the_apex_back_to_the_target() -> None:
     async with release(cluster, canary_body(revertOnDeletion=True)) as r:
         await r.initialize()
         await r.reconcile()
+        assert r.canary["metadata"]["finalizers"] == ["canary.dev/revert-on-deletion"]
         start = len(cluster.calls)
-        deleting = r.canary
-        deleting["metadata"].update(deletionTimestamp="2026-03-01T13:00:00Z",
-                                    finalizers=["canary.dev/revert-on-deletion"])
-        cluster.apply(deleting)
-        await r.run_until_phase(Phase.TERMINATED)
+        cluster.delete("Canary", NS, "podinfo")
+        await r.run_until(lambda rel: cluster.get("Canary", NS, "podinfo") is None)
     scaled_up = _index(cluster, _is_target_scale(2), start)
     all_to_target = _index(cluster, _is_route_write(Weights(primary=0, canary=100)), start)
     apex_back = _index(cluster, lambda c: c.method == "patch_namespaced_service", start)
@@ -366,6 +364,32 @@ async def test_revert_on_deletion_gives_the_apex_back_to_the_target() -> None:
     assert "ownerReferences" not in apex["metadata"]
     assert cluster.get("TrafficSplit", NS, "podinfo") is None
     assert [e["reason"] for e in cluster.events()][-2:] == ["Terminating", "Terminated"]
+    # The finalizer goes last, in a write of its own, once the target serves again.
+    assert cluster.calls[-1].method == "patch_namespaced_custom_object"
+    assert _index(cluster, lambda c: c.method == "patch_namespaced_custom_object", start) > route_gone
+
+
+async def test_the_finalizer_follows_revert_on_deletion() -> None:
+    cluster = cluster_with_app()
+    async with release(cluster, canary_body(revertOnDeletion=True)) as r:
+        await r.initialize()
+        canary = r.canary
+        canary["metadata"]["finalizers"] = ["example.com/keep", "canary.dev/revert-on-deletion"]
+        cluster.objects[("Canary", NS, "podinfo")]["metadata"]["finalizers"] = canary["metadata"]["finalizers"]
+        canary["spec"]["revertOnDeletion"] = False
+        cluster.apply(canary)
+        await r.reconcile()
+        # Dropping the option drops our finalizer and nobody else's.
+        assert r.canary["metadata"]["finalizers"] == ["example.com/keep"]
+
+
+async def test_a_deletion_without_revert_on_deletion_is_not_held() -> None:
+    cluster = cluster_with_app()
+    async with release(cluster) as r:
+        await r.initialize()
+        assert not r.canary["metadata"].get("finalizers")
+        cluster.delete("Canary", NS, "podinfo")
+        assert cluster.get("Canary", NS, "podinfo") is None
 
 
 # --- crash safety -----------------------------------------------------------------------------
