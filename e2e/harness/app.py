@@ -77,6 +77,7 @@ def canary(
     no_data_policy: str = "hold",
     min_sample_size: int = 5,
     progress_deadline_seconds: int = 120,
+    revert_on_deletion: bool = False,
 ) -> dict[str, Any]:
     analysis: dict[str, Any] = {
         "interval": interval,
@@ -97,6 +98,8 @@ def canary(
     }
     if provider:
         spec["provider"] = provider
+    if revert_on_deletion:
+        spec["revertOnDeletion"] = True
     return {
         "apiVersion": "canary.dev/v1alpha1",
         "kind": "Canary",
