@@ -34,6 +34,16 @@ class CrdDuration:
     message: str
 
 
+def exact_text(value: timedelta) -> str:
+    """``value`` as a duration the grammar admits, to the microsecond (``24h0m0s0.001ms``)."""
+    us = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
+    hours, us = divmod(us, 3_600_000_000)
+    minutes, us = divmod(us, 60_000_000)
+    seconds, us = divmod(us, 1_000_000)
+    ms, frac = divmod(us, 1_000)
+    return f"{hours}h{minutes}m{seconds}s{ms}.{frac:03d}ms"
+
+
 def _literal(text: str) -> timedelta:
     if not re.match(DURATION_PATTERN, text):
         raise AssertionError(f"duration literal {text!r} in a CEL rule is outside the grammar")

@@ -22,20 +22,10 @@ from canary.domain.bounds import DURATION_MAX_LENGTH, CountBound, DurationBound
 from canary.domain.durations import DURATION_PATTERN, format_duration, microseconds
 from canary.domain.spec import parse_canary_spec
 from canary.errors import SpecError
-from tests.crds.crd_bounds import duration_ranges, integer_ranges, list_limits
+from tests.crds.crd_bounds import duration_ranges, exact_text, integer_ranges, list_limits
 from tests.crds.schema_validator import ROOT, Invalid, base_canary, compile_rule, iter_schema, load_crds
 
 MICROSECOND = timedelta(microseconds=1)
-
-
-def exact_text(value: timedelta) -> str:
-    """``value`` as a duration the grammar admits, to the microsecond (``24h0m0s0.001ms``)."""
-    us = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
-    hours, us = divmod(us, 3_600_000_000)
-    minutes, us = divmod(us, 60_000_000)
-    seconds, us = divmod(us, 1_000_000)
-    ms, frac = divmod(us, 1_000)
-    return f"{hours}h{minutes}m{seconds}s{ms}.{frac:03d}ms"
 
 
 # --- the numbers ---------------------------------------------------------------------------
