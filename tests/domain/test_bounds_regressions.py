@@ -8,13 +8,17 @@ a :class:`SpecError` naming the field, the value and the range, so the reconcile
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from canary.domain.durations import parse_duration
 from canary.domain import bounds
+from canary.domain.durations import DURATION_PATTERN, parse_duration
 from canary.domain.machine import Decision, decide
 from canary.domain.spec import parse_canary_spec
 from canary.domain.status import Phase
@@ -119,3 +123,31 @@ def test_decide_at_the_ceilings_does_not_overflow() -> None:
     result = decide(spec, status, seen(ready=False), when)
     assert isinstance(result, Decision)
     assert result.status.phase is Phase.FAILED  # past the deadline, by about 8000 years
+
+
+# --- any text at all -----------------------------------------------------------------------------
+
+ALL_DURATIONS = [*bounds.CANARY_DURATIONS, *bounds.PROCESS_DURATIONS]
+_UNIT = {"ms": Decimal("0.001"), "s": Decimal(1), "m": Decimal(60), "h": Decimal(3600)}
+
+
+def reference_seconds(text: str) -> Decimal:
+    """An independent reading of a text in the grammar: exact decimal arithmetic."""
+    return sum((Decimal(num) * _UNIT[unit] for num, unit in re.findall(r"([0-9.]+)(ms|s|m|h)", text)), Decimal(0))
+
+
+@settings(derandomize=True, database=None, max_examples=400, deadline=None)
+@given(text=st.one_of(st.text(max_size=48), st.from_regex(DURATION_PATTERN, fullmatch=True)),
+       bound=st.sampled_from(ALL_DURATIONS))
+def test_any_text_is_a_duration_in_range_or_a_spec_error(text: str, bound: bounds.DurationBound) -> None:
+    try:
+        value = parse_duration(text, "f", bound)
+    except SpecError as exc:
+        assert exc.field == "f"
+        if re.fullmatch(DURATION_PATTERN, text) and len(text) <= bounds.DURATION_MAX_LENGTH:
+            # Refused for its range only, and rightly so.
+            exact = reference_seconds(text)
+            assert not Decimal(bound.floor.total_seconds()) <= exact <= Decimal(bound.ceiling.total_seconds())
+        return
+    assert bound.floor <= value <= bound.ceiling
+    assert Decimal(value.days * 86400 + value.seconds) + Decimal(value.microseconds) / 10**6 == reference_seconds(text)
