@@ -47,7 +47,8 @@ def parse_duration(text: object, field: str, bound: DurationBound) -> timedelta:
     """Parse ``text`` within ``bound`` or raise :class:`SpecError` naming ``field``, the value,
     the range and an example."""
     allowed = f"write one {range_text(bound)}, e.g. {bound.example}"
-    if not isinstance(text, str) or len(text) > DURATION_MAX_LENGTH or not _WHOLE.match(text):
+    # fullmatch: Python's ``$`` also matches before a final newline, RE2's (the API server's) does not.
+    if not isinstance(text, str) or len(text) > DURATION_MAX_LENGTH or not _WHOLE.fullmatch(text):
         shown = repr(text) if not isinstance(text, str) or len(text) <= 64 else repr(text[:64] + "...")
         raise SpecError(
             field,

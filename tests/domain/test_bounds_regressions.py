@@ -95,7 +95,7 @@ def test_huge_counts_are_spec_errors(key: str, value: int) -> None:
     assert err.value.field == f"{A}.{key}"
 
 
-@pytest.mark.parametrize("text", [HUGE, "9" * 10_000 + "h", "1" + "0" * 400 + "ms", "1h" * 100])
+@pytest.mark.parametrize("text", [HUGE, "9" * 10_000 + "h", "1" + "0" * 400 + "ms", "1h" * 100, "1m\n"])
 def test_no_text_can_overflow_the_parser(text: str) -> None:
     # The grammar and the length are checked before any arithmetic.
     with pytest.raises(SpecError) as err:
