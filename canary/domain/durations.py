@@ -69,11 +69,13 @@ def _whole_microseconds(value: timedelta) -> int:
 
 
 def format_duration(value: timedelta) -> str:
-    """The shortest Prometheus range (``90s`` -> ``1m30s``); PromQL accepts this form."""
+    """The shortest Prometheus range (``90s`` -> ``1m30s``, ``1.5s`` -> ``1s500ms``), to the ms.
+
+    Compound parts keep every number small, so the text stays within :data:`DURATION_PATTERN`
+    too (``86399999ms`` would not): the metrics server parses what the controller sends as ``t``.
+    """
     total_ms = round(value.total_seconds() * 1000)
-    if total_ms % 1000:
-        return f"{total_ms}ms"
-    seconds = total_ms // 1000
+    seconds, ms = divmod(total_ms, 1000)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     out = ""
@@ -81,6 +83,8 @@ def format_duration(value: timedelta) -> str:
         out += f"{hours}h"
     if minutes:
         out += f"{minutes}m"
-    if secs or not out:
+    if secs:
         out += f"{secs}s"
-    return out
+    if ms:
+        out += f"{ms}ms"
+    return out or "0s"

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from canary.domain import bounds
-from canary.domain.durations import DURATION_PATTERN, parse_duration
+from canary.domain.durations import DURATION_PATTERN, format_duration, parse_duration
 from canary.domain.machine import Decision, decide
 from canary.domain.spec import parse_canary_spec
 from canary.domain.status import Phase
@@ -151,3 +151,13 @@ def test_any_text_is_a_duration_in_range_or_a_spec_error(text: str, bound: bound
         return
     assert bound.floor <= value <= bound.ceiling
     assert Decimal(value.days * 86400 + value.seconds) + Decimal(value.microseconds) / 10**6 == reference_seconds(text)
+
+
+@settings(derandomize=True, database=None, max_examples=300, deadline=None)
+@given(ms=st.one_of(st.integers(1, 86_400_000), st.sampled_from([1, 999, 1000, 100_500, 86_399_999, 86_400_000])))
+def test_every_window_the_controller_formats_is_parsed_back(ms: int) -> None:
+    # The controller sends format_duration(window) as the metrics server's `t`, and PromQL ranges
+    # are built from it: the text must stay within the grammar (no 8-digit "86399999ms").
+    window = timedelta(milliseconds=ms)
+    wide = bounds.DurationBound("t", timedelta(milliseconds=1), timedelta(hours=24), "30s", "test")
+    assert parse_duration(format_duration(window), "t", wide) == window

@@ -297,7 +297,7 @@ def test_parse_duration_rejects(text: object) -> None:
 
 @pytest.mark.parametrize("seconds, text", [
     (0, "0s"), (1, "1s"), (59, "59s"), (60, "1m"), (90, "1m30s"), (3600, "1h"), (3661, "1h1m1s"), (7200, "2h"),
-    (0.5, "500ms"), (1.5, "1500ms"), (3601, "1h1s"), (86400, "24h"),
+    (0.5, "500ms"), (1.5, "1s500ms"), (3601, "1h1s"), (86400, "24h"), (86399.999, "23h59m59s999ms"),
 ])
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(timedelta(seconds=seconds)) == text
