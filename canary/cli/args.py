@@ -261,8 +261,8 @@ def _port(value: str, dest: str) -> int:
         port = int(value)
     except ValueError as exc:
         raise UsageError(f"{where}: {value!r} is not a port number") from exc
-    if not 1 <= port <= 65535:
-        raise UsageError(f"{where}: {port} is not between 1 and 65535")
+    if not bounds.LISTEN_PORT.floor <= port <= bounds.LISTEN_PORT.ceiling:
+        raise UsageError(f"{where}: {port} is not between {bounds.LISTEN_PORT.floor} and {bounds.LISTEN_PORT.ceiling}")
     return port
 
 

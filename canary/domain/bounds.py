@@ -123,6 +123,10 @@ RECEIPT_TIMEOUT = DurationBound(
     "reconciliation",
 )
 
+LISTEN_PORT = CountBound(
+    "--metrics-port, --secure-port", 1, 65535, "the controller's and the metrics server's own TCP ports",
+)
+
 #: What the Canary CRD must carry, by kind of bound; tests/crds/test_bounds.py walks these.
 CANARY_DURATIONS: tuple[DurationBound, ...] = (ANALYSIS_INTERVAL, METRIC_INTERVAL, WEBHOOK_TIMEOUT)
 CANARY_COUNTS: tuple[CountBound, ...] = (
@@ -132,3 +136,4 @@ CANARY_COUNTS: tuple[CountBound, ...] = (
 CANARY_LISTS: tuple[CountBound, ...] = (STEP_WEIGHTS_ITEMS, METRICS_ITEMS, WEBHOOKS_ITEMS)
 #: Bounds that live only in this process (a query parameter, command-line flags).
 PROCESS_DURATIONS: tuple[DurationBound, ...] = (METRICS_WINDOW, WAIT_TIMEOUT, RECEIPT_TIMEOUT)
+PROCESS_COUNTS: tuple[CountBound, ...] = (LISTEN_PORT,)

@@ -184,6 +184,7 @@ def test_lists_agree_at_the_edges(where: str) -> None:
 
 ALL_BOUNDS: list[CountBound | DurationBound] = [
     *bounds.CANARY_DURATIONS, *bounds.CANARY_COUNTS, *bounds.CANARY_LISTS, *bounds.PROCESS_DURATIONS,
+    *bounds.PROCESS_COUNTS,
 ]
 
 
