@@ -261,8 +261,9 @@ def _port(value: str, dest: str) -> int:
         port = int(value)
     except ValueError as exc:
         raise UsageError(f"{where}: {value!r} is not a port number") from exc
-    if not bounds.LISTEN_PORT.floor <= port <= bounds.LISTEN_PORT.ceiling:
-        raise UsageError(f"{where}: {port} is not between {bounds.LISTEN_PORT.floor} and {bounds.LISTEN_PORT.ceiling}")
+    lowest, highest = bounds.LISTEN_PORT.floor, bounds.LISTEN_PORT.ceiling
+    if not lowest <= port <= highest:
+        raise UsageError(f"{where}: {port} is not between {lowest} and {highest}")
     return port
 
 

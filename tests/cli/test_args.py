@@ -5,7 +5,7 @@ import io
 from datetime import timedelta
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from canary.cli.args import build_parser, env_name, kubeconfig_from_args, settings_from_args
@@ -146,7 +146,8 @@ def test_lease_durations_untouched() -> None:
     assert _settings([]).leader_election.lease_duration == timedelta(seconds=15)
 
 
-@settings(derandomize=True, database=None, max_examples=300, deadline=None)
+@settings(derandomize=True, database=None, max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(text=st.one_of(st.text(max_size=40), st.from_regex(DURATION_PATTERN, fullmatch=True)))
 def test_any_timeout_text_is_a_value_in_range_or_a_usage_exit(text: str) -> None:
     # Never a traceback: argparse gets a SpecError turned into its own error, which exits 64.

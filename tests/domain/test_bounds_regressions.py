@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from canary.domain import bounds
@@ -136,7 +136,8 @@ def reference_seconds(text: str) -> Decimal:
     return sum((Decimal(num) * _UNIT[unit] for num, unit in re.findall(r"([0-9.]+)(ms|s|m|h)", text)), Decimal(0))
 
 
-@settings(derandomize=True, database=None, max_examples=400, deadline=None)
+@settings(derandomize=True, database=None, max_examples=400, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(text=st.one_of(st.text(max_size=48), st.from_regex(DURATION_PATTERN, fullmatch=True)),
        bound=st.sampled_from(ALL_DURATIONS))
 def test_any_text_is_a_duration_in_range_or_a_spec_error(text: str, bound: bounds.DurationBound) -> None:
@@ -153,7 +154,8 @@ def test_any_text_is_a_duration_in_range_or_a_spec_error(text: str, bound: bound
     assert Decimal(value.days * 86400 + value.seconds) + Decimal(value.microseconds) / 10**6 == reference_seconds(text)
 
 
-@settings(derandomize=True, database=None, max_examples=300, deadline=None)
+@settings(derandomize=True, database=None, max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(ms=st.one_of(st.integers(1, 86_400_000), st.sampled_from([1, 999, 1000, 100_500, 86_399_999, 86_400_000])))
 def test_every_window_the_controller_formats_is_parsed_back(ms: int) -> None:
     # The controller sends format_duration(window) as the metrics server's `t`, and PromQL ranges

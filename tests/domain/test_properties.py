@@ -41,7 +41,7 @@ FINAL = (Phase.SUCCEEDED, Phase.FAILED)
 
 PROPERTY_SETTINGS = settings(
     derandomize=True, database=None, max_examples=200, deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
 )
 
 
@@ -149,7 +149,8 @@ moves = st.builds(
     canary_healthy=st.booleans() | st.just(True),
     annotate=st.one_of(
         st.none(), st.none(), st.none(),
-        st.tuples(st.sampled_from(list(Annotation)), st.one_of(st.none(), st.sampled_from(["true", "false", "x", "y"]))),
+        st.tuples(st.sampled_from(list(Annotation)),
+                  st.one_of(st.none(), st.sampled_from(["true", "false", "x", "y"]))),
     ),
     push=st.integers(0, 15).map(lambda n: n == 0),
 )
