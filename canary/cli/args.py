@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import NoReturn
 
 from canary import __version__
 from canary.cli.errors import ExitCode, UsageError
 from canary.config import LeaderElectionSettings, Mesh, MetricsSettings, Settings
-from canary.domain.durations import parse_duration
+from canary.domain import bounds
+from canary.domain.bounds import DurationBound
+from canary.domain.durations import parse_duration, range_text
 from canary.domain.spec import ProviderType
 from canary.domain.status import Annotation
 from canary.errors import SpecError
@@ -51,11 +53,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(ExitCode.USAGE, f"{self.prog}: error: {message}\n")
 
 
-def _duration(text: str) -> float:
-    try:
-        return parse_duration(text, "duration").total_seconds()
-    except SpecError as exc:
-        raise argparse.ArgumentTypeError(exc.message) from exc
+def _duration(bound: DurationBound) -> Callable[[str], float]:
+    """An argparse type within ``bound``; argparse prefixes the message with the flag's name."""
+
+    def parse(text: str) -> float:
+        try:
+            return parse_duration(text, bound.where, bound).total_seconds()
+        except SpecError as exc:
+            raise argparse.ArgumentTypeError(exc.message) from exc
+
+    # argparse shows this name when the value is refused without a message of its own.
+    parse.__name__ = "duration"
+    return parse
 
 
 def _env_help(dest: str) -> str:
@@ -153,8 +162,10 @@ def _client_options() -> _Parser:
 
 def _wait_options(default: str) -> _Parser:
     waiting = _Parser(add_help=False)
-    waiting.add_argument("--timeout", type=_duration, default=_duration(default), metavar="DURATION",
-                         help=f"how long to wait for the controller's confirmation, e.g. 30s, 2m (default: {default})")
+    timeout = _duration(bounds.RECEIPT_TIMEOUT)
+    waiting.add_argument("--timeout", type=timeout, default=timeout(default), metavar="DURATION",
+                         help=f"how long to wait for the controller's confirmation, e.g. 30s, 2m (default: "
+                              f"{default}; {range_text(bounds.RECEIPT_TIMEOUT)})")
     waiting.add_argument("--no-wait", dest="wait", action="store_false",
                          help="write the annotation and return without waiting")
     return waiting
@@ -190,8 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     wait.add_argument("name")
     wait.add_argument("--for", dest="goal", required=True, choices=("succeeded", "failed", "promoted"),
                       help="the outcome to wait for (promoted is another name for succeeded)")
-    wait.add_argument("--timeout", type=_duration, default=_duration("10m"), metavar="DURATION",
-                      help="e.g. 90s, 10m, 1h (default: 10m)")
+    wait_timeout = _duration(bounds.WAIT_TIMEOUT)
+    wait.add_argument("--timeout", type=wait_timeout, default=wait_timeout("10m"), metavar="DURATION",
+                      help=f"e.g. 90s, 10m, 1h (default: 10m; {range_text(bounds.WAIT_TIMEOUT)})")
     wait.add_argument("--revision", metavar="CHECKSUM", help="only an outcome for this lastAppliedSpec counts")
 
     on_call = {
@@ -249,8 +261,9 @@ def _port(value: str, dest: str) -> int:
         port = int(value)
     except ValueError as exc:
         raise UsageError(f"{where}: {value!r} is not a port number") from exc
-    if not 1 <= port <= 65535:
-        raise UsageError(f"{where}: {port} is not between 1 and 65535")
+    lowest, highest = bounds.LISTEN_PORT.floor, bounds.LISTEN_PORT.ceiling
+    if not lowest <= port <= highest:
+        raise UsageError(f"{where}: {port} is not between {lowest} and {highest}")
     return port
 
 

@@ -644,9 +644,13 @@ def _terminate(step: _Step) -> None:
 def _due(step: _Step) -> bool:
     last = step.status.last_analysis_time
     interval = step.spec.analysis.interval
-    if last is None or step.now - last >= interval:
+    if last is None:
         return True
-    step.wake_in(last + interval - step.now)
+    # Differences only: ``last + interval`` overflows for a stored time near the year 9999.
+    elapsed = step.now - last
+    if elapsed >= interval:
+        return True
+    step.wake_in(interval - elapsed)
     return False
 
 

@@ -13,6 +13,8 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
+from canary.domain import bounds
+from canary.domain.bounds import CountBound
 from canary.domain.durations import parse_duration
 from canary.errors import SpecError
 
@@ -21,7 +23,6 @@ BUILTIN_DURATION = "request-duration"
 BUILTIN_METRICS = frozenset({BUILTIN_SUCCESS_RATE, BUILTIN_DURATION})
 #: Values of ``spec.provider`` (the router); the CRD's enum lists the same.
 ROUTER_PROVIDERS = ("smi", "smi:v1alpha4", "smi:v1alpha3", "smi:v1alpha2", "smi:v1alpha1", "gatewayapi")
-MAX_WEBHOOK_RETRIES = 10
 
 
 class WebhookType(StrEnum):
@@ -156,18 +157,28 @@ def _mapping(value: object, path: str) -> Mapping[str, Any]:
     return value
 
 
-def _int(value: object, path: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+def _int(value: object, path: str, bound: CountBound) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(path, f"{value!r} must be an integer")
-    if minimum is not None and value < minimum:
-        raise SpecError(path, f"{value} must be at least {minimum}")
-    if maximum is not None and value > maximum:
-        raise SpecError(path, f"{value} must be at most {maximum}")
+        raise SpecError(path, f"{value!r} must be an integer from {bound.floor} to {bound.ceiling}")
+    if value < bound.floor:
+        raise SpecError(path, f"{value} must be at least {bound.floor} (at most {bound.ceiling})")
+    if value > bound.ceiling:
+        raise SpecError(path, f"{value} must be at most {bound.ceiling} (at least {bound.floor})")
     return value
 
 
-def _opt_int(m: Mapping[str, Any], key: str, path: str, **bounds: int) -> int | None:
-    return None if m.get(key) is None else _int(m[key], f"{path}.{key}", **bounds)
+def _opt_int(m: Mapping[str, Any], key: str, path: str, bound: CountBound) -> int | None:
+    return None if m.get(key) is None else _int(m[key], f"{path}.{key}", bound)
+
+
+def _list(value: object, path: str, bound: CountBound) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise SpecError(path, "must be a list")
+    if len(value) > bound.ceiling:
+        raise SpecError(path, f"has {len(value)} items; at most {bound.ceiling} are allowed")
+    return value
 
 
 def _str(value: object, path: str) -> str:
@@ -229,7 +240,8 @@ def parse_metric(raw: Mapping[str, Any], path: str) -> MetricSpec:
             f"metric {name!r} is not a builtin ({', '.join(sorted(BUILTIN_METRICS))}); "
             "add a templateRef to a MetricTemplate",
         )
-    interval = None if raw.get("interval") is None else parse_duration(raw["interval"], f"{path}.interval")
+    interval = (None if raw.get("interval") is None
+                else parse_duration(raw["interval"], f"{path}.interval", bounds.METRIC_INTERVAL))
     return MetricSpec(
         name=name,
         threshold_range=ThresholdRange(lo, hi),
@@ -246,30 +258,31 @@ def parse_webhook(raw: Mapping[str, Any], path: str) -> WebhookSpec:
     except ValueError as exc:
         allowed = ", ".join(t.value for t in WebhookType)
         raise SpecError(f"{path}.type", f"{kind_raw!r} is not one of {allowed}") from exc
-    timeout = parse_duration(raw.get("timeout", "10s"), f"{path}.timeout")
+    timeout = parse_duration(raw.get("timeout", "10s"), f"{path}.timeout", bounds.WEBHOOK_TIMEOUT)
     return WebhookSpec(
         name=_str(raw.get("name"), f"{path}.name"),
         type=kind,
         url=_http_url(raw.get("url"), f"{path}.url"),
         timeout=timeout,
-        retries=_int(raw.get("retries", 0), f"{path}.retries", minimum=0, maximum=MAX_WEBHOOK_RETRIES),
+        retries=_int(raw.get("retries", 0), f"{path}.retries", bounds.WEBHOOK_RETRIES),
         metadata=_str_map(raw.get("metadata"), f"{path}.metadata"),
     )
 
 
 def parse_analysis(raw: Mapping[str, Any], path: str = "spec.analysis") -> AnalysisSpec:
-    step_weight = _opt_int(raw, "stepWeight", path, minimum=1, maximum=100)
+    step_weight = _opt_int(raw, "stepWeight", path, bounds.STEP_WEIGHT)
     step_weights = tuple(
-        _int(w, f"{path}.stepWeights[{i}]", minimum=1, maximum=100) for i, w in enumerate(raw.get("stepWeights") or [])
+        _int(w, f"{path}.stepWeights[{i}]", bounds.STEP_WEIGHTS_ITEM)
+        for i, w in enumerate(_list(raw.get("stepWeights"), f"{path}.stepWeights", bounds.STEP_WEIGHTS_ITEMS))
     )
     if step_weight is not None and step_weights:
         raise SpecError(f"{path}.stepWeights", "set either stepWeight or stepWeights, not both")
     if any(b <= a for a, b in zip(step_weights, step_weights[1:])):
         raise SpecError(f"{path}.stepWeights", "weights must increase from one step to the next")
-    iterations = _opt_int(raw, "iterations", path, minimum=1)
+    iterations = _opt_int(raw, "iterations", path, bounds.ITERATIONS)
     if step_weight is None and not step_weights and iterations is None:
         raise SpecError(path, "set stepWeight or stepWeights (canary) or iterations (blue/green)")
-    max_weight = _opt_int(raw, "maxWeight", path, minimum=1, maximum=100)
+    max_weight = _opt_int(raw, "maxWeight", path, bounds.MAX_WEIGHT)
     if step_weight is not None and max_weight is None:
         max_weight = 50
     if step_weights:
@@ -284,19 +297,19 @@ def parse_analysis(raw: Mapping[str, Any], path: str = "spec.analysis") -> Analy
     except ValueError as exc:
         raise SpecError(f"{path}.noDataPolicy", f"{policy_raw!r} is not one of hold, fail") from exc
     return AnalysisSpec(
-        interval=parse_duration(raw.get("interval", "1m"), f"{path}.interval"),
-        threshold=_int(raw.get("threshold", 5), f"{path}.threshold", minimum=1),
+        interval=parse_duration(raw.get("interval", "1m"), f"{path}.interval", bounds.ANALYSIS_INTERVAL),
+        threshold=_int(raw.get("threshold", 5), f"{path}.threshold", bounds.THRESHOLD),
         max_weight=max_weight,
         step_weight=step_weight,
         step_weights=step_weights,
-        step_weight_promotion=_opt_int(raw, "stepWeightPromotion", path, minimum=1, maximum=100),
+        step_weight_promotion=_opt_int(raw, "stepWeightPromotion", path, bounds.STEP_WEIGHT_PROMOTION),
         iterations=iterations,
         metrics=tuple(parse_metric(_mapping(m, f"{path}.metrics[{i}]"), f"{path}.metrics[{i}]")
-                      for i, m in enumerate(raw.get("metrics") or [])),
+                      for i, m in enumerate(_list(raw.get("metrics"), f"{path}.metrics", bounds.METRICS_ITEMS))),
         webhooks=tuple(parse_webhook(_mapping(h, f"{path}.webhooks[{i}]"), f"{path}.webhooks[{i}]")
-                       for i, h in enumerate(raw.get("webhooks") or [])),
+                       for i, h in enumerate(_list(raw.get("webhooks"), f"{path}.webhooks", bounds.WEBHOOKS_ITEMS))),
         no_data_policy=policy,
-        min_sample_size=_int(raw.get("minSampleSize", 1), f"{path}.minSampleSize", minimum=1),
+        min_sample_size=_int(raw.get("minSampleSize", 1), f"{path}.minSampleSize", bounds.MIN_SAMPLE_SIZE),
     )
 
 
@@ -316,7 +329,7 @@ def parse_canary_spec(raw: Mapping[str, Any]) -> CanarySpec:
     if target_port is not None and not isinstance(target_port, int | str):
         raise SpecError("spec.service.targetPort", "must be a port number or a port name")
     service = ServiceSpec(
-        port=_int(svc.get("port"), "spec.service.port", minimum=1, maximum=65535),
+        port=_int(svc.get("port"), "spec.service.port", bounds.SERVICE_PORT),
         name=svc.get("name") or target_ref.name,
         port_name=svc.get("portName") or "http",
         target_port=target_port,
@@ -332,7 +345,8 @@ def parse_canary_spec(raw: Mapping[str, Any]) -> CanarySpec:
         service=service,
         analysis=parse_analysis(_mapping(analysis_raw, "spec.analysis")),
         provider=provider,
-        progress_deadline_seconds=_int(raw.get("progressDeadlineSeconds", 600), "spec.progressDeadlineSeconds", minimum=1),
+        progress_deadline_seconds=_int(raw.get("progressDeadlineSeconds", 600), "spec.progressDeadlineSeconds",
+                                       bounds.PROGRESS_DEADLINE_SECONDS),
         skip_analysis=_bool(raw, "skipAnalysis", "spec"),
         suspend=_bool(raw, "suspend", "spec"),
         revert_on_deletion=_bool(raw, "revertOnDeletion", "spec"),

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from canary.config import Mesh
+from canary.domain.bounds import METRICS_WINDOW
 from canary.errors import CanaryError
 
 #: The kube-apiserver's own defaults for the requestheader flags (and what it writes into the
@@ -64,4 +65,5 @@ class ServerSettings:
     health_interval: timedelta = timedelta(seconds=10)
     health_grace: timedelta = timedelta(seconds=60)
     #: The longest ``t`` accepted: a window of months would be an expensive query for Prometheus.
-    max_window: timedelta = timedelta(hours=24)
+    #: It may only narrow :data:`canary.domain.bounds.METRICS_WINDOW`.
+    max_window: timedelta = METRICS_WINDOW.ceiling

@@ -13,6 +13,7 @@ a method other than GET                                 405   MethodNotAllowed
 a path this server does not serve                       404   NotFound
 a namespace or name that is not a valid Kubernetes name 400   BadRequest
 ``t`` not a duration, under 1s or over the maximum      400   BadRequest
+any other bad input the handlers refuse                 400   BadRequest
 the Deployment/Pod/... does not exist                   404   NotFound (+ details)
 the mesh's metrics cannot answer for the kind           501   NotImplemented
 Prometheus unreachable, failing or refusing a query     503   ServiceUnavailable
@@ -38,6 +39,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from canary.domain import bounds
 from canary.domain.durations import format_duration, parse_duration
 from canary.errors import MetricError, SpecError, TemplateError
 from canary.metrics.templates import validate_dns_label, validate_dns_subdomain
@@ -63,7 +65,6 @@ from canary.metricsserver.traffic import QueryRunner, Traffic, collect, without
 
 HEALTH_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
 DEFAULT_WINDOW = "30s"
-MIN_WINDOW = timedelta(seconds=1)
 _READ_METHODS = frozenset({"GET", "HEAD"})
 
 _log = structlog.stdlib.get_logger("canary.metricsserver")
@@ -82,7 +83,8 @@ class Backends:
     inventory: Inventory
     readiness: Readiness
     auth: RequestHeaderConfig
-    max_window: timedelta = timedelta(hours=24)
+    #: May only narrow :data:`canary.domain.bounds.METRICS_WINDOW`.
+    max_window: timedelta = bounds.METRICS_WINDOW.ceiling
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
 
 
@@ -192,11 +194,11 @@ class _Handler:
             raise BadRequest("query parameter t is given more than once")
         text = given[0] if given else DEFAULT_WINDOW
         try:
-            window = parse_duration(text, "t")
+            window = parse_duration(text, bounds.METRICS_WINDOW.where, bounds.METRICS_WINDOW)
         except SpecError as exc:
-            raise BadRequest(f"query parameter {exc}") from exc
-        if window < MIN_WINDOW or window > self._b.max_window:
-            raise BadRequest(f"query parameter t: {text!r} is outside {format_duration(MIN_WINDOW)} .. "
+            raise BadRequest(str(exc)) from exc
+        if window > self._b.max_window:
+            raise BadRequest(f"{bounds.METRICS_WINDOW.where}: {text!r} is longer than this server's maximum "
                              f"{format_duration(self._b.max_window)}")
         return window
 

@@ -9,6 +9,7 @@ import pytest
 
 from canary.__main__ import main
 from canary.cli.app import execute
+from canary.cli.args import build_parser
 from canary.cli.client import CanaryClient
 from canary.cli.errors import ClusterError, ExitCode
 from canary.config import Settings
@@ -146,3 +147,35 @@ def test_ctrl_c_exits_130() -> None:
         raise KeyboardInterrupt
 
     assert execute(["wait", "x", "--for", "failed"], connect=interrupted) == ExitCode.INTERRUPTED
+
+
+# --- durations on the command line (issue 8: a typo must not read as "the release failed") -------
+
+ON_CALL = ["rollback", "promote", "pause", "resume", "retry"]
+
+
+@pytest.mark.parametrize("command", ["wait", *ON_CALL])
+@pytest.mark.parametrize("value", ["99999999999h", "999999999h", "0.0000001ms", "0s", "soon", "", "-1s", "1e9s"])
+def test_a_bad_timeout_exits_64_naming_the_flag(command: str, value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [command, "x", "--timeout", value] + (["--for", "succeeded"] if command == "wait" else [])
+    assert main(argv) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert "argument --timeout" in err and "Traceback" not in err
+    if value and not value.startswith("-"):
+        assert repr(value) in err and "from 1s to " in err
+
+
+@pytest.mark.parametrize(("command", "above", "ceiling"), [("wait", "168h0.001ms", "168h"),
+                                                           *((c, "1h1s", "1h") for c in ON_CALL)])
+def test_a_timeout_above_its_ceiling_exits_64(command: str, above: str, ceiling: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    extra = ["--for", "succeeded"] if command == "wait" else []
+    assert main([command, "x", "--timeout", above, *extra]) == ExitCode.USAGE
+    assert f"longer than {ceiling}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("command", "ceiling"), [("wait", 168 * 3600.0), *((c, 3600.0) for c in ON_CALL)])
+def test_timeouts_at_the_edges_are_accepted(command: str, ceiling: float) -> None:
+    extra = ["--for", "succeeded"] if command == "wait" else []
+    for text, seconds in (("1s", 1.0), (f"{int(ceiling // 3600)}h", ceiling)):
+        assert build_parser().parse_args([command, "x", "--timeout", text, *extra]).timeout == seconds

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import contextlib
+import io
 from datetime import timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from canary.cli.args import build_parser, env_name, kubeconfig_from_args, settings_from_args
-from canary.cli.errors import UsageError
+from canary.cli.errors import ExitCode, UsageError
+from canary.domain.durations import DURATION_PATTERN
 from canary.config import LeaderElectionSettings, Mesh, MetricsSettings, Settings
 from canary.domain.spec import ProviderType
 
@@ -139,3 +144,19 @@ def test_client_command_arguments(argv: list[str], attr: str, expected: object) 
 
 def test_lease_durations_untouched() -> None:
     assert _settings([]).leader_election.lease_duration == timedelta(seconds=15)
+
+
+@settings(derandomize=True, database=None, max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.one_of(st.text(max_size=40), st.from_regex(DURATION_PATTERN, fullmatch=True)))
+def test_any_timeout_text_is_a_value_in_range_or_a_usage_exit(text: str) -> None:
+    # Never a traceback: argparse gets a SpecError turned into its own error, which exits 64.
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            ns = build_parser().parse_args(["wait", "x", "--for", "failed", "--timeout", text])
+        except SystemExit as exc:
+            assert exc.code == ExitCode.USAGE
+            assert "--timeout" in err.getvalue()
+            return
+    assert 1.0 <= ns.timeout <= 168 * 3600.0

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from canary.domain.bounds import METRIC_INTERVAL
 from canary.domain.durations import parse_duration
 from canary.domain.spec import parse_canary_spec, parse_metric_template_spec
 from canary.metrics.templates import render_query
@@ -89,7 +90,8 @@ def test_template_references_resolve_and_render() -> None:
         ref = metric["templateRef"]
         template = templates[(ref.get("namespace", canary["metadata"]["namespace"]), ref["name"])]
         spec = canary["spec"]
-        window = parse_duration(metric.get("interval", spec["analysis"].get("interval", "1m")), "interval")
+        window = parse_duration(metric.get("interval", spec["analysis"].get("interval", "1m")), "interval",
+                                METRIC_INTERVAL)
         rendered = render_query(
             template["spec"]["query"],
             name=canary["metadata"]["name"],

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from canary.domain.bounds import DurationBound
 from canary.domain.durations import DURATION_PATTERN, format_duration, parse_duration
 from canary.domain.spec import (
     CanarySpec, NoDataPolicy, ProviderType, TemplateRef, WebhookType, parse_canary_spec, parse_metric_template_spec,
@@ -152,7 +153,7 @@ ERRORS: list[tuple[str, dict[str, Any], str, str]] = [
     ("deadline-zero", {"progressDeadlineSeconds": 0}, "spec.progressDeadlineSeconds", "at least 1"),
     ("deadline-string", {"progressDeadlineSeconds": "10m"}, "spec.progressDeadlineSeconds", "must be an integer"),
     ("interval-bad", {"analysis__interval": "1 minute"}, "spec.analysis.interval", "not a duration"),
-    ("interval-zero", {"analysis__interval": "0s"}, "spec.analysis.interval", "longer than zero"),
+    ("interval-zero", {"analysis__interval": "0s"}, "spec.analysis.interval", "shorter than 1s"),
     ("interval-number", {"analysis__interval": 60}, "spec.analysis.interval", "not a duration"),
     ("threshold-zero", {"analysis__threshold": 0}, "spec.analysis.threshold", "at least 1"),
     ("threshold-float", {"analysis__threshold": 1.5}, "spec.analysis.threshold", "must be an integer"),
@@ -274,26 +275,29 @@ def test_metric_template_errors(raw: dict[str, Any], field: str) -> None:
 
 # --- durations --------------------------------------------------------------------------------
 
+#: Wider than any real field, to test the grammar apart from the bounds (tests/domain/test_durations.py).
+WIDE = DurationBound("f", timedelta(milliseconds=1), timedelta(hours=1000), "1m", "tests the grammar")
+
 
 @pytest.mark.parametrize("text, seconds", [
     ("1s", 1), ("30s", 30), ("1m", 60), ("1m30s", 90), ("1h", 3600), ("1h1m1s", 3661), ("500ms", 0.5),
     ("1.5m", 90), ("0.5s", 0.5), ("2h30m", 9000), ("1m1m", 120), ("90s", 90), ("1s500ms", 1.5),
 ])
 def test_parse_duration(text: str, seconds: float) -> None:
-    assert parse_duration(text, "f") == timedelta(seconds=seconds)
+    assert parse_duration(text, "f", WIDE) == timedelta(seconds=seconds)
 
 
 @pytest.mark.parametrize("text", ["", "1", "m", "1d", "1 m", "-1s", "1m-", "s1", "1.s", "0s", "0m0s", "0ms", None, 5,
-                                  "1M"])
+                                  "1M", ".5s", "1.2345s", "123456s"])
 def test_parse_duration_rejects(text: object) -> None:
     with pytest.raises(SpecError) as err:
-        parse_duration(text, "spec.analysis.interval")  # type: ignore[arg-type]
+        parse_duration(text, "spec.analysis.interval", WIDE)
     assert err.value.field == "spec.analysis.interval"
 
 
 @pytest.mark.parametrize("seconds, text", [
     (0, "0s"), (1, "1s"), (59, "59s"), (60, "1m"), (90, "1m30s"), (3600, "1h"), (3661, "1h1m1s"), (7200, "2h"),
-    (0.5, "500ms"), (1.5, "1500ms"), (3601, "1h1s"), (86400, "24h"),
+    (0.5, "500ms"), (1.5, "1s500ms"), (3601, "1h1s"), (86400, "24h"), (86399.999, "23h59m59s999ms"),
 ])
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(timedelta(seconds=seconds)) == text
@@ -302,7 +306,7 @@ def test_format_duration(seconds: float, text: str) -> None:
 @pytest.mark.parametrize("seconds", [1, 30, 60, 61, 90, 3599, 3600, 3661, 0.25, 12.5, 86399])
 def test_format_then_parse_round_trips(seconds: float) -> None:
     text = format_duration(timedelta(seconds=seconds))
-    assert parse_duration(text, "f") == timedelta(seconds=seconds)
+    assert parse_duration(text, "f", WIDE) == timedelta(seconds=seconds)
 
 
 def test_pattern_is_anchored_for_the_crd() -> None:

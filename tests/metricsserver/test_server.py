@@ -116,11 +116,50 @@ async def test_window_from_t(server: Server, prometheus: FakePrometheus) -> None
     assert all("[1m30s]" in q for q in prometheus.queries)
 
 
-@pytest.mark.parametrize("t", ["soon", "10", "1d", "0s", "500ms", "25h", "1m; drop"])
+@pytest.mark.parametrize("t", [
+    "soon", "10", "1d", "0s", "500ms", "25h", "1m; drop",
+    # Issue 8: an overflow used to be a 500; a zero-length window used to be accepted.
+    "99999999999h", "999999999h", "0.0000001ms", "24h0.001ms", "999.999ms",
+    "", "-1s", "1e9s", "1_000s", "\u0661s", "nan", "inf", "1s" * 17, "9" * 5000 + "h",
+])
 async def test_bad_window_is_400_naming_t(server: Server, prometheus: FakePrometheus, t: str) -> None:
     status, body = await server.get(f"{API}/namespaces/test/deployments/podinfo", params={"t": t})
     assert status == 400
+    assert body["kind"] == "Status" and body["code"] == 400
     assert body["reason"] == "BadRequest" and "query parameter t" in body["message"]
+    assert "from 1s to 24h" in body["message"]
+    assert prometheus.queries == []
+
+
+@pytest.mark.parametrize("t", ["1s", "24h", "0.5m", "1h1m1.5s"])
+async def test_window_edges_are_served(server: Server, t: str) -> None:
+    status, _body = await server.get(f"{API}/namespaces/test/deployments/podinfo", params={"t": t})
+    assert status == 200
+
+
+BAD_REQUESTS: list[tuple[str, list[tuple[str, str]]]] = [
+    (f"{API}/namespaces/test/deployments/podinfo", [("t", "1m"), ("t", "2m")]),
+    (f"{API}/namespaces/test/deployments/{'a' * 300}", []),
+    (f"{API}/namespaces/{'a' * 64}/deployments", []),
+    (f"{API}/namespaces/test/deployments/-podinfo", []),
+    (f"{API}/namespaces/test/deployments/pod%00info", []),
+    (f"{API}/namespaces/test/deployments/pod%2Finfo", []),
+    (f"{API}/namespaces/t%C3%A9st/deployments", []),
+    (f"{API}/namespaces/test/pods/{'x.' * 130}", []),
+    (f"{API}/namespaces/{'-' * 3}/edges", []),
+    (f"{API}/namespaces/test/deployments/podinfo/edges", [("t", "99999999999h")]),
+    (f"{API}/deployments", [("t", "0.0000001ms")]),
+    (f"{API}/namespaces", [("t", "1" * 40 + "s")]),
+]
+
+
+async def test_no_bad_input_is_a_server_error(server: Server, prometheus: FakePrometheus) -> None:
+    # Typed errors at every edge: each answer is a 4xx Kubernetes Status with a message.
+    for path, params in BAD_REQUESTS:
+        status, body = await server.get(path, params=params)
+        assert 400 <= status < 500, (path, params, status, body)
+        assert isinstance(body, dict) and body["kind"] == "Status" and body["code"] == status, (path, body)
+        assert body["message"], (path, body)
     assert prometheus.queries == []
 
 
