@@ -7,12 +7,14 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from canary.domain.bounds import METRIC_INTERVAL
 from canary.domain.spec import MetricSpec, NoDataPolicy
 from canary.domain.status import CheckKind, CheckResult, Verdict
 
 
-#: The shortest query window asked for; a window clipped to a run only seconds old stays a range.
-MIN_QUERY_WINDOW = timedelta(seconds=1)
+#: The shortest query window asked for (the floor of ``metrics[].interval``): a window clipped to
+#: a run only seconds old stays a range Prometheus and the Traffic Metrics API accept.
+MIN_QUERY_WINDOW = METRIC_INTERVAL.floor
 
 
 def query_window(metric: MetricSpec, analysis_interval: timedelta, run_started: datetime | None,

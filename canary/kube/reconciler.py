@@ -171,7 +171,8 @@ class CanaryReconciler:
             result = decide(spec, status, observation.observed, now, probes)
         decision = result
         await self._apply(canary, target, status, decision)
-        return decision.requeue_after or IDLE_RECHECK
+        # ``is None``, not ``or``: a requeue of zero means "now", not "in ten minutes".
+        return IDLE_RECHECK if decision.requeue_after is None else decision.requeue_after
 
     async def _reread(self, stale: StaleWrite) -> None:
         """Replace the cached copy a write was refused for with the API server's, unless the

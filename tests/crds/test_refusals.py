@@ -176,6 +176,11 @@ CASES = [
     # status (written by the controller; nothing parses it as a spec)
     Bad("phase-unknown", {"status.phase": "Paused"}, "status.phase", with_status=True),
     Bad("weight-not-an-integer", {"status.canaryWeight": "20"}, "status.canaryWeight", with_status=True),
+    Bad("weight-above-100", {"status.canaryWeight": 101}, "status.canaryWeight", with_status=True),
+    Bad("weight-negative", {"status.canaryWeight": -1}, "status.canaryWeight", with_status=True),
+    Bad("failed-checks-negative", {"status.failedChecks": -1}, "status.failedChecks", with_status=True),
+    Bad("iterations-negative", {"status.iterations": -1}, "status.iterations", with_status=True),
+    Bad("primary-replicas-negative", {"status.primaryReplicas": -1}, "status.primaryReplicas", with_status=True),
     Bad("time-not-rfc3339", {"status.lastTransitionTime": "yesterday"}, "status.lastTransitionTime", with_status=True),
     Bad("check-kind-unknown", {"status.checks[0].kind": "probe"}, "status.checks[0].kind", with_status=True),
     Bad("check-verdict-unknown", {"status.checks[0].verdict": "Maybe"}, "status.checks[0].verdict", with_status=True),
