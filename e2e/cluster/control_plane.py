@@ -464,12 +464,18 @@ class ControlPlane:
 
     # -- faults ------------------------------------------------------------------------------
 
-    def stop_apiserver(self, *, graceful: bool = True) -> None:
-        """Stop kube-apiserver alone (SIGTERM, or SIGKILL with ``graceful=False``); etcd, its data
-        and every other component keep running, and their clients see connections refused."""
+    def stop_apiserver(self, *, grace: float = STOP_TIMEOUT) -> None:
+        """Stop kube-apiserver alone: SIGTERM, then SIGKILL after ``grace`` seconds (0: SIGKILL at
+        once, a crash). etcd, its data and every other component keep running; their clients see
+        connections refused.
+
+        A graceful stop stops listening at once but the process lingers until ``grace`` runs out
+        (measured: about 10 s, with watches open), so the outage its clients see is ``grace`` plus
+        the start-up, unlike a Pod's, whose replacement starts on another address meanwhile.
+        """
         process = self.processes["kube-apiserver"]
-        if graceful:
-            process.stop(timeout=STOP_TIMEOUT)
+        if grace > 0:
+            process.stop(timeout=grace)
         else:
             process.kill()
 
@@ -482,9 +488,9 @@ class ControlPlane:
         apiserver = self._spawn("kube-apiserver", previous.argv)
         self._wait_apiserver_ready(apiserver, timeout)
 
-    def restart_apiserver(self, *, graceful: bool = True, timeout: float = _START_TIMEOUT) -> None:
-        """Stop kube-apiserver and start it again at once, as an upgrade or a crash-loop would."""
-        self.stop_apiserver(graceful=graceful)
+    def restart_apiserver(self, *, grace: float = STOP_TIMEOUT, timeout: float = _START_TIMEOUT) -> None:
+        """Stop kube-apiserver and start it again at once, as a crash (``grace=0``) or an upgrade would."""
+        self.stop_apiserver(grace=grace)
         self.start_apiserver(timeout=timeout)
 
     def _apiserver_ready(self) -> bool:
