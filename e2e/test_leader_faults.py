@@ -189,6 +189,8 @@ def test_b_failover_after_the_leader_is_killed_and_only_one_replica_acts(
         rounds.append((killed_wall, dead, new, took_lease))
         replicas.add()  # the Deployment replaces the dead Pod; it joins as a follower
 
+    to_lease = [r[3] for r in rounds]
+    print(summary("failover to the Lease", to_lease))
     records = _sync(audit, kube, since)
     _attributable(records, replicas, kube.namespace)
     to_first_write: list[float] = []
@@ -196,9 +198,7 @@ def test_b_failover_after_the_leader_is_killed_and_only_one_replica_acts(
         act = first_write(records, new.identity, namespace=kube.namespace, lease=LEASE_NAME, after=killed_wall)
         assert act is not None, f"{new.identity} took the Lease after {dead.identity} died but wrote nothing"
         to_first_write.append((act.received - killed_wall).total_seconds())
-    to_lease = [r[3] for r in rounds]
     figures = {"kills": kills, "to_lease_s": to_lease, "to_first_write_s": to_first_write}
-    print(summary("failover to the Lease", to_lease))
     print(summary("failover to the first write", to_first_write))
     print(json.dumps(figures))
 
