@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv test unit e2e typecheck lint-imports bench clean help demo cluster-build cluster-up cluster-down
+.PHONY: all venv test unit e2e chaos typecheck lint-imports bench clean help demo cluster-build cluster-up cluster-down
 
 all: test
 
@@ -17,6 +17,7 @@ help:
 	@echo "make demo        the product on the local control plane: a healthy and a faulty release"
 	@echo "make unit        run the unit tests only (fast)"
 	@echo "make e2e         run the end-to-end scenarios only (E2E_KUBECONFIG=... to use another cluster)"
+	@echo "make chaos       the whole fault suite at full size (kills, freezes, outages), with its figures"
 	@echo "make cluster-up  start the local control plane in the background; prints the KUBECONFIG"
 	@echo "make cluster-down stop it"
 	@echo "make typecheck   mypy --strict on canary/"
@@ -46,6 +47,11 @@ cluster-build:
 
 e2e: $(STAMP) cluster-build
 	$(BIN)/python -m pytest e2e -p no:cacheprovider
+
+# The fault suite (pytest marker `chaos`): `make e2e` runs it at a small size, this at full size
+# (E2E_CHAOS=full: more kills, longer outages). -rP prints each passed scenario's figures.
+chaos: $(STAMP) cluster-build
+	E2E_CHAOS=full $(BIN)/python -m pytest e2e -m chaos -p no:cacheprovider -rP
 
 # cluster-build first: some unit tests (tests/e2e_support) run the real Prometheus it installs.
 test: typecheck lint-imports cluster-build unit e2e

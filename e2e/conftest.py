@@ -18,11 +18,14 @@ from typing import Any
 import pytest
 
 from e2e.harness.controller import Controller, ControllerOptions
-from e2e.harness.environment import SMI_NEEDS_LOCAL_CLUSTER, Environment, environment
+from e2e.harness.audit import AuditLog
+from e2e.harness.environment import AUDIT_NEEDS_LOCAL_CLUSTER, SMI_NEEDS_LOCAL_CLUSTER, Environment, environment
 from e2e.harness.kube import Kube
 from e2e.harness.metrics_server import SmiMetrics
+from e2e.harness.replicas import Replicas
 
 StartController = Callable[..., Controller]
+StartReplicas = Callable[[int], Replicas]
 
 
 _FAILED = pytest.StashKey[bool]()
@@ -89,3 +92,37 @@ def start_controller(env: Environment, kube: Kube, request: pytest.FixtureReques
         print(f"\n--- mesh routes ---\n{env.mesh.client.routes()}")
         if env.smi is not None:
             print(f"\n--- SMI metrics server ---\n{env.smi.diagnostics()}")
+
+
+@pytest.fixture
+def start_replicas(env: Environment, kube: Kube, request: pytest.FixtureRequest) -> Iterator[StartReplicas]:
+    """Start N controller replicas in this test's namespace sharing its Lease (the first leads);
+    every replica's log is printed if the test fails."""
+    started: list[Replicas] = []
+
+    def make(name: str) -> Controller:
+        opts = ControllerOptions(kubeconfig=env.kubeconfig, namespace=kube.namespace,
+                                 prometheus_url=env.prometheus.url)
+        return Controller(opts, env.workdir / "logs", env.api, name=name)
+
+    def start(count: int) -> Replicas:
+        replicas = Replicas(make, env.api, kube.namespace)
+        started.append(replicas)
+        return replicas.start(count)
+
+    yield start
+    for replicas in started:
+        replicas.stop()
+    if request.node.stash.get(_FAILED, False):
+        for replicas in started:
+            for ctl in replicas.members:
+                log = ctl.process.log_path if ctl.process else "-"
+                print(f"\n--- replica {ctl.name} ({log}) ---\n{ctl.log_tail(80)}")
+
+
+@pytest.fixture
+def audit(env: Environment) -> AuditLog:
+    """The API server's audit log of writes; the test is skipped with ``E2E_KUBECONFIG``."""
+    if env.audit is None:
+        pytest.skip(AUDIT_NEEDS_LOCAL_CLUSTER)
+    return env.audit

@@ -176,6 +176,26 @@ class Prometheus:
         """Stop the server and anything it forked. Idempotent."""
         self.process.stop()
 
+    def start_again(self, *, timeout: float = START_TIMEOUT) -> None:
+        """Start a stopped server again with the same flags: same port, config and TSDB, so the
+        series scraped before the stop are still there and scraping resumes where it left off.
+
+        The fault suite uses it to take Prometheus away mid-release and give it back.
+        """
+        if self.process.alive():
+            raise PrometheusError(f"Prometheus (pid {self.pid}) is still running; stop it first")
+        exe = self.process.argv[0]
+        # A detached server was spawned in its own session, not tied to us; a restarted one is
+        # always tied to this run, since only the fault suite restarts one.
+        process = spawn("prometheus", self.process.argv, log_path=self.process.log_path, cwd=self.workdir)
+        self.process = process
+        try:
+            wait_until(self.ready, timeout=timeout, what=f"{exe} to be ready again at {self.url}/-/ready",
+                       process=process)
+        except E2ESetupError as exc:
+            process.stop()
+            raise PrometheusError(str(exc)) from exc
+
     def __enter__(self) -> Prometheus:
         return self
 

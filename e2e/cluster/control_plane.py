@@ -9,6 +9,7 @@ Everything a start needs is created fresh under one work directory::
       kubeconfigs/       one per component, each with its own identity
       etcd/              etcd's data
       logs/<name>.log    one log per component (the previous start's are in logs.previous/)
+      audit/audit.log    the API server's audit log of every write (JSON lines; see audit.py)
       state.json         pids, the API server URL and the kubeconfig path
 
 A plane started with ``detach=True`` outlives the Python process that started it (``make
@@ -40,6 +41,7 @@ from kubernetes import dynamic as k8s_dynamic
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
+from e2e.cluster.audit import AUDIT_LOG, audit_flags
 from e2e.cluster.binaries import Binaries, find_binaries
 from e2e.cluster.kubeconfig import write_kubeconfig
 from e2e.cluster.pki import FRONT_PROXY_CLIENT_NAME, ClusterPKI, KeyPair, generate_pki
@@ -205,12 +207,15 @@ class ControlPlane:
         kubeconfig: Path,
         server: str,
         detached: bool,
+        audit: bool = False,
     ) -> None:
         self.workdir = workdir
         self.pki = pki
         self.kubeconfig = kubeconfig
         self.server = server
         self.detached = detached
+        self.audit_log: Path | None = workdir / AUDIT_LOG if audit else None
+        """The API server's audit log of writes (:mod:`e2e.cluster.audit`); None when not audited."""
         self.processes: dict[str, ManagedProcess] = {}
         self.startup_seconds: float | None = None
         self._started_at = _utc_now()
@@ -226,8 +231,11 @@ class ControlPlane:
         detach: bool = False,
         binaries: Binaries | None = None,
         timeout: float = _START_TIMEOUT,
+        audit: bool = True,
     ) -> ControlPlane:
         """Start every component in ``workdir`` and return once ``nodes`` Nodes are Ready.
+
+        ``audit`` makes the API server log every write to :attr:`audit_log`.
 
         Anything still running from an earlier start in the same ``workdir`` is stopped first.
         Each wait is bounded by ``timeout`` seconds; on failure, whatever was started is stopped
@@ -246,7 +254,7 @@ class ControlPlane:
         kubeconfig = write_kubeconfig(
             workdir / "kubeconfig", server=server, ca_cert=pki.ca.cert, client=pki.admin, user="admin"
         )
-        plane = cls(workdir=workdir, pki=pki, kubeconfig=kubeconfig, server=server, detached=detach)
+        plane = cls(workdir=workdir, pki=pki, kubeconfig=kubeconfig, server=server, detached=detach, audit=audit)
         try:
             plane._launch(binaries, ports, timeout=timeout)
             plane._create_nodes(nodes, timeout=timeout)
@@ -343,14 +351,10 @@ class ControlPlane:
                 # There is no kube-proxy, so ClusterIPs lead nowhere: dial an endpoint instead.
                 "--enable-aggregator-routing=true",
                 "--profiling=false",
+                *(audit_flags(workdir) if self.audit_log is not None else []),
             ],
         )
-        wait_until(
-            lambda: self._apiserver_ready(),
-            timeout=timeout,
-            what=f"kube-apiserver to be ready ({self.server}/readyz)",
-            process=apiserver,
-        )
+        self._wait_apiserver_ready(apiserver, timeout)
 
         controller_manager_kubeconfig = self._component_kubeconfig(
             "kube-controller-manager", pki.controller_manager, "system:kube-controller-manager"
@@ -449,6 +453,45 @@ class ControlPlane:
                 what=f"{name} to be healthy ({url})",
                 process=self.processes[name],
             )
+
+    def _wait_apiserver_ready(self, apiserver: ManagedProcess, timeout: float) -> None:
+        wait_until(
+            lambda: self._apiserver_ready(),
+            timeout=timeout,
+            what=f"kube-apiserver to be ready ({self.server}/readyz)",
+            process=apiserver,
+        )
+
+    # -- faults ------------------------------------------------------------------------------
+
+    def stop_apiserver(self, *, grace: float = STOP_TIMEOUT) -> None:
+        """Stop kube-apiserver alone: SIGTERM, then SIGKILL after ``grace`` seconds (0: SIGKILL at
+        once, a crash). etcd, its data and every other component keep running; their clients see
+        connections refused.
+
+        A graceful stop stops listening at once but the process lingers until ``grace`` runs out
+        (measured: about 10 s, with watches open), so the outage its clients see is ``grace`` plus
+        the start-up, unlike a Pod's, whose replacement starts on another address meanwhile.
+        """
+        process = self.processes["kube-apiserver"]
+        if grace > 0:
+            process.stop(timeout=grace)
+        else:
+            process.kill()
+
+    def start_apiserver(self, *, timeout: float = _START_TIMEOUT) -> None:
+        """Start kube-apiserver again after :meth:`stop_apiserver`, with the same flags, so the same
+        certificates, port, etcd and audit log; return once it is ready. Its log is appended to."""
+        previous = self.processes["kube-apiserver"]
+        if previous.alive():
+            raise E2ESetupError(f"kube-apiserver (pid {previous.pid}) is still running; stop it first")
+        apiserver = self._spawn("kube-apiserver", previous.argv)
+        self._wait_apiserver_ready(apiserver, timeout)
+
+    def restart_apiserver(self, *, grace: float = STOP_TIMEOUT, timeout: float = _START_TIMEOUT) -> None:
+        """Stop kube-apiserver and start it again at once, as a crash (``grace=0``) or an upgrade would."""
+        self.stop_apiserver(grace=grace)
+        self.start_apiserver(timeout=timeout)
 
     def _apiserver_ready(self) -> bool:
         return _http_ok(

@@ -37,6 +37,8 @@ APISERVER_DNS_NAMES = (
     "kubernetes.default.svc.cluster.local",
 )
 FRONT_PROXY_CLIENT_NAME = "front-proxy-client"
+#: The user name of the admin kubeconfig, which the scenarios and their controllers use.
+ADMIN_USER = "admin"
 
 # A cluster lives for one test session or one demo; a year keeps long-running demos valid while
 # still making a leaked key worthless soon. The backdate absorbs clock skew between processes.
@@ -282,7 +284,7 @@ def generate_pki(directory: Path, *, service_ip: str = SERVICE_IP) -> ClusterPKI
         ),
         service_account_key=sa_private,
         service_account_public_key=sa_public,
-        admin=ca.issue_pair(directory, "admin", "admin", organizations=["system:masters"], client=True),
+        admin=ca.issue_pair(directory, "admin", ADMIN_USER, organizations=["system:masters"], client=True),
         controller_manager=ca.issue_pair(
             directory, "controller-manager", "system:kube-controller-manager", client=True
         ),

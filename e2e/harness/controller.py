@@ -2,11 +2,13 @@
 
 One controller per scenario, watching only the scenario's namespace and holding its leader Lease
 there: scenarios cannot disturb each other, and a scenario can SIGKILL its controller and start
-another one, as a crash and a restart by the Deployment would.
+another one, as a crash and a restart by the Deployment would. Several controllers in one
+namespace share that Lease, as replicas of one Deployment do (``e2e/harness/replicas.py``).
 """
 
 from __future__ import annotations
 
+import signal
 import socket
 import sys
 import urllib.request
@@ -17,6 +19,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from e2e.processes import ManagedProcess, free_port, spawn, wait_until
+
+#: The Lease the controller holds in its namespace (``--lease-namespace``; the name is its default).
+LEASE_NAME = "canary-controller"
 
 
 @dataclass
@@ -55,17 +60,26 @@ class Controller:
     process: ManagedProcess | None = None
     starts: int = 0
     metrics_port: int = 0
+    name: str = ""
+    """Tells replicas in one namespace apart in log file names; empty for a lone controller."""
 
-    def start(self) -> Controller:
+    def start(self, *, wait_for_lease: bool = True) -> Controller:
+        """Start the process; by default return once it holds the Lease and kopf has listed.
+
+        ``wait_for_lease=False`` is for a replica that joins while another leads: it returns once
+        the process serves /readyz, which a replica that does not lead answers at once.
+        """
         self.starts += 1
         self.metrics_port = free_port()
-        log = self.log_dir / f"controller-{self.options.namespace}-{self.starts}.log"
+        replica = f"-{self.name}" if self.name else ""
+        log = self.log_dir / f"controller-{self.options.namespace}{replica}-{self.starts}.log"
         self.process = spawn("controller", _argv(self.options, self.metrics_port), log_path=log)
-        # A restarted controller waits for its dead predecessor's Lease to expire (15 s), as a
-        # restarted Pod would; then /readyz turns true once kopf has listed every watched resource.
-        wait_until(self._leading, timeout=60, what="the controller to acquire its Lease",
-                   process=self.process, interval=0.2)
-        wait_until(self._ready, timeout=60, what="the controller to finish its initial lists",
+        if wait_for_lease:
+            # A restarted controller waits for its dead predecessor's Lease to expire (15 s), as
+            # a restarted Pod would; then /readyz turns true once kopf has listed every resource.
+            wait_until(self._leading, timeout=60, what="the controller to acquire its Lease",
+                       process=self.process, interval=0.2)
+        wait_until(self._ready, timeout=60, what="the controller to answer /readyz",
                    process=self.process, interval=0.2)
         return self
 
@@ -76,13 +90,14 @@ class Controller:
         return f"{socket.gethostname()}_{self.process.pid}"
 
     def _leading(self) -> bool:
-        try:
-            lease = client.CoordinationV1Api(self.api).read_namespaced_lease("canary-controller", self.options.namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return bool(lease.spec and lease.spec.holder_identity == self.identity)
+        return lease_holder(self.api, self.options.namespace) == self.identity
+
+    def holds_lease(self) -> bool:
+        """True when the Lease names this process as its holder (whether or not it is running)."""
+        return self.process is not None and self._leading()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.alive()
 
     def _ready(self) -> bool:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/readyz", timeout=2) as resp:
@@ -93,9 +108,34 @@ class Controller:
         if self.process is not None:
             self.process.kill()
 
+    def pause(self) -> None:
+        """SIGSTOP, as a frozen node, a VM migration or CPU throttling would: every thread stops,
+        sockets stay open, and nothing the process does can tell it was stopped."""
+        if self.process is not None:
+            self.process.signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after :meth:`pause`: the process goes on from the instruction it stopped at."""
+        if self.process is not None:
+            self.process.signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is not None:
+            # A paused process would sit on the SIGTERM until the SIGKILL ten seconds later.
+            self.resume()
             self.process.stop()
 
     def log_tail(self, lines: int = 60) -> str:
         return self.process.log_tail(lines) if self.process else "(never started)"
+
+
+def lease_holder(api: client.ApiClient, namespace: str, name: str = LEASE_NAME) -> str | None:
+    """The ``holderIdentity`` of the controller's Lease in ``namespace``; None when free or absent."""
+    try:
+        lease = client.CoordinationV1Api(api).read_namespaced_lease(name, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    holder = lease.spec.holder_identity if lease.spec else None
+    return str(holder) if holder else None

@@ -20,6 +20,7 @@ from kubernetes import client, config
 from e2e.cluster import ControlPlane, ensure_binaries, install_manifests
 from e2e.crds import FLAVOURS
 from e2e.crds.install import switch_flavour
+from e2e.harness.audit import AuditLog
 from e2e.harness.metrics_server import SmiMetrics, start_smi_metrics
 from e2e.mesh.launcher import MeshProcess, start_mesh
 from e2e.prometheus import Prometheus
@@ -33,6 +34,15 @@ SMI_NEEDS_LOCAL_CLUSTER = (
     "this machine's network; a cluster given by E2E_KUBECONFIG cannot use it as the endpoint of its "
     "APIService, so the SMI Traffic Metrics scenarios run only on the local control plane"
 )
+
+AUDIT_NEEDS_LOCAL_CLUSTER = (
+    "the proof reads the kube-apiserver's audit log, which only the local control plane writes "
+    "here; a cluster given by E2E_KUBECONFIG keeps its audit log (if any) out of this machine's reach"
+)
+
+#: The harness's own requests say so, so the audit log tells them from the controller's, which use
+#: the same admin credentials.
+HARNESS_USER_AGENT = "canary-e2e-harness"
 
 
 class ExternalClusterError(E2ESetupError):
@@ -85,6 +95,14 @@ class Environment:
             self.flavour = name
 
     @property
+    def audit(self) -> AuditLog | None:
+        """The API server's audit log of writes; None with ``E2E_KUBECONFIG`` (see
+        :data:`AUDIT_NEEDS_LOCAL_CLUSTER`)."""
+        if self.control_plane is None or self.control_plane.audit_log is None:
+            return None
+        return AuditLog(self.control_plane.audit_log)
+
+    @property
     def route_provider(self) -> str:
         """The router the controller picks on this flavour by discovery (newest served SMI version)."""
         return provider_for(self.flavour)
@@ -128,6 +146,7 @@ def environment(workdir: Path, *, flavour: str = "linkerd", metrics_flavour: str
         else:
             kubeconfig = external
             api = config.new_client_from_config(config_file=str(external))  # type: ignore[no-untyped-call]
+        api.user_agent = HARNESS_USER_AGENT
         mark = time.monotonic()
         install_manifests(api, [PROJECT_CRDS])
         switch_flavour(api, flavour)

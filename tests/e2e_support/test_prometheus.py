@@ -100,6 +100,32 @@ def test_scrapes_queries_and_stops(tmp_path: Path, exporters: tuple[Exporter, Ex
 
 
 @needs_prometheus
+def test_started_again_after_a_stop_it_keeps_its_port_and_its_data(
+    tmp_path: Path, exporters: tuple[Exporter, Exporter]
+) -> None:
+    first, _ = exporters
+    first.counter.labels(direction="inbound").inc(5)
+    with Prometheus.start(tmp_path, scrape_targets=[first.address]) as prom:
+        prom.wait_for_series('e2e_first_requests_total{direction="inbound"}', timeout=15)
+        url, pid = prom.url, prom.pid
+        with pytest.raises(PrometheusError, match="still running"):
+            prom.start_again()
+        prom.stop()
+        with pytest.raises(PrometheusError):
+            prom.query("up")
+        first.counter.labels(direction="inbound").inc(2)
+
+        prom.start_again()
+        assert prom.url == url and prom.pid != pid and prom.ready()
+        # A 5 was only ever scraped before the stop: the TSDB kept it. Then scraping goes on.
+        series = prom.wait_for_series("min_over_time(e2e_first_requests_total[5m]) == 5", timeout=15)
+        assert float(series[0]["value"][1]) == 5.0
+        series = prom.wait_for_series('e2e_first_requests_total{direction="inbound"} == 7', timeout=15)
+        assert float(series[0]["value"][1]) == 7.0
+    assert _processes_using(tmp_path) == []
+
+
+@needs_prometheus
 def test_set_targets_reloads_and_a_refused_config_keeps_the_old_one(tmp_path: Path) -> None:
     with Prometheus.start(tmp_path, scrape_targets=[]) as prom:
         prom.set_targets(["127.0.0.1:9999", ScrapeTarget("127.0.0.1:9998", {"deployment": "podinfo"})])

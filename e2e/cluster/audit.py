@@ -1,0 +1,56 @@
+"""The kube-apiserver's audit log in the local control plane: every write, none of the reads.
+
+The fault suite proves who wrote what and when (a paused former leader must write nothing once it
+resumes; two replicas must never write in turn) from the API server's own record, not from the
+controller's logs, which a buggy controller could get wrong. Metadata level is enough: it names
+the user agent, verb, object and response code, without the bodies. Reads are left out because
+they are most requests (watches, the Lease polls of followers) and prove nothing here.
+
+Only ``ResponseComplete`` is recorded: its event carries both the time the request was received
+and the time it completed, so one line per request says everything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+#: Verbs that change state; ``deletecollection`` too, since it deletes.
+WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
+#: Where the log goes, under the control plane's work directory.
+AUDIT_LOG = Path("audit") / "audit.log"
+AUDIT_POLICY = Path("audit") / "policy.yaml"
+#: Rotation bounds a long-lived ``make cluster-up`` plane; a test run writes far less than this.
+_MAX_SIZE_MB = 200
+
+
+def audit_policy() -> dict[str, Any]:
+    """The policy: Metadata for every write, nothing for anything else."""
+    return {
+        "apiVersion": "audit.k8s.io/v1",
+        "kind": "Policy",
+        "omitStages": ["RequestReceived", "ResponseStarted"],
+        "rules": [
+            {"level": "Metadata", "verbs": list(WRITE_VERBS)},
+            {"level": "None"},
+        ],
+    }
+
+
+def audit_flags(workdir: Path) -> list[str]:
+    """Write the policy under ``workdir`` and return the kube-apiserver flags that use it."""
+    policy = workdir / AUDIT_POLICY
+    policy.parent.mkdir(parents=True, exist_ok=True)
+    policy.write_text(yaml.safe_dump(audit_policy(), sort_keys=False))
+    return [
+        f"--audit-policy-file={policy}",
+        f"--audit-log-path={workdir / AUDIT_LOG}",
+        "--audit-log-format=json",
+        # Blocking: the event is written before the request's goroutine ends, so a record is
+        # never lost to a full buffer, which a proof of "no write happened" cannot afford.
+        "--audit-log-mode=blocking",
+        f"--audit-log-maxsize={_MAX_SIZE_MB}",
+        "--audit-log-maxbackup=1",
+    ]
