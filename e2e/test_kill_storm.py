@@ -143,6 +143,8 @@ def test_sigkill_storm_across_releases(env: Environment, kube: Kube, start_contr
     rng.shuffle(faulty)
 
     controller = start_controller()
+    # progressDeadlineSeconds well above three kills' dead time (3 x ~35 s), which counts
+    # against it: the storm judges outcomes under kills, not the deadline.
     for name in names:
         interval, threshold, step, maximum = shapes[name]
         install_app(kube, name, interval=f"{interval}s", threshold=threshold, step_weight=step, max_weight=maximum,
@@ -178,6 +180,8 @@ def test_sigkill_storm_across_releases(env: Environment, kube: Kube, start_contr
         states, weighted = route_states(history, name)
         figures.route_states += states
         figures.weighted_states += weighted
+        for config in env.mesh.client.stats(kube.namespace, name).configs:
+            figures.canary_503s += int(config.backend_statuses.get(f"{name}-canary", {}).get("503", 0))
     for result in figures.releases:
         result.ended_at, result.final_phase = _ended_at(history, result)
         result.phases = phases_of(history, result.plan.app, result.revision)

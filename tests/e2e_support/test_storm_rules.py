@@ -104,7 +104,7 @@ def test_a_faulty_release_that_succeeded_is_wrong() -> None:
 
 
 def test_a_release_over_its_bound_is_wrong_and_kills_extend_the_bound() -> None:
-    assert release_bound(PLAN, 2) - release_bound(PLAN, 1) == 45.0
+    assert release_bound(PLAN, 2) - release_bound(PLAN, 1) == 35.0
     late = ReleaseResult(plan=PLAN, revision="r3", shipped_at=0.0, ended_at=release_bound(PLAN, 0) + 1,
                          final_phase="Failed", phases=["Progressing", "Failed"], kills=0)
     late.judge([])
