@@ -59,11 +59,14 @@ pytestmark = pytest.mark.chaos
 
 
 def _plan_apps(rng: random.Random, names: list[str]) -> dict[str, tuple[int, int, int, int]]:
-    """Each app's (interval s, threshold, stepWeight, maxWeight)."""
+    """Each app's (interval s, threshold, stepWeight, maxWeight); intervals alternate between
+    1 s and 2 s (from a random start) so every run has both."""
     shapes: dict[str, tuple[int, int, int, int]] = {}
-    for name in names:
+    first = rng.choice((0, 1))
+    for index, name in enumerate(names):
         step = rng.choice((20, 25, 30, 50))
-        shapes[name] = (rng.choice((1, 2)), rng.choice((2, 3)), step, rng.choice([m for m in (50, 60, 80) if m >= step]))
+        shapes[name] = ((1, 2)[(first + index) % 2], rng.choice((2, 3)), step,
+                        rng.choice([m for m in (50, 60, 80) if m >= step]))
     return shapes
 
 
