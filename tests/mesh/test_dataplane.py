@@ -42,22 +42,39 @@ async def plane() -> AsyncIterator[DataPlane]:
         await dp.close()
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+# Generous: a condition that holds returns at once, and a busy machine can be many times slower.
+async def until(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not predicate():
         assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
         await asyncio.sleep(0.02)
 
 
+async def until_refused(port: int, timeout: float = 60.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except ConnectionError:  # refused, or reset by a listener that is closing
+            return
+        writer.close()
+        await writer.wait_closed()
+        assert asyncio.get_running_loop().time() < deadline, f"port {port} still accepts connections"
+        await asyncio.sleep(0.02)
+
+
 async def drive(dp: DataPlane, rps: float, count: int) -> None:
-    """Send ``count`` requests to the apex at ``rps`` with the load generator, then stop it."""
+    """Send at least ``count`` requests to the apex at ``rps`` with the load generator, stop it, and
+    return once every request it sent has been answered (and so counted), however slow the machine."""
     assert dp.loadgen is not None
     start = dp.stats.snapshot(NS, "podinfo")["total"]
-    dp.loadgen.set(NS, "podinfo", rps)
+    stream = dp.loadgen.set(NS, "podinfo", rps)
+    assert stream is not None
     await until(lambda: dp.stats.snapshot(NS, "podinfo")["total"] >= start + count)
     dp.loadgen.set(NS, "podinfo", 0)
-    await until(lambda: all(s.in_flight == 0 for s in dp.loadgen.streams()))
-    await asyncio.sleep(0.05)
+    # A stopped stream leaves the generator's list, so wait on the stream object itself: a request
+    # still in flight would otherwise be counted later, in whatever configuration comes next.
+    await until(lambda: stream.in_flight == 0)
 
 
 def exposition(dp: DataPlane) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -128,8 +145,11 @@ async def test_latency_annotation_shows_in_the_histogram(plane: DataPlane) -> No
     series = exposition(plane)
     canary = [(l, v) for l, v in series["response_latency_ms_bucket"] if l.get("deployment") == "podinfo"]
     below = sum(v for l, v in canary if l["le"] == "50")
-    above = sum(v for l, v in canary if l["le"] == "100")
-    assert below == 0 and above >= 40
+    answered = sum(v for l, v in canary if l["le"] == "+Inf")
+    # 60 ms is a floor, not a ceiling: a busy machine adds any amount on top, so only "nothing
+    # faster than the annotation" is a fact the test can rely on (not "everything under 100 ms").
+    assert below == 0 and answered >= 40
+    assert answered == plane.stats.snapshot(NS, "podinfo")["total"]
 
 
 async def test_proxy_answers_by_itself_when_it_cannot_forward(plane: DataPlane) -> None:
@@ -184,11 +204,8 @@ async def test_pods_start_and_stop_with_readiness(plane: DataPlane) -> None:
     remaining = [p for p in pods if not p.meta.name.endswith("ccccc")] + unready
     await plane.apply(Observed(services=tuple(services), pods=tuple(remaining)))
     assert sorted(s.name for s in plane.backends.servers()) == sorted(p.meta.name for p in pods if p.ready and not p.meta.name.endswith("ccccc"))
-    gone_port = ports["podinfo-5d8f7c9b4-ccccc"]
-    await asyncio.sleep(0.05)
-    with pytest.raises(aiohttp.ClientConnectionError):
-        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{gone_port}/"):
-            pass
+    # The server stops in the background (a terminating Pod's grace): wait until its port refuses.
+    await until_refused(ports["podinfo-5d8f7c9b4-ccccc"])
     # Only the remaining canary Pod gets the canary's traffic.
     route = plane.table().route(NS, "podinfo-canary")
     assert route is not None and [e.name for e in route.rules[0].backends[0].endpoints] == ["podinfo-5d8f7c9b4-ddddd"]

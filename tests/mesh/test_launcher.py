@@ -148,7 +148,7 @@ def test_mesh_process_against_an_http_api_server(api: FakeApiServer, tmp_path: P
         assert health["resources"]["TrafficSplit"] == {"synced": True, "version": None, "objects": 0}
         assert health["resources"]["HTTPRoute"]["version"] == "v1"
 
-        route = client.wait_for_route("test", "podinfo", {"podinfo-primary": 50, "podinfo-canary": 50}, 5,
+        route = client.wait_for_route("test", "podinfo", {"podinfo-primary": 50, "podinfo-canary": 50}, 60,
                                       source_kind="HTTPRoute")  # fmt: skip
         assert route.source.api_version == "gateway.networking.k8s.io/v1"
         assert client.send("test", "podinfo-primary").status == 200
@@ -156,10 +156,10 @@ def test_mesh_process_against_an_http_api_server(api: FakeApiServer, tmp_path: P
 
         # A watch event moves all traffic to the canary.
         moved = HTTPRouteRouter().build(TARGET, Weights.canary_at(100))
-        started = time.monotonic()
         api.push("/apis/gateway.networking.k8s.io/v1/httproutes", {"type": "MODIFIED", "object": moved})
-        mesh.wait_for_canary_share("test", "podinfo", "podinfo-canary", 1.0, timeout=5)
-        assert time.monotonic() - started < 1.0
+        # push() adds only a watch event, never the list a relist reads, so seeing the share move
+        # proves the watch delivered it; how fast is the machine's business, not the test's.
+        mesh.wait_for_canary_share("test", "podinfo", "podinfo-canary", 1.0, timeout=60)
         assert {client.send("test", "podinfo").backend for _ in range(5)} == {"podinfo-canary"}
 
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))

@@ -51,7 +51,7 @@ class Harness:
             w.join(2)
             assert not w._thread.is_alive()
 
-    def wait(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    def wait(self, predicate: Callable[[], bool], timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while True:
             with self.lock:

@@ -3,7 +3,9 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import struct
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 
 import aiohttp
@@ -267,3 +269,59 @@ async def test_notify_propagates_cancellation(hook_server: HookServer, session: 
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+# --- network faults (docs/analysis.md, "Retries and timeouts" of webhooks) -----------------------
+
+
+async def _raw_server(answer: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+                      ) -> tuple[asyncio.Server, str, list[int]]:
+    """A server that reads one request head and then misbehaves; counts the connections it got."""
+    seen: list[int] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(1)
+        await reader.readuntil(b"\r\n\r\n")
+        try:
+            await answer(reader, writer)
+        except ConnectionError:
+            pass  # the client gave up first, which is what these tests want
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return server, f"http://127.0.0.1:{port}/hook", seen
+
+
+async def test_a_reset_connection_is_retried_then_fails(session: aiohttp.ClientSession) -> None:
+    async def reset(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+
+    server, url, seen = await _raw_server(reset)
+    async with server:
+        outcome = await call_webhook(session, hook(url, retries=2), PAYLOAD, backoff=NO_WAIT)
+    assert (outcome.passed, outcome.status, outcome.attempts, len(seen)) == (False, None, 3, 3)
+    assert outcome.message.startswith("cannot reach 127.0.0.1") and outcome.message.endswith("(after 3 attempts)")
+
+
+async def test_a_body_slower_than_the_timeout_is_no_answer(session: aiohttp.ClientSession) -> None:
+    finished = asyncio.Event()
+
+    async def trickle(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # A 200 whose body would take an hour: the status alone must not count as a yes.
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 3600\r\n\r\n")
+        for _ in range(3600):
+            writer.write(b"y")
+            await writer.drain()
+            await asyncio.sleep(1)
+        finished.set()
+
+    server, url, seen = await _raw_server(trickle)
+    async with server:
+        spec = hook(url, retries=1, timeout=timedelta(milliseconds=300))
+        outcome = await call_webhook(session, spec, PAYLOAD, backoff=NO_WAIT)
+    assert (outcome.passed, outcome.status, outcome.attempts, len(seen)) == (False, None, 2, 2)
+    assert outcome.message == "no answer within 0.3s (after 2 attempts)"
+    assert not finished.is_set()
