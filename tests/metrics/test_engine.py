@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import pytest
@@ -42,12 +41,10 @@ async def test_requests_run_concurrently_and_keep_their_order(server: FakeServer
 
     server.route = route
     engine = MetricsEngine(settings)
-    started = time.monotonic()
     results = await engine.measure_all([template_request(f"q{i}") for i in range(5)])
-    elapsed = time.monotonic() - started
     assert [r.value for r in results if isinstance(r, Measurement)] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    # Concurrency as the server saw it, not as a stopwatch on a possibly busy machine sees it.
     assert server.max_in_flight >= 3
-    assert elapsed < 1.5  # sequential would take 2s
 
 
 async def test_builtins_use_the_default_prometheus(server: FakeServer, settings: MetricsSettings) -> None:

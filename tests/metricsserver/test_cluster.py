@@ -247,7 +247,7 @@ async def test_serve_from_settings(kube: FakeKube, prometheus: FakePrometheus, p
     url = f"https://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession(url, connector=aiohttp.TCPConnector(ssl=pki.client(pki.front_proxy))) as s:
-            for _ in range(100):
+            for _ in range(1200):  # a minute: the server starts slowly on a busy machine
                 try:
                     async with s.get("/readyz") as response:
                         if response.status == 200:

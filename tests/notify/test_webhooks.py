@@ -4,7 +4,6 @@ import asyncio
 import json
 import socket
 import struct
-import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 
@@ -15,6 +14,7 @@ import structlog.testing
 from canary.domain.spec import WebhookSpec, WebhookType
 from canary.domain.status import CheckKind, Phase, Verdict
 from canary.notify.webhooks import (
+    DEFAULT_BACKOFF,
     RetryBackoff,
     WebhookOutcome,
     WebhookPayload,
@@ -142,9 +142,8 @@ async def test_redirect_is_not_followed(hook_server: HookServer, session: aiohtt
 
 async def test_timeout_fails(hook_server: HookServer, session: aiohttp.ClientSession) -> None:
     url = hook_server.script("/slow", Reply(200, delay=2))
-    started = time.monotonic()
+    # The reply comes after 2 s: had the call waited for it, the outcome would be a pass.
     outcome = await call_webhook(session, hook(url, timeout=timedelta(milliseconds=200)), PAYLOAD)
-    assert time.monotonic() - started < 1.5
     assert outcome == WebhookOutcome(
         passed=False, status=None, message="no answer within 0.2s", attempts=1,
         hook=hook(url, timeout=timedelta(milliseconds=200)),
@@ -170,10 +169,10 @@ async def test_unusable_url_fails_without_a_call(session: aiohttp.ClientSession,
 
 async def test_retries_5xx_then_succeeds(hook_server: HookServer, session: aiohttp.ClientSession) -> None:
     url = hook_server.script("/gate", Reply(503), Reply(502), Reply(200, "go"))
-    # Default back-off on purpose: the real waits must stay small enough for an analysis tick.
-    started = time.monotonic()
+    # Default back-off on purpose: it is a property that its waits stay small enough for an
+    # analysis tick (checked on the policy, not on the clock of a possibly busy machine).
+    assert DEFAULT_BACKOFF.maximum <= timedelta(seconds=2)
     outcome = await call_webhook(session, hook(url, retries=2), PAYLOAD)
-    assert time.monotonic() - started < 2
     assert (outcome.passed, outcome.status, outcome.attempts) == (True, 200, 3)
     assert outcome.message == "HTTP 200: go (after 3 attempts)"
     assert len(hook_server.bodies("/gate")) == 3
@@ -226,13 +225,11 @@ async def test_call_all_runs_concurrently_and_keeps_order(
         hook(hook_server.script("/b", Reply(403, delay=0.4)), name="b"),
         hook(hook_server.script("/c", Reply(202, delay=0.4)), name="c"),
     ]
-    started = time.monotonic()
     outcomes = await call_all(session, hooks, PAYLOAD)
-    elapsed = time.monotonic() - started
 
     assert [(o.hook.name, o.passed) for o in outcomes] == [("a", True), ("b", False), ("c", True)]
+    # Concurrency shown by the server, not by a stopwatch: all three were in flight at once.
     assert hook_server.max_in_flight == 3
-    assert elapsed < 1.0  # sequential would take at least 1.2s
 
 
 async def test_call_all_without_hooks(session: aiohttp.ClientSession) -> None:
@@ -265,7 +262,9 @@ async def test_notify_survives_a_broken_session(hook_server: HookServer) -> None
 async def test_notify_propagates_cancellation(hook_server: HookServer, session: aiohttp.ClientSession) -> None:
     url = hook_server.script("/slow", Reply(200, delay=5))
     task = asyncio.create_task(notify(session, [hook(url, kind=WebhookType.POST_ROLLOUT)], PAYLOAD))
-    await asyncio.sleep(0.1)
+    async with asyncio.timeout(30):
+        while not hook_server.received:  # cancelled while the call is in flight
+            await asyncio.sleep(0.01)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
