@@ -29,6 +29,7 @@ class Sample:
     phase: str
     weight: int
     revision: str
+    failed_checks: int = 0
 
 
 @dataclass
@@ -56,9 +57,10 @@ class ReleaseWatcher:
             except Exception:  # noqa: BLE001 - a transient read error must not end the recording
                 st = {}
             sample = Sample(time.monotonic(), str(st.get("phase")), int(st.get("canaryWeight") or 0),
-                            str(st.get("lastAppliedSpec") or ""))
-            if not self.samples or (sample.phase, sample.weight, sample.revision) != (
-                self.samples[-1].phase, self.samples[-1].weight, self.samples[-1].revision
+                            str(st.get("lastAppliedSpec") or ""), int(st.get("failedChecks") or 0))
+            if not self.samples or (sample.phase, sample.weight, sample.revision, sample.failed_checks) != (
+                self.samples[-1].phase, self.samples[-1].weight, self.samples[-1].revision,
+                self.samples[-1].failed_checks,
             ):
                 self.samples.append(sample)
             self._stop.wait(0.1)
@@ -69,6 +71,18 @@ class ReleaseWatcher:
         for s in self.samples:
             if not out or out[-1] != s.weight:
                 out.append(s.weight)
+        return out
+
+    def advanced_after_a_failed_check(self) -> list[tuple[int, int]]:
+        """(weight at the first failed check, a higher weight seen later in the same run): a
+        failed check must halt advancement, so this is empty when the controller behaves."""
+        out: list[tuple[int, int]] = []
+        halted: dict[str, int] = {}
+        for s in self.samples:
+            if s.revision in halted and s.weight > halted[s.revision]:
+                out.append((halted[s.revision], s.weight))
+            if s.failed_checks > 0 and s.revision not in halted:
+                halted[s.revision] = s.weight
         return out
 
     def phases(self) -> list[str]:
