@@ -193,11 +193,13 @@ class CanaryReconciler:
         canary = self.services.cache.get(self.key)
         if canary is None:
             return
-        status = CanaryStatus.from_dict(canary.get("status"))
         problem = Problem("", "ReconcileError", f"reconciling failed and is retried with back-off: "
                                                 f"{type(exc).__name__}: {exc}"[:1024])
         generation = int(canary["metadata"].get("generation") or 0)
         try:
+            # Inside the try: a status that cannot be read (hand-edited) is itself a reason the
+            # pass fails, and rewriting it from defaults would lose what it holds.
+            status = CanaryStatus.from_dict(canary.get("status"))
             await self._apply(canary, None, status, decide_invalid(status, problem, generation,
                                                                    datetime.now(timezone.utc)))
         except Exception as report_exc:  # noqa: BLE001 - the log line is all that is left

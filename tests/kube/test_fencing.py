@@ -124,3 +124,15 @@ async def test_transient_api_errors_stall_only_when_they_persist() -> None:
             cluster.fail_next("replace_namespaced_custom_object", ApiError("503 Service Unavailable", 503))
             await r.reconciler.run_pass(now=r.now)
             assert r.condition(ConditionType.STALLED)[0] is (attempt >= 4), attempt
+
+
+async def test_an_unreadable_status_fails_the_pass_without_ending_the_loop_or_losing_it() -> None:
+    cluster = cluster_with_app()
+    async with release(cluster) as r:
+        await _progress_to(r, 10)
+        _write_status_seen_by_the_watch(cluster, {"lastAnalysisTime": "not a time"})
+        stored = copy.deepcopy(r.canary["status"])
+        r.advance()
+        delay = await r.reconciler.run_pass(now=r.now)
+        assert delay is not None and delay.total_seconds() > 0, "retried with back-off"
+        assert r.canary["status"] == stored, "nothing the status held was overwritten"
