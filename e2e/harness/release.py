@@ -8,8 +8,6 @@ on where it ended.
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -18,6 +16,7 @@ from kubernetes.utils.quantity import parse_quantity
 
 from e2e.harness import app
 from e2e.harness.kube import Kube, wait_for
+from e2e.harness.sampling import Recorder
 
 SMI_GROUP = "split.smi-spec.io"
 GATEWAY_GROUP = "gateway.networking.k8s.io"
@@ -32,38 +31,40 @@ class Sample:
     failed_checks: int = 0
 
 
+@dataclass(frozen=True)
+class _Seen:
+    phase: str
+    weight: int
+    revision: str
+    failed_checks: int
+
+
 @dataclass
 class ReleaseWatcher:
     kube: Kube
     name: str
-    samples: list[Sample] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    _recorder: Recorder[_Seen] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._recorder = Recorder(self._read)
+
+    def _read(self) -> _Seen:
+        st = self.kube.status(self.name)
+        return _Seen(str(st.get("phase")), int(st.get("canaryWeight") or 0), str(st.get("lastAppliedSpec") or ""),
+                     int(st.get("failedChecks") or 0))
 
     def __enter__(self) -> ReleaseWatcher:
-        self._thread = threading.Thread(target=self._run, name=f"watch-{self.name}", daemon=True)
-        self._thread.start()
+        self._recorder.__enter__()
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
+        self._recorder.__exit__()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                st = self.kube.status(self.name)
-            except Exception:  # noqa: BLE001 - a transient read error must not end the recording
-                st = {}
-            sample = Sample(time.monotonic(), str(st.get("phase")), int(st.get("canaryWeight") or 0),
-                            str(st.get("lastAppliedSpec") or ""), int(st.get("failedChecks") or 0))
-            if not self.samples or (sample.phase, sample.weight, sample.revision, sample.failed_checks) != (
-                self.samples[-1].phase, self.samples[-1].weight, self.samples[-1].revision,
-                self.samples[-1].failed_checks,
-            ):
-                self.samples.append(sample)
-            self._stop.wait(0.1)
+    @property
+    def samples(self) -> list[Sample]:
+        """Each distinct status seen, in order; a failed read is left out."""
+        return [Sample(c.at, c.value.phase, c.value.weight, c.value.revision, c.value.failed_checks)
+                for c in self._recorder.changes if c.value is not None]
 
     def weights(self) -> list[int]:
         """Distinct canary weights in the order they were seen (repeats collapsed)."""
