@@ -27,6 +27,7 @@ _NUMBER = rf"[0-9]{{1,{DURATION_INT_DIGITS}}}([.][0-9]{{1,{DURATION_FRACTION_DIG
 DURATION_PATTERN = rf"^({_NUMBER}(ms|s|m|h))+$"
 _WHOLE = re.compile(DURATION_PATTERN)
 _PART = re.compile(r"([0-9]+)(?:[.]([0-9]+))?(ms|s|m|h)")
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def range_text(bound: DurationBound) -> str:
@@ -57,15 +58,11 @@ def parse_duration(text: object, field: str, bound: DurationBound) -> timedelta:
             f"{DURATION_MAX_LENGTH} characters)",
         )
     length = microseconds(text)
-    if length < _whole_microseconds(bound.floor):
+    if length < bound.floor // _MICROSECOND:
         raise SpecError(field, f"{text!r} is shorter than {format_duration(bound.floor)}: {allowed}")
-    if length > _whole_microseconds(bound.ceiling):
+    if length > bound.ceiling // _MICROSECOND:
         raise SpecError(field, f"{text!r} is longer than {format_duration(bound.ceiling)}: {allowed}")
     return timedelta(microseconds=length)
-
-
-def _whole_microseconds(value: timedelta) -> int:
-    return (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
 
 
 def format_duration(value: timedelta) -> str:
