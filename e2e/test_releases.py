@@ -14,7 +14,14 @@ from e2e.conftest import StartController
 from e2e.harness import app
 from e2e.harness.environment import Environment
 from e2e.harness.kube import Kube, wait_for
-from e2e.harness.release import ReleaseWatcher, install_app, route_shares, ship, template_version
+from e2e.harness.release import (
+    ReleaseWatcher,
+    install_app,
+    route_shares,
+    ship,
+    template_version,
+    wait_for_rollback_applied,
+)
 from e2e.harness.traffic import assert_share_matches, requests_by_canary_weight
 
 RPS = 40
@@ -104,8 +111,7 @@ def test_version_with_errors_is_rolled_back_after_threshold(
     primary = kube.deployment("podinfo-primary")
     assert primary["metadata"]["generation"] == primary_before["metadata"]["generation"], "the primary never changed"
     assert template_version(primary) == "1"
-    assert route_shares(kube, "podinfo", env.route_provider) == ALL_TO_PRIMARY
-    assert kube.deployment("podinfo")["spec"]["replicas"] == 0
+    wait_for_rollback_applied(kube, "podinfo", env.route_provider)
     reasons = [e["reason"] for e in kube.events("podinfo")]
     assert "RolledBack" in reasons or "Rollback" in reasons or any("Roll" in r for r in reasons), reasons
 
@@ -125,7 +131,7 @@ def test_version_with_high_latency_is_rolled_back(env: Environment, kube: Kube, 
     assert latency and latency[-1]["verdict"] == "Fail", final.get("checks")
     assert float(latency[-1]["value"]) >= 300, "p99 measured from real traffic must reflect the 400 ms delay"
     assert template_version(kube.deployment("podinfo-primary")) == "1"
-    assert route_shares(kube, "podinfo", env.route_provider) == ALL_TO_PRIMARY
+    wait_for_rollback_applied(kube, "podinfo", env.route_provider)
 
 
 def test_new_revision_mid_run_restarts_the_analysis(env: Environment, kube: Kube, start_controller: StartController) -> None:

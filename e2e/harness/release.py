@@ -155,3 +155,17 @@ def route_shares(kube: Kube, apex: str, provider: str) -> dict[str, float]:
         raw = {b["service"]: _quantity(b["weight"]) for b in split["spec"]["backends"]}
     total = sum(raw.values())
     return {k: float(v / total) if total else 0.0 for k, v in raw.items()}
+
+
+def wait_for_rollback_applied(kube: Kube, apex: str, provider: str, *, timeout: float = 30) -> None:
+    """Wait until a rollback the status already reports has reached the cluster.
+
+    The controller writes ``phase: Failed`` before it moves the route and scales the canary down
+    (so a crash in between is finished from the status), which means a reader can see the phase a
+    moment before the route changes.
+    """
+    def state() -> tuple[dict[str, float], int]:
+        return route_shares(kube, apex, provider), int(kube.deployment(apex)["spec"].get("replicas") or 0)
+
+    wait_for(state, lambda s: s == ({f"{apex}-primary": 1.0, f"{apex}-canary": 0.0}, 0), timeout=timeout,
+             what=f"all of {apex}'s traffic back on {apex}-primary and {apex} scaled to zero")
