@@ -4,17 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
-from enum import StrEnum
 
+from canary.domain.providers import Mesh as Mesh  # re-exported: settings name it
 from canary.domain.spec import ProviderType
-
-
-class Mesh(StrEnum):
-    """Whose metric names the builtin checks query."""
-
-    LINKERD = "linkerd"
-    ISTIO = "istio"
-    OSM = "osm"
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from canary.config import LeaderElectionSettings, Mesh, MetricsSettings, Setting
 from canary.domain import bounds
 from canary.domain.bounds import DurationBound
 from canary.domain.durations import parse_duration, range_text
+from canary.domain.providers import PROVIDERS
 from canary.domain.spec import ProviderType
 from canary.domain.status import Annotation
 from canary.errors import SpecError
@@ -36,7 +37,7 @@ __all__ = [
     "settings_from_args",
 ]
 
-DEFAULT_PROVIDERS = ("smi", "smi:v1alpha1", "smi:v1alpha2", "smi:v1alpha3", "smi:v1alpha4", "gatewayapi")
+DEFAULT_PROVIDERS = tuple(PROVIDERS)
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})

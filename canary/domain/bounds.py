@@ -67,6 +67,15 @@ WEBHOOK_TIMEOUT = DurationBound(
 )
 
 # --- Canary counts -------------------------------------------------------------------------
+ROUTE_TIMEOUT = DurationBound(
+    "spec.service.timeout", timedelta(milliseconds=1), timedelta(hours=1), "30s",
+    "a request that waits an hour for an answer has failed; the Gateway API writes it in ms to h",
+)
+ROUTE_BACKEND_TIMEOUT = DurationBound(
+    "spec.service.backendTimeout", timedelta(milliseconds=1), timedelta(hours=1), "10s",
+    "one attempt to a backend; at most spec.service.timeout",
+)
+
 
 PROGRESS_DEADLINE_SECONDS = CountBound(
     "spec.progressDeadlineSeconds", 1, 86400,
@@ -93,6 +102,18 @@ WEBHOOK_RETRIES = CountBound(
     "extra attempts per call; more only delays the verdict on a hook that is down",
 )
 SERVICE_PORT = CountBound("spec.service.port", 1, 65535, "a TCP port")
+GATEWAY_REF_PORT = CountBound("spec.service.gatewayRefs[].port", 1, 65535, "a TCP port of the Gateway's listener")
+PRIMARY_READY_THRESHOLD = CountBound(
+    "spec.analysis.primaryReadyThreshold", 1, 100, "a percentage of the primary's pods; 0 would call no pods ready",
+)
+CANARY_READY_THRESHOLD = CountBound(
+    "spec.analysis.canaryReadyThreshold", 1, 100, "a percentage of the canary's pods; 0 would call no pods ready",
+)
+MIRROR_WEIGHT = CountBound("spec.analysis.mirrorWeight", 1, 100, "a percentage of requests copied to the canary")
+SESSION_MAX_AGE = CountBound(
+    "spec.analysis.sessionAffinity.maxAge", 1, 31_536_000,
+    "seconds a session cookie lives; a year is longer than any release",
+)
 
 # --- Canary lists (number of items) --------------------------------------------------------
 
@@ -105,6 +126,17 @@ METRICS_ITEMS = CountBound(
 )
 WEBHOOKS_ITEMS = CountBound(
     "spec.analysis.webhooks", 0, 20, "calls per tick; bounds the time of one tick and the CEL rules' cost",
+)
+MATCH_ITEMS = CountBound(
+    "spec.analysis.match", 0, 8, "A/B conditions (any one suffices); Gateway API allows 8 matches per rule",
+)
+GATEWAY_REFS_ITEMS = CountBound("spec.service.gatewayRefs", 0, 32, "Gateway API allows 32 parentRefs per route")
+HOSTS_ITEMS = CountBound("spec.service.hosts", 0, 16, "Gateway API allows 16 hostnames per route")
+REQUEST_HEADERS_REMOVE_ITEMS = CountBound(
+    "spec.service.headers.request.remove", 0, 16, "Gateway API allows 16 header changes per filter",
+)
+RESPONSE_HEADERS_REMOVE_ITEMS = CountBound(
+    "spec.service.headers.response.remove", 0, 16, "Gateway API allows 16 header changes per filter",
 )
 
 # --- outside the CRDs ------------------------------------------------------------------------
@@ -128,12 +160,18 @@ LISTEN_PORT = CountBound(
 )
 
 #: What the Canary CRD must carry, by kind of bound; tests/crds/test_bounds.py walks these.
-CANARY_DURATIONS: tuple[DurationBound, ...] = (ANALYSIS_INTERVAL, METRIC_INTERVAL, WEBHOOK_TIMEOUT)
+CANARY_DURATIONS: tuple[DurationBound, ...] = (
+    ANALYSIS_INTERVAL, METRIC_INTERVAL, WEBHOOK_TIMEOUT, ROUTE_TIMEOUT, ROUTE_BACKEND_TIMEOUT,
+)
 CANARY_COUNTS: tuple[CountBound, ...] = (
     SERVICE_PORT, PROGRESS_DEADLINE_SECONDS, THRESHOLD, MAX_WEIGHT, STEP_WEIGHT, STEP_WEIGHTS_ITEM,
-    STEP_WEIGHT_PROMOTION, ITERATIONS, MIN_SAMPLE_SIZE, WEBHOOK_RETRIES,
+    STEP_WEIGHT_PROMOTION, ITERATIONS, MIN_SAMPLE_SIZE, WEBHOOK_RETRIES, GATEWAY_REF_PORT,
+    PRIMARY_READY_THRESHOLD, CANARY_READY_THRESHOLD, MIRROR_WEIGHT, SESSION_MAX_AGE,
 )
-CANARY_LISTS: tuple[CountBound, ...] = (STEP_WEIGHTS_ITEMS, METRICS_ITEMS, WEBHOOKS_ITEMS)
+CANARY_LISTS: tuple[CountBound, ...] = (
+    STEP_WEIGHTS_ITEMS, METRICS_ITEMS, WEBHOOKS_ITEMS, MATCH_ITEMS, GATEWAY_REFS_ITEMS, HOSTS_ITEMS,
+    REQUEST_HEADERS_REMOVE_ITEMS, RESPONSE_HEADERS_REMOVE_ITEMS,
+)
 #: Bounds that live only in this process (a query parameter, command-line flags).
 PROCESS_DURATIONS: tuple[DurationBound, ...] = (METRICS_WINDOW, WAIT_TIMEOUT, RECEIPT_TIMEOUT)
 PROCESS_COUNTS: tuple[CountBound, ...] = (LISTEN_PORT,)

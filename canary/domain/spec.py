@@ -16,13 +16,13 @@ from typing import Any
 from canary.domain import bounds
 from canary.domain.bounds import CountBound
 from canary.domain.durations import parse_duration
+from canary.domain.flagger_fields import CANARY_FIELDS, METRIC_TEMPLATE_FIELDS, refuse_flagger_only_fields
+from canary.domain.providers import parse_provider
 from canary.errors import SpecError
 
 BUILTIN_SUCCESS_RATE = "request-success-rate"
 BUILTIN_DURATION = "request-duration"
 BUILTIN_METRICS = frozenset({BUILTIN_SUCCESS_RATE, BUILTIN_DURATION})
-#: Values of ``spec.provider`` (the router); the CRD's enum lists the same.
-ROUTER_PROVIDERS = ("smi", "smi:v1alpha4", "smi:v1alpha3", "smi:v1alpha2", "smi:v1alpha1", "gatewayapi")
 
 
 class WebhookType(StrEnum):
@@ -56,11 +56,72 @@ class TargetRef:
 
 
 @dataclass(frozen=True)
+class CustomMetadata:
+    """Labels and annotations added to one of the generated Services."""
+
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ParentRef:
+    """A Gateway API parentRef: the Gateway (or Service) an HTTPRoute attaches to."""
+
+    name: str
+    namespace: str | None = None
+    kind: str = "Gateway"
+    group: str = "gateway.networking.k8s.io"
+    section_name: str | None = None
+    port: int | None = None
+
+
+@dataclass(frozen=True)
+class HeaderModifier:
+    set: Mapping[str, str] = field(default_factory=dict)
+    add: Mapping[str, str] = field(default_factory=dict)
+    remove: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.set or self.add or self.remove)
+
+
+@dataclass(frozen=True)
+class HeaderOperations:
+    request: HeaderModifier = field(default_factory=HeaderModifier)
+    response: HeaderModifier = field(default_factory=HeaderModifier)
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    uri: str | None = None  # replaces the matched path prefix
+    authority: str | None = None  # replaces the Host header
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     port: int
     name: str  # apex Service name; defaults to the target's name
     port_name: str = "http"
     target_port: int | str | None = None
+    app_protocol: str | None = None
+    apex: CustomMetadata = field(default_factory=CustomMetadata)
+    primary: CustomMetadata = field(default_factory=CustomMetadata)
+    canary: CustomMetadata = field(default_factory=CustomMetadata)
+    # Route options: applied by the gatewayapi router, refused with smi.
+    gateway_refs: tuple[ParentRef, ...] = ()
+    hosts: tuple[str, ...] = ()
+    timeout: timedelta | None = None
+    backend_timeout: timedelta | None = None
+    headers: HeaderOperations | None = None
+    rewrite: Rewrite | None = None
+
+    @property
+    def route_options(self) -> tuple[str, ...]:
+        """The route options set, as field paths (for refusing them where they cannot apply)."""
+        set_ = {"gatewayRefs": self.gateway_refs, "hosts": self.hosts, "timeout": self.timeout,
+                "backendTimeout": self.backend_timeout, "headers": self.headers, "rewrite": self.rewrite}
+        return tuple(f"spec.service.{name}" for name, value in set_.items() if value)
 
 
 @dataclass(frozen=True)
@@ -98,6 +159,34 @@ class WebhookSpec:
     metadata: Mapping[str, str] = field(default_factory=dict)
 
 
+class MatchKind(StrEnum):
+    EXACT = "exact"
+    PREFIX = "prefix"
+    REGEX = "regex"
+
+
+@dataclass(frozen=True)
+class StringMatch:
+    kind: MatchKind
+    value: str
+
+
+@dataclass(frozen=True)
+class RequestMatch:
+    """One A/B condition (Flagger's ``analysis.match[]`` item): every part must hold. Cookies are
+    matched as the ``cookie`` header, as Flagger's own examples do."""
+
+    headers: Mapping[str, StringMatch] = field(default_factory=dict)
+    query_params: Mapping[str, StringMatch] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SessionAffinity:
+    cookie_name: str
+    max_age: int = 86400
+    primary_cookie_name: str | None = None
+
+
 @dataclass(frozen=True)
 class AnalysisSpec:
     interval: timedelta = timedelta(minutes=1)
@@ -111,6 +200,17 @@ class AnalysisSpec:
     webhooks: tuple[WebhookSpec, ...] = ()
     no_data_policy: NoDataPolicy = NoDataPolicy.HOLD
     min_sample_size: int = 1
+    primary_ready_threshold: int = 100
+    canary_ready_threshold: int = 100
+    match: tuple[RequestMatch, ...] = ()
+    mirror: bool = False
+    mirror_weight: int | None = None
+    session_affinity: SessionAffinity | None = None
+
+    @property
+    def route_options(self) -> tuple[str, ...]:
+        set_ = {"match": self.match, "mirror": self.mirror, "sessionAffinity": self.session_affinity}
+        return tuple(f"spec.analysis.{name}" for name, value in set_.items() if value)
 
     def hooks(self, kind: WebhookType) -> tuple[WebhookSpec, ...]:
         return tuple(h for h in self.webhooks if h.type is kind)
@@ -125,7 +225,7 @@ class CanarySpec:
     target_ref: TargetRef
     service: ServiceSpec
     analysis: AnalysisSpec
-    provider: str | None = None
+    provider: str | None = None  # a key of canary.domain.providers.PROVIDERS
     progress_deadline_seconds: int = 600
     skip_analysis: bool = False
     suspend: bool = False
@@ -222,6 +322,13 @@ def parse_metric(raw: Mapping[str, Any], path: str) -> MetricSpec:
     tr = _mapping(raw.get("thresholdRange"), f"{path}.thresholdRange")
     lo = None if tr.get("min") is None else _float(tr["min"], f"{path}.thresholdRange.min")
     hi = None if tr.get("max") is None else _float(tr["max"], f"{path}.thresholdRange.max")
+    if raw.get("threshold") is not None:
+        # Flagger's deprecated single bound, which Flagger still reads as a minimum for the success
+        # rate and a maximum for anything else.
+        if raw.get("thresholdRange") is not None:
+            raise SpecError(f"{path}.threshold", "set thresholdRange or the deprecated threshold, not both")
+        legacy = _float(raw["threshold"], f"{path}.threshold")
+        lo, hi = (legacy, None) if name == BUILTIN_SUCCESS_RATE else (None, legacy)
     if lo is None and hi is None:
         raise SpecError(f"{path}.thresholdRange", "set min, max or both")
     if lo is not None and hi is not None and lo > hi:
@@ -269,6 +376,136 @@ def parse_webhook(raw: Mapping[str, Any], path: str) -> WebhookSpec:
     )
 
 
+_MATCH_KINDS = tuple(k.value for k in MatchKind)
+
+
+def _string_match(value: object, path: str) -> StringMatch:
+    m = _mapping(value, path)
+    kinds = [k for k in _MATCH_KINDS if m.get(k) is not None]
+    if len(kinds) != 1 or set(m) - set(_MATCH_KINDS):
+        raise SpecError(path, f"set exactly one of {', '.join(_MATCH_KINDS)}")
+    return StringMatch(MatchKind(kinds[0]), _str(m[kinds[0]], f"{path}.{kinds[0]}"))
+
+
+def parse_match(raw: Mapping[str, Any], path: str) -> RequestMatch:
+    """One ``analysis.match`` item. Flagger takes Istio's HTTPMatchRequest here; of it the
+    Gateway API can say headers and query parameters, so any other part is refused by name."""
+    other = sorted(set(raw) - {"headers", "queryParams"})
+    if other:
+        raise SpecError(f"{path}.{other[0]}", "is not supported: an A/B condition matches headers (cookies "
+                                              "as the cookie header) and queryParams")
+    headers = {str(k): _string_match(v, f"{path}.headers.{k}") for k, v in _mapping(raw.get("headers"),
+                                                                                     f"{path}.headers").items()}
+    params = {str(k): _string_match(v, f"{path}.queryParams.{k}")
+              for k, v in _mapping(raw.get("queryParams"), f"{path}.queryParams").items()}
+    if not headers and not params:
+        raise SpecError(path, "set headers or queryParams")
+    for name, match in params.items():
+        if match.kind is MatchKind.PREFIX:
+            raise SpecError(f"{path}.queryParams.{name}", "use exact or regex: the Gateway API has no prefix "
+                                                          "match for query parameters")
+    return RequestMatch(headers=headers, query_params=params)
+
+
+def _session_affinity(value: object, path: str) -> SessionAffinity | None:
+    if value is None:
+        return None
+    m = _mapping(value, path)
+    primary = m.get("primaryCookieName")
+    cookie = _str(m.get("cookieName"), f"{path}.cookieName")
+    if primary is not None and _str(primary, f"{path}.primaryCookieName") == cookie:
+        raise SpecError(f"{path}.primaryCookieName", "must differ from cookieName")
+    return SessionAffinity(
+        cookie_name=cookie,
+        max_age=_int(m.get("maxAge", 86400), f"{path}.maxAge", bounds.SESSION_MAX_AGE),
+        primary_cookie_name=primary,
+    )
+
+
+def _metadata(value: object, path: str) -> CustomMetadata:
+    m = _mapping(value, path)
+    return CustomMetadata(labels=_str_map(m.get("labels"), f"{path}.labels"),
+                          annotations=_str_map(m.get("annotations"), f"{path}.annotations"))
+
+
+def _header_modifier(value: object, path: str, remove_bound: CountBound) -> HeaderModifier:
+    m = _mapping(value, path)
+    remove = _list(m.get("remove"), f"{path}.remove", remove_bound)
+    return HeaderModifier(set=_str_map(m.get("set"), f"{path}.set"), add=_str_map(m.get("add"), f"{path}.add"),
+                          remove=tuple(_str(r, f"{path}.remove[{i}]") for i, r in enumerate(remove)))
+
+
+def _headers(value: object, path: str) -> HeaderOperations | None:
+    if value is None:
+        return None
+    m = _mapping(value, path)
+    return HeaderOperations(
+        request=_header_modifier(m.get("request"), f"{path}.request", bounds.REQUEST_HEADERS_REMOVE_ITEMS),
+        response=_header_modifier(m.get("response"), f"{path}.response", bounds.RESPONSE_HEADERS_REMOVE_ITEMS),
+    )
+
+
+def _rewrite(value: object, path: str) -> Rewrite | None:
+    if value is None:
+        return None
+    m = _mapping(value, path)
+    if m.get("uriRegexRewrite") is not None:
+        raise SpecError(f"{path}.uriRegexRewrite", "is not supported: the Gateway API rewrites a path prefix "
+                                                   "(uri) or the whole path, not by regular expression")
+    uri = None if m.get("uri") is None else _str(m["uri"], f"{path}.uri")
+    authority = None if m.get("authority") is None else _str(m["authority"], f"{path}.authority")
+    if uri is not None and not uri.startswith("/"):
+        raise SpecError(f"{path}.uri", f"{uri!r} must start with /")
+    if uri is None and authority is None:
+        raise SpecError(path, "set uri, authority or both")
+    return Rewrite(uri=uri, authority=authority)
+
+
+def _parent_ref(raw: Mapping[str, Any], path: str) -> ParentRef:
+    return ParentRef(
+        name=_str(raw.get("name"), f"{path}.name"),
+        namespace=None if raw.get("namespace") is None else _str(raw["namespace"], f"{path}.namespace"),
+        kind=_str(raw.get("kind", "Gateway"), f"{path}.kind"),
+        group=str(raw.get("group", "gateway.networking.k8s.io")),
+        section_name=None if raw.get("sectionName") is None else _str(raw["sectionName"], f"{path}.sectionName"),
+        port=_opt_int(raw, "port", path, bounds.GATEWAY_REF_PORT),
+    )
+
+
+def parse_service(svc: Mapping[str, Any], target_name: str) -> ServiceSpec:
+    target_port = svc.get("targetPort")
+    if target_port is not None and not isinstance(target_port, int | str):
+        raise SpecError("spec.service.targetPort", "must be a port number or a port name")
+    path = "spec.service"
+    timeout = None if svc.get("timeout") is None else parse_duration(svc["timeout"], f"{path}.timeout",
+                                                                     bounds.ROUTE_TIMEOUT)
+    backend_timeout = (None if svc.get("backendTimeout") is None
+                       else parse_duration(svc["backendTimeout"], f"{path}.backendTimeout",
+                                           bounds.ROUTE_BACKEND_TIMEOUT))
+    if timeout is not None and backend_timeout is not None and backend_timeout > timeout:
+        raise SpecError(f"{path}.backendTimeout", "must not be longer than spec.service.timeout")
+    refs = _list(svc.get("gatewayRefs"), f"{path}.gatewayRefs", bounds.GATEWAY_REFS_ITEMS)
+    hosts = _list(svc.get("hosts"), f"{path}.hosts", bounds.HOSTS_ITEMS)
+    app_protocol = svc.get("appProtocol")
+    return ServiceSpec(
+        port=_int(svc.get("port"), f"{path}.port", bounds.SERVICE_PORT),
+        name=svc.get("name") or target_name,
+        port_name=svc.get("portName") or "http",
+        target_port=target_port,
+        app_protocol=None if app_protocol is None else _str(app_protocol, f"{path}.appProtocol"),
+        apex=_metadata(svc.get("apex"), f"{path}.apex"),
+        primary=_metadata(svc.get("primary"), f"{path}.primary"),
+        canary=_metadata(svc.get("canary"), f"{path}.canary"),
+        gateway_refs=tuple(_parent_ref(_mapping(r, f"{path}.gatewayRefs[{i}]"), f"{path}.gatewayRefs[{i}]")
+                           for i, r in enumerate(refs)),
+        hosts=tuple(_str(h, f"{path}.hosts[{i}]") for i, h in enumerate(hosts)),
+        timeout=timeout,
+        backend_timeout=backend_timeout,
+        headers=_headers(svc.get("headers"), f"{path}.headers"),
+        rewrite=_rewrite(svc.get("rewrite"), f"{path}.rewrite"),
+    )
+
+
 def parse_analysis(raw: Mapping[str, Any], path: str = "spec.analysis") -> AnalysisSpec:
     step_weight = _opt_int(raw, "stepWeight", path, bounds.STEP_WEIGHT)
     step_weights = tuple(
@@ -286,11 +523,18 @@ def parse_analysis(raw: Mapping[str, Any], path: str = "spec.analysis") -> Analy
     if step_weight is not None and max_weight is None:
         max_weight = 50
     if step_weights:
-        max_weight = step_weights[-1] if max_weight is None else max_weight
-        if step_weights[-1] > max_weight:
-            raise SpecError(f"{path}.stepWeights", f"last step {step_weights[-1]} is above maxWeight {max_weight}")
+        # As in Flagger, the steps are the whole plan: the last one leads to promotion, and
+        # maxWeight (still range-checked) takes no part.
+        max_weight = step_weights[-1]
     if step_weight is not None and max_weight is not None and max_weight < step_weight:
         raise SpecError(f"{path}.maxWeight", f"{max_weight} is below stepWeight {step_weight}: no step would fit")
+    mirror = _bool(raw, "mirror", path)
+    mirror_weight = _opt_int(raw, "mirrorWeight", path, bounds.MIRROR_WEIGHT)
+    if mirror_weight is not None and not mirror:
+        raise SpecError(f"{path}.mirrorWeight", "has no effect without mirror: true; set both or neither")
+    if mirror and (step_weight is not None or step_weights or iterations is None):
+        raise SpecError(f"{path}.mirror", "mirroring is a blue/green stage: set iterations, without "
+                                          "stepWeight or stepWeights")
     policy_raw = raw.get("noDataPolicy", NoDataPolicy.HOLD.value)
     try:
         policy = NoDataPolicy(policy_raw)
@@ -310,11 +554,21 @@ def parse_analysis(raw: Mapping[str, Any], path: str = "spec.analysis") -> Analy
                        for i, h in enumerate(_list(raw.get("webhooks"), f"{path}.webhooks", bounds.WEBHOOKS_ITEMS))),
         no_data_policy=policy,
         min_sample_size=_int(raw.get("minSampleSize", 1), f"{path}.minSampleSize", bounds.MIN_SAMPLE_SIZE),
+        primary_ready_threshold=_int(raw.get("primaryReadyThreshold", 100), f"{path}.primaryReadyThreshold",
+                                     bounds.PRIMARY_READY_THRESHOLD),
+        canary_ready_threshold=_int(raw.get("canaryReadyThreshold", 100), f"{path}.canaryReadyThreshold",
+                                    bounds.CANARY_READY_THRESHOLD),
+        match=tuple(parse_match(_mapping(m, f"{path}.match[{i}]"), f"{path}.match[{i}]")
+                    for i, m in enumerate(_list(raw.get("match"), f"{path}.match", bounds.MATCH_ITEMS))),
+        mirror=mirror,
+        mirror_weight=mirror_weight,
+        session_affinity=_session_affinity(raw.get("sessionAffinity"), f"{path}.sessionAffinity"),
     )
 
 
 def parse_canary_spec(raw: Mapping[str, Any]) -> CanarySpec:
     """Parse ``.spec`` of a Canary; raises :class:`SpecError` naming the first wrong field."""
+    refuse_flagger_only_fields({"spec": raw}, CANARY_FIELDS)
     target = _mapping(raw.get("targetRef"), "spec.targetRef")
     kind = target.get("kind", "Deployment")
     if kind != "Deployment":
@@ -324,26 +578,22 @@ def parse_canary_spec(raw: Mapping[str, Any]) -> CanarySpec:
         kind=kind,
         api_version=target.get("apiVersion", "apps/v1"),
     )
-    svc = _mapping(raw.get("service"), "spec.service")
-    target_port = svc.get("targetPort")
-    if target_port is not None and not isinstance(target_port, int | str):
-        raise SpecError("spec.service.targetPort", "must be a port number or a port name")
-    service = ServiceSpec(
-        port=_int(svc.get("port"), "spec.service.port", bounds.SERVICE_PORT),
-        name=svc.get("name") or target_ref.name,
-        port_name=svc.get("portName") or "http",
-        target_port=target_port,
-    )
+    service = parse_service(_mapping(raw.get("service"), "spec.service"), target_ref.name)
     provider = raw.get("provider") or None
-    if provider is not None and provider not in ROUTER_PROVIDERS:
-        raise SpecError("spec.provider", f"{provider!r} is not one of {', '.join(ROUTER_PROVIDERS)}")
-    analysis_raw = raw.get("analysis")
+    if provider is not None:
+        parse_provider(provider)
+    analysis_raw, analysis_path = raw.get("analysis"), "spec.analysis"
+    if raw.get("canaryAnalysis") is not None:
+        # Flagger's deprecated name, which Flagger reads only when ``analysis`` is unset.
+        if analysis_raw is not None:
+            raise SpecError("spec.canaryAnalysis", "is the deprecated name of spec.analysis; set only one")
+        analysis_raw, analysis_path = raw["canaryAnalysis"], "spec.canaryAnalysis"
     if analysis_raw is None:
         raise SpecError("spec.analysis", "is required: set interval, threshold and stepWeight or iterations")
     return CanarySpec(
         target_ref=target_ref,
         service=service,
-        analysis=parse_analysis(_mapping(analysis_raw, "spec.analysis")),
+        analysis=parse_analysis(_mapping(analysis_raw, analysis_path), analysis_path),
         provider=provider,
         progress_deadline_seconds=_int(raw.get("progressDeadlineSeconds", 600), "spec.progressDeadlineSeconds",
                                        bounds.PROGRESS_DEADLINE_SECONDS),
@@ -354,6 +604,7 @@ def parse_canary_spec(raw: Mapping[str, Any]) -> CanarySpec:
 
 
 def parse_metric_template_spec(raw: Mapping[str, Any]) -> MetricTemplateSpec:
+    refuse_flagger_only_fields({"spec": raw}, METRIC_TEMPLATE_FIELDS)
     prov = _mapping(raw.get("provider"), "spec.provider")
     type_raw = prov.get("type", ProviderType.PROMETHEUS.value)
     try:

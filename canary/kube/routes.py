@@ -7,6 +7,7 @@ import time
 
 from canary.config import Settings
 from canary.domain.observed import Problem
+from canary.domain.providers import RouterKind, parse_provider
 from canary.domain.spec import CanarySpec
 from canary.errors import ApiError, RouterError, SpecError
 from canary.kube.api import KubeApi
@@ -42,7 +43,7 @@ class RouterDirectory:
     async def router_for(self, spec: CanarySpec) -> tuple[Router | None, Problem | None]:
         provider = spec.provider or self._settings.default_provider
         try:
-            if provider == factory.GATEWAY_API:
+            if parse_provider(provider).router is RouterKind.GATEWAY_API:
                 if GATEWAY_VERSION not in await self.served(GATEWAY_GROUP):
                     raise RouterError(
                         f"the cluster does not serve httproutes.{GATEWAY_GROUP}/{GATEWAY_VERSION}: install the "

@@ -1,25 +1,21 @@
 """Picks the router for a Canary's ``spec.provider`` and the SMI versions the cluster serves.
 
-Provider strings: ``smi`` (the newest TrafficSplit version served), ``smi:<version>`` (pinned,
-for a mesh that reads only an older version although a newer one is served) and ``gatewayapi``
-(an HTTPRoute). The served versions come from API discovery of ``split.smi-spec.io``; these
-functions are pure so every combination is tested without a cluster.
+The provider values and what each means live in :mod:`canary.domain.providers`. The served
+versions come from API discovery of ``split.smi-spec.io``; these functions are pure so every
+combination is tested without a cluster.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 
+from canary.domain.providers import GATEWAY_API, PROVIDERS, SMI, SMI_VERSIONS, RouterKind, parse_provider
 from canary.errors import RouterError, SpecError
 from canary.routers.base import Router, RouteResource
 from canary.routers.gatewayapi import HTTPRouteRouter
-from canary.routers.smi import SMI_VERSIONS, TrafficSplitRouter
+from canary.routers.smi import TrafficSplitRouter
 
-SMI = "smi"
-GATEWAY_API = "gatewayapi"
 _PINNED_PREFIX = f"{SMI}:"
-#: Every value ``spec.provider`` may take.
-PROVIDERS: tuple[str, ...] = (SMI, *(f"{_PINNED_PREFIX}{v}" for v in SMI_VERSIONS), GATEWAY_API)
 #: Every kind of object a router may write; the Kubernetes layer watches all of them.
 ROUTE_RESOURCES: tuple[RouteResource, ...] = (
     *(TrafficSplitRouter(v).resource for v in SMI_VERSIONS),
@@ -71,14 +67,10 @@ def choose_smi_version(served: Collection[str], pinned: str | None) -> str:
 
 def router_for(provider: str, served_smi_versions: Collection[str]) -> Router:
     """The router for ``spec.provider``; see :func:`choose_smi_version` for the errors."""
-    if provider == GATEWAY_API:
+    chosen = parse_provider(provider)
+    if chosen.router is RouterKind.GATEWAY_API:
         return HTTPRouteRouter()
-    if provider == SMI:
-        return TrafficSplitRouter(choose_smi_version(served_smi_versions, None))
-    if provider.startswith(_PINNED_PREFIX) and provider in PROVIDERS:
-        pinned = provider.removeprefix(_PINNED_PREFIX)
-        return TrafficSplitRouter(choose_smi_version(served_smi_versions, pinned))
-    raise SpecError("spec.provider", f"unknown provider {provider!r}; {_allowed()}")
+    return TrafficSplitRouter(choose_smi_version(served_smi_versions, chosen.smi_version))
 
 
 def _allowed() -> str:

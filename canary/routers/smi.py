@@ -27,14 +27,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from canary.domain.providers import SMI_VERSIONS
 from canary.routers.base import RouteResource, RouteTarget, Weights
 from canary.routers.quantity import pair_percentages, parse_weight
+
 
 GROUP = "split.smi-spec.io"
 KIND = "TrafficSplit"
 PLURAL = "trafficsplits"
 #: Newest first: the order in which an unpinned provider picks among served versions.
-SMI_VERSIONS: tuple[str, ...] = ("v1alpha4", "v1alpha3", "v1alpha2", "v1alpha1")
 QUANTITY_VERSIONS = frozenset({"v1alpha1"})
 
 

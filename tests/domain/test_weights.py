@@ -55,7 +55,7 @@ def test_all_primary() -> None:
     ({"stepWeight": 10, "maxWeight": 30}, 30),
     ({"stepWeight": 100, "maxWeight": 100}, 100),
     ({"stepWeights": [1, 2, 3]}, 3),
-    ({"stepWeights": [10, 20], "maxWeight": 80}, 80),
+    ({"stepWeights": [10, 20], "maxWeight": 80}, 20),  # as in Flagger: the steps are the plan
     ({"iterations": 4}, 50),
 ], ids=["step-default-max", "step-max", "all-in-one", "steps-last", "steps-max", "blue-green"])
 def test_max_weight(raw: dict[str, Any], expected: int) -> None:

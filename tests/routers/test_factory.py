@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from canary.domain.providers import REFUSED_PROVIDERS
 from canary.errors import RouterError, SpecError
 from canary.routers.factory import PROVIDERS, ROUTE_RESOURCES, SMI_VERSIONS, choose_smi_version, router_for
 from canary.routers.gatewayapi import HTTPRouteRouter
@@ -113,7 +114,6 @@ def test_router_for_cluster_errors(provider: str, served: frozenset[str]) -> Non
 @pytest.mark.parametrize(
     "provider",
     [
-        pytest.param("istio", id="other-mesh"),
         pytest.param("", id="empty"),
         pytest.param("SMI", id="wrong-case"),
         pytest.param("smi:", id="empty-version"),
@@ -131,17 +131,31 @@ def test_unknown_provider(provider: str) -> None:
 
 
 def test_providers() -> None:
-    assert PROVIDERS == ("smi", "smi:v1alpha4", "smi:v1alpha3", "smi:v1alpha2", "smi:v1alpha1", "gatewayapi")
+    assert tuple(PROVIDERS) == ("smi", "smi:v1alpha4", "smi:v1alpha3", "smi:v1alpha2", "smi:v1alpha1", "gatewayapi",
+                                "gatewayapi:v1", "gatewayapi:v1beta1", "linkerd", "osm")
+
+
+@pytest.mark.parametrize("provider", sorted(REFUSED_PROVIDERS))
+def test_a_refused_provider_is_named_with_what_to_use_instead(provider: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        router_for(provider, EVERYTHING)
+    assert caught.value.field == "spec.provider"
+    assert caught.value.message.startswith(f"{provider!r} is refused: ")
+    assert "spec.provider: gatewayapi" in caught.value.message or "spec.provider: smi" in caught.value.message
+
+
+@pytest.mark.parametrize("provider, version", [("linkerd", "v1alpha4"), ("osm", "v1alpha4")])
+def test_flagger_mesh_names_write_a_traffic_split(provider: str, version: str) -> None:
+    router = router_for(provider, EVERYTHING)
+    assert isinstance(router, TrafficSplitRouter) and router.version == version
+
+
+@pytest.mark.parametrize("provider", ["gatewayapi:v1", "gatewayapi:v1beta1"])
+def test_flagger_gateway_api_versions_write_the_v1_route(provider: str) -> None:
+    assert isinstance(router_for(provider, ()), HTTPRouteRouter)
 
 
 def test_route_resources_cover_every_router() -> None:
     written = {router_for(p, EVERYTHING).resource for p in PROVIDERS}
     assert set(ROUTE_RESOURCES) == written
     assert len(ROUTE_RESOURCES) == len(written) == 5
-
-
-def test_the_parser_and_the_factory_accept_the_same_providers() -> None:
-    from canary.domain.spec import ROUTER_PROVIDERS
-    from canary.routers.factory import PROVIDERS
-
-    assert set(PROVIDERS) == set(ROUTER_PROVIDERS)
