@@ -93,7 +93,7 @@ def test_leader_election_env_true(raw: str) -> None:
     ("var", "value", "message"),
     [
         pytest.param("CANARY_MESH", "consul", "CANARY_MESH='consul' is not one of linkerd, istio, osm", id="mesh"),
-        pytest.param("CANARY_DEFAULT_PROVIDER", "nginx", "is not one of smi, smi:v1alpha1", id="provider"),
+        pytest.param("CANARY_DEFAULT_PROVIDER", "nginx", "is not one of smi, smi:v1alpha4", id="provider"),
         pytest.param("CANARY_METRICS_SOURCE", "datadog", "is not one of prometheus, smi", id="source"),
         pytest.param("CANARY_LOG_LEVEL", "loud", "is not one of debug, info", id="log-level"),
         pytest.param("CANARY_METRICS_PORT", "http", "'http' is not a port number", id="port-text"),
