@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -187,7 +187,7 @@ class Executor:
         elif isinstance(action, PromotePrimary):
             await self._promote(target, action.revision)
         elif isinstance(action, SetRoute):
-            await self._set_route(target, action)
+            await self._set_route(target, action, status)
         elif isinstance(action, ScaleCanary):
             key = self._target_key(target)
             version = target.seen(key)
@@ -349,11 +349,14 @@ class Executor:
 
     # --- routes ------------------------------------------------------------------------------
 
-    async def _set_route(self, target: Target, action: SetRoute) -> None:
+    async def _set_route(self, target: Target, action: SetRoute, status: CanaryStatus) -> None:
         router = target.router
         route_target = target.observation.route_target
         if router is None or route_target is None:
             return
+        # The revision of the status just written, not of the one observed: a decision that
+        # starts a run and gives the canary traffic at once must set the new run's cookie.
+        route_target = replace(route_target, revision=status.last_applied_spec)
         res = router.resource
         body = router.build(route_target, action.weights)
         key = ObjectKey.route(res.group, target.namespace, route_target.apex)

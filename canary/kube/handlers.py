@@ -15,8 +15,7 @@ import kopf
 from canary.kube.api import CANARY_GROUP, CANARY_PLURAL, CANARY_VERSION
 from canary.kube.cache import Kind, ObjectKey
 from canary.kube.reconciler import ReconcilerRegistry
-from canary.routers.gatewayapi import GROUP as GATEWAY_GROUP
-from canary.routers.smi import GROUP as SMI_GROUP
+from canary.routers.factory import WATCHED_ROUTES
 
 #: Resources watched only to keep the caches fresh and wake the Canaries that use them.
 WATCHED: tuple[tuple[str, str, Kind], ...] = (
@@ -25,8 +24,7 @@ WATCHED: tuple[tuple[str, str, Kind], ...] = (
     ("", "configmaps", Kind.CONFIG_MAP),
     ("", "secrets", Kind.SECRET),
     (CANARY_GROUP, "metrictemplates", Kind.METRIC_TEMPLATE),
-    (SMI_GROUP, "trafficsplits", Kind.ROUTE),
-    (GATEWAY_GROUP, "httproutes", Kind.ROUTE),
+    *((group, plural, Kind.ROUTE) for group, plural in WATCHED_ROUTES),
 )
 
 

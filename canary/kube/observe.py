@@ -14,7 +14,7 @@ from canary.kube.revision import REVISION_ANNOTATION, ConfigRef, config_refs, re
 from canary.kube.workloads import (
     deployment_readiness, match_labels, owner_reference, primary_name, service_bodies, service_matches,
 )
-from canary.routers.base import Router, RouteTarget
+from canary.routers.base import RouteOptions, Router, RouteTarget
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,8 @@ def route_target(canary: Mapping[str, Any], spec: CanarySpec) -> RouteTarget:
         namespace=meta["namespace"], apex=apex, primary=primary_name(apex), canary=f"{apex}-canary",
         port=spec.service.port, owner=owner_reference(canary),
         labels={"app.kubernetes.io/managed-by": "canary"},
+        options=RouteOptions.of(spec),
+        revision=str((canary.get("status") or {}).get("lastAppliedSpec") or ""),
     )
 
 

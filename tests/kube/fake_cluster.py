@@ -350,7 +350,7 @@ class FakeCluster:
         """The primary/canary split a route write asked for (TrafficSplit of any version, HTTPRoute)."""
         body = call.body
         if body.get("kind") == "HTTPRoute":
-            refs = body["spec"]["rules"][0]["backendRefs"]
+            refs = body["spec"]["rules"][-1]["backendRefs"]  # the split rule is last
             return Weights(primary=refs[0]["weight"], canary=refs[1]["weight"])
         backends = body["spec"]["backends"]
         primary, canary = (parse_weight(b["weight"]) for b in backends)

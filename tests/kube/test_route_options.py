@@ -1,0 +1,76 @@
+"""Route options through the whole controller on the in-memory cluster: refused with an SMI
+provider before anything is written, written into the HTTPRoute with the Gateway API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from canary.domain.status import ConditionType, Phase
+from canary.domain.weights import ALL_PRIMARY, Weights
+from tests.kube.harness import GATEWAY, LINKERD_SMI, NS, canary_body, cluster_with_app, release
+
+GATEWAY_CLUSTER = {**LINKERD_SMI, GATEWAY: ["v1", "v1beta1"]}
+NORTH_SOUTH = {
+    "port": 9898, "targetPort": "http",
+    "gatewayRefs": [{"name": "public", "namespace": "gateways"}],
+    "hosts": ["app.example.com"],
+    "timeout": "30s",
+    "headers": {"response": {"set": {"x-release": "canary"}}},
+}
+
+
+@pytest.mark.parametrize(
+    ("service", "analysis", "field"),
+    [
+        pytest.param({"port": 9898, "gatewayRefs": [{"name": "public"}]}, {}, "spec.service.gatewayRefs", id="refs"),
+        pytest.param({"port": 9898, "hosts": ["app.example.com"]}, {}, "spec.service.hosts", id="hosts"),
+        pytest.param({"port": 9898}, {"sessionAffinity": {"cookieName": "c"}}, "spec.analysis.sessionAffinity",
+                     id="session-affinity"),
+    ],
+)
+async def test_an_smi_canary_with_route_options_stalls_naming_the_field(
+        service: dict[str, Any], analysis: dict[str, Any], field: str) -> None:
+    cluster = cluster_with_app(GATEWAY_CLUSTER)
+    async with release(cluster, canary_body(provider="linkerd", service=service, analysis=analysis)) as r:
+        for _ in range(3):
+            await r.reconcile()
+            r.advance()
+        stalled, reason, message = r.condition(ConditionType.STALLED)
+    assert (stalled, reason) == (True, "InvalidSpec")
+    assert message.startswith(f"{field} is applied only with spec.provider: gatewayapi")
+    assert cluster.route_writes() == []
+
+
+async def test_a_north_south_release_with_session_affinity_writes_every_option() -> None:
+    cluster = cluster_with_app(GATEWAY_CLUSTER)
+    body = canary_body(provider="gatewayapi", service=NORTH_SOUTH,
+                       analysis={"sessionAffinity": {"cookieName": "canary-session", "maxAge": 600}})
+    async with release(cluster, body) as r:
+        await r.initialize()
+        r.push("6.0.1")
+        await r.run_until(lambda rel: rel.status.canary_weight == 20)
+        revision = r.status.last_applied_spec
+        mid_run = cluster.get("HTTPRoute", NS, "podinfo")
+        await r.run_until_phase(Phase.SUCCEEDED)
+        final = cluster.get("HTTPRoute", NS, "podinfo")
+
+    assert mid_run is not None and final is not None
+    for route in (mid_run, final):
+        spec = route["spec"]
+        assert spec["parentRefs"] == [{"group": GATEWAY, "kind": "Gateway", "name": "public", "namespace": "gateways"}]
+        assert spec["hostnames"] == ["app.example.com"]
+        for rule in spec["rules"]:
+            assert rule["timeouts"] == {"request": "30s"}
+            assert {"type": "ResponseHeaderModifier",
+                    "responseHeaderModifier": {"set": [{"name": "x-release", "value": "canary"}]}} in rule["filters"]
+    cookie_rule, split_rule = mid_run["spec"]["rules"]
+    assert revision in cookie_rule["matches"][0]["headers"][0]["value"]
+    assert split_rule["backendRefs"][1]["filters"][0]["responseHeaderModifier"]["add"] == [
+        {"name": "Set-Cookie", "value": f"canary-session={revision}; Max-Age=600; Path=/"}]
+    # Once promoted, the stickiness is gone: one rule, everything on the primary.
+    assert [len(final["spec"]["rules"]), final["spec"]["rules"][0]["backendRefs"][0]["weight"]] == [1, 100]
+    assert cluster.route_writes()[1:] == [Weights.canary_at(w) for w in (10, 20, 30, 40, 50)] + [ALL_PRIMARY]
+    # Our own writes read back as ours: no route was ever "restored".
+    assert cluster.events("RouteRestored") == []
