@@ -74,3 +74,46 @@ async def test_a_north_south_release_with_session_affinity_writes_every_option()
     assert cluster.route_writes()[1:] == [Weights.canary_at(w) for w in (10, 20, 30, 40, 50)] + [ALL_PRIMARY]
     # Our own writes read back as ours: no route was ever "restored".
     assert cluster.events("RouteRestored") == []
+
+
+@pytest.mark.parametrize(
+    ("analysis", "experiment_rules", "mirror"),
+    [
+        pytest.param({"match": [{"headers": {"x-canary": {"exact": "insider"}}}]}, 1, False, id="ab"),
+        pytest.param({"mirror": True, "mirrorWeight": 25}, 0, True, id="mirror"),
+    ],
+)
+async def test_a_blue_green_experiment_routes_it_while_judged_and_drops_it_after(
+        analysis: dict[str, Any], experiment_rules: int, mirror: bool) -> None:
+    cluster = cluster_with_app(GATEWAY_CLUSTER)
+    body = canary_body(provider="gatewayapi", analysis={
+        "stepWeight": None, "maxWeight": None, "iterations": 3, **analysis})
+    body["spec"]["analysis"] = {k: v for k, v in body["spec"]["analysis"].items() if v is not None}
+    async with release(cluster, body) as r:
+        await r.initialize()
+        r.push("6.0.1")
+        await r.run_until(lambda rel: rel.status.phase is Phase.PROGRESSING and rel.status.iterations >= 1)
+        during = cluster.get("HTTPRoute", NS, "podinfo")
+        await r.run_until_phase(Phase.SUCCEEDED)
+        after = cluster.get("HTTPRoute", NS, "podinfo")
+
+    assert during is not None and after is not None
+    rules = during["spec"]["rules"]
+    assert len(rules) == experiment_rules + 1
+    for rule in rules[:-1]:
+        assert rule["backendRefs"] == [{"name": "podinfo-canary", "port": 9898}]
+    split = rules[-1]
+    assert [b["weight"] for b in split["backendRefs"]] == [100, 0]
+    mirrors = [f for f in split.get("filters", []) if f["type"] == "RequestMirror"]
+    assert mirrors == ([{"type": "RequestMirror", "requestMirror": {
+        "backendRef": {"group": "", "kind": "Service", "name": "podinfo-canary", "port": 9898}, "percent": 25}}]
+        if mirror else [])
+    assert after["spec"]["rules"] == [{"backendRefs": [{"name": "podinfo-primary", "port": 9898, "weight": 100},
+                                                       {"name": "podinfo-canary", "port": 9898, "weight": 0}]}]
+    # Written once per shape (the experiment read back as such, not rewritten every pass), and
+    # never reported as changed from outside.
+    written = [c.body["spec"]["rules"] for c in cluster.calls
+               if c.method in ("create_namespaced_custom_object", "replace_namespaced_custom_object")
+               and c.body.get("kind") == "HTTPRoute"]
+    assert [len(rules) for rules in written] == [1, experiment_rules + 1, 1]
+    assert cluster.events("RouteRestored") == []
