@@ -1,22 +1,30 @@
-"""Scenario: a Flagger Gateway API Canary (gatewayRefs to a Gateway, hosts, timeouts, header
-filters) produces an HTTPRoute with exactly those, keeps them through a release, and the release
-completes.
+"""Scenarios of Flagger's Gateway API fields.
 
-The route attaches to a Gateway, so it routes north-south traffic; the simulated mesh routes only
-east-west (routes whose parent is a Service) and leaves this one alone. The scenario therefore has
-no metric checks and asserts on what the API server stores and on the release's phases, not on
-traffic shares.
+1. gatewayRefs to a Gateway, hosts, timeouts and header filters produce an HTTPRoute with
+   exactly those, kept through a release, and the release completes. The route attaches to a
+   Gateway, so it routes north-south traffic; the simulated mesh routes only east-west (routes
+   whose parent is a Service) and leaves it alone, so this scenario has no metric checks and
+   asserts on what the API server stores and on the release's phases, not on traffic.
+2. A/B testing by header (``analysis.match``) through the mesh: while the canary is judged, the
+   data plane sends every matching request, and only those, to the canary.
 """
 
 from __future__ import annotations
 
 import copy
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import pytest
 
 from e2e.conftest import StartController
 from e2e.harness import app
 from e2e.harness.environment import Environment
-from e2e.harness.kube import Kube
+from e2e.harness.kube import Kube, wait_for
 from e2e.harness.release import GATEWAY_GROUP, ReleaseWatcher, ship, template_version
 from e2e.harness.route_watch import ChangeRecorder, custom
 
@@ -106,3 +114,79 @@ def test_gateway_refs_hosts_and_filters_reach_the_route_and_a_release_completes(
     assert watcher.phases()[-1] == "Succeeded"
     # Our own writes read back as ours: nothing was "restored" along the way.
     assert [e for e in kube.events(NAME) if e.get("reason") == "RouteRestored"] == []
+
+
+# --- A/B testing through the mesh (the route attached to the apex Service) -------------------
+
+AB_HEADER = {"x-canary": "insider"}
+PROBES = 40
+
+
+@dataclass
+class Gate:
+    """A confirm-promotion endpoint: 403 until opened, then 200. It holds the release in
+    WaitingPromotion, where the A/B route stays, for as long as the scenario samples."""
+
+    opened: threading.Event = field(default_factory=threading.Event)
+    url: str = ""
+
+
+@pytest.fixture
+def gate() -> Iterator[Gate]:
+    state = Gate()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200 if state.opened.is_set() else 403)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/approve"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+
+
+def _backends(env: Environment, kube: Kube, headers: dict[str, str]) -> Counter[str | None]:
+    """Where the data plane sent ``PROBES`` requests with ``headers``, by backend Service."""
+    return Counter(env.mesh.client.send(kube.namespace, NAME, headers=headers).backend for _ in range(PROBES))
+
+
+def test_ab_by_header_sends_only_matching_requests_to_the_canary(
+    env: Environment, kube: Kube, start_controller: StartController, gate: Gate
+) -> None:
+    env.use_flavour("gatewayapi")
+    start_controller()
+    body = app.canary(NAME, kube.namespace, provider="gatewayapi", metrics=[], webhooks=[
+        {"name": "release-approval", "type": "confirm-promotion", "url": gate.url, "timeout": "2s"}])
+    analysis = body["spec"]["analysis"]
+    del analysis["stepWeight"], analysis["maxWeight"]
+    analysis.update(iterations=2, match=[{"headers": {"x-canary": {"exact": "insider"}}}])
+    kube.create(app.deployment(NAME, kube.namespace, annotations=app.behaviour("1"), replicas=1))
+    kube.create(body)
+    kube.wait_for_phase(NAME, "Initialized", timeout=90)
+    assert _backends(env, kube, AB_HEADER) == Counter({f"{NAME}-primary": PROBES})
+
+    ship(kube, NAME, "2")
+    kube.wait_for_phase(NAME, "WaitingPromotion", timeout=90)
+    # The data plane follows the route through its watch; wait until it serves the A/B rule.
+    wait_for(lambda: env.mesh.client.send(kube.namespace, NAME, headers=AB_HEADER).backend,
+             lambda backend: backend == f"{NAME}-canary", timeout=30, what="the A/B rule in the data plane")
+    matched, unmatched = _backends(env, kube, AB_HEADER), _backends(env, kube, {"x-canary": "outsider"})
+    assert kube.status(NAME)["phase"] == "WaitingPromotion", "the gate holds the A/B stage while sampling"
+    assert matched == Counter({f"{NAME}-canary": PROBES}), matched
+    assert unmatched == Counter({f"{NAME}-primary": PROBES}), unmatched
+
+    gate.opened.set()
+    final = kube.wait_for_phase(NAME, "Succeeded", "Failed", timeout=90)
+    assert final["phase"] == "Succeeded", final
+    assert template_version(kube.deployment(f"{NAME}-primary")) == "2"
+    # Released: the A/B rule is gone, and matching requests are served by the promoted primary.
+    wait_for(lambda: len(_route(kube)["spec"]["rules"]), lambda n: n == 1, timeout=30, what="the A/B rule removed")
+    wait_for(lambda: _backends(env, kube, AB_HEADER), lambda c: c == Counter({f"{NAME}-primary": PROBES}),
+             timeout=30, what="matching requests back on the primary")
