@@ -28,7 +28,7 @@ from canary.domain.actions import (
 )
 from canary.domain.spec import CanarySpec, WebhookSpec, WebhookType
 from canary.domain.status import CanaryStatus, Phase
-from canary.errors import Conflict, NotFound
+from canary.errors import Conflict, NotFound, RouterError
 from canary.kube.api import (
     CANARY_GROUP, CANARY_PLURAL, CANARY_VERSION, JSON_PATCH, MERGE_PATCH, REVERT_FINALIZER, KubeApi,
 )
@@ -41,7 +41,7 @@ from canary.kube.workloads import (
     service_matches,
 )
 from canary.notify.webhooks import WebhookPayload, notify
-from canary.routers.base import Router
+from canary.routers.base import Router, RouteTarget
 from canary.telemetry import bind_canary
 
 T = TypeVar("T")
@@ -205,12 +205,16 @@ class Executor:
         elif isinstance(action, Notify):
             self._notify(target, action.hook_type, status)
 
-    async def _conditional(self, target: Target, key: ObjectKey, seen: str | None, write: Awaitable[object]) -> None:
+    async def _conditional(self, target: Target, key: ObjectKey, seen: str | None,
+                           write: Awaitable[object]) -> Mapping[str, Any] | None:
+        """Performs ``write``; returns the object as the API server stored it (None: no body)."""
         try:
             result = await write
         except Conflict as exc:
             raise StaleWrite(key, seen, exc) from exc
-        target.written[key] = resource_version(self.api.to_dict(result)) if result is not None else None
+        stored = self.api.to_dict(result) if result is not None else None
+        target.written[key] = resource_version(stored) if stored is not None else None
+        return stored
 
     # --- workloads ---------------------------------------------------------------------------
 
@@ -368,13 +372,31 @@ class Executor:
         seen = target.seen(key)
         custom = self.api.custom
         if seen is None:
-            await self._conditional(target, key, None, self.api.call(
+            stored = await self._conditional(target, key, None, self.api.call(
                 custom.create_namespaced_custom_object, res.group, res.version, target.namespace, res.plural, body))
+            self._check_stored_route(router, route_target, action, stored)
             return
         body["metadata"]["resourceVersion"] = seen
-        await self._conditional(target, key, seen, self.api.call(
+        stored = await self._conditional(target, key, seen, self.api.call(
             custom.replace_namespaced_custom_object, res.group, res.version, target.namespace, res.plural,
             route_target.apex, body))
+        self._check_stored_route(router, route_target, action, stored)
+
+    @staticmethod
+    def _check_stored_route(router: Router, route_target: RouteTarget, action: SetRoute,
+                            stored: Mapping[str, Any] | None) -> None:
+        """A route the API server stores differently from what was written (a CRD older than the
+        field, which prunes it) would read back as someone else's on every pass, and each
+        rewrite would wake the next: fail the pass instead, with back-off and a message."""
+        if stored is None or router.read_weights(route_target, stored) == action.weights:
+            return
+        res = router.resource
+        raise RouterError(
+            f"the API server did not store the {res.kind} {route_target.namespace}/{route_target.apex} as written "
+            f"(routing {action.weights}): its {res.plural}.{res.group} CRD dropped or changed a field, most likely "
+            "one it is too old to know (spec.analysis.mirrorWeight needs Gateway API v1.3 or later). Upgrade the "
+            "CRDs or remove the option"
+        )
 
     # --- events and notifications ------------------------------------------------------------
 

@@ -3,6 +3,7 @@ provider before anything is written, written into the HTTPRoute with the Gateway
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -117,3 +118,40 @@ async def test_a_blue_green_experiment_routes_it_while_judged_and_drops_it_after
                and c.body.get("kind") == "HTTPRoute"]
     assert [len(rules) for rules in written] == [1, experiment_rules + 1, 1]
     assert cluster.events("RouteRestored") == []
+
+
+async def test_a_route_the_api_server_stores_without_a_field_fails_the_pass_instead_of_rewriting_forever(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster = cluster_with_app(GATEWAY_CLUSTER)
+    # A Gateway API CRD older than v1.3 prunes RequestMirror's percent as it stores the route.
+    store = cluster._replace
+
+    def prune_percent(kind: str, namespace: str, name: str, body: Any) -> dict[str, Any]:
+        body = copy.deepcopy(dict(body))
+        for rule in body.get("spec", {}).get("rules", []) if kind == "HTTPRoute" else []:
+            for flt in rule.get("filters", []):
+                flt.get("requestMirror", {}).pop("percent", None)
+        return store(kind, namespace, name, body)
+
+    monkeypatch.setattr(cluster, "_replace", prune_percent)
+    body = canary_body(provider="gatewayapi", analysis={"iterations": 3, "mirror": True, "mirrorWeight": 25})
+    for key in ("stepWeight", "maxWeight"):
+        del body["spec"]["analysis"][key]
+    async with release(cluster, body) as r:
+        await r.initialize()
+        r.push("6.0.1")
+        # The controller's own loop (run_pass), which turns a failed pass into back-off and a report.
+        delays = []
+        for _ in range(6):
+            delay = await r.reconciler.run_pass(now=r.now)
+            cluster.tick()
+            assert delay is not None
+            delays.append(delay)
+            r.advance(delay)
+        stalled, reason, message = r.condition(ConditionType.STALLED)
+    assert (stalled, reason) == (True, "ReconcileError")
+    assert "did not store the HTTPRoute test/podinfo as written (routing 100/0+experiment)" in message
+    assert "spec.analysis.mirrorWeight needs Gateway API v1.3 or later" in message
+    # Each attempt waits longer than the last: no write loop.
+    failing = delays[-3:]
+    assert failing == sorted(failing) and failing[0] < failing[-1]
