@@ -7,6 +7,8 @@
    asserts on what the API server stores and on the release's phases, not on traffic.
 2. A/B testing by header (``analysis.match``) through the mesh: while the canary is judged, the
    data plane sends every matching request, and only those, to the canary.
+3. Session affinity through the mesh: a request carrying the run's cookie reaches the canary
+   whatever the split says.
 """
 
 from __future__ import annotations
@@ -190,3 +192,41 @@ def test_ab_by_header_sends_only_matching_requests_to_the_canary(
     wait_for(lambda: len(_route(kube)["spec"]["rules"]), lambda n: n == 1, timeout=30, what="the A/B rule removed")
     wait_for(lambda: _backends(env, kube, AB_HEADER), lambda c: c == Counter({f"{NAME}-primary": PROBES}),
              timeout=30, what="matching requests back on the primary")
+
+
+def test_session_affinity_sends_requests_with_the_runs_cookie_to_the_canary(
+    env: Environment, kube: Kube, start_controller: StartController, gate: Gate
+) -> None:
+    """The routing half of Flagger's session affinity: a client holding the run's cookie stays on
+    the canary while the split would send most requests elsewhere. (The simulated mesh applies no
+    filters, so the Set-Cookie half is checked on the stored route, not on answers.)"""
+    env.use_flavour("gatewayapi")
+    start_controller()
+    body = app.canary(NAME, kube.namespace, provider="gatewayapi", metrics=[], step_weight=10, max_weight=10,
+                      webhooks=[{"name": "release-approval", "type": "confirm-promotion", "url": gate.url,
+                                 "timeout": "2s"}])
+    body["spec"]["analysis"]["sessionAffinity"] = {"cookieName": "canary-session", "maxAge": 600}
+    kube.create(app.deployment(NAME, kube.namespace, annotations=app.behaviour("1"), replicas=1))
+    kube.create(body)
+    kube.wait_for_phase(NAME, "Initialized", timeout=90)
+
+    revision = ship(kube, NAME, "2")["lastAppliedSpec"]
+    kube.wait_for_phase(NAME, "WaitingPromotion", timeout=90)
+    sticky = {"cookie": f"theme=dark; canary-session={revision}"}
+    wait_for(lambda: env.mesh.client.send(kube.namespace, NAME, headers=sticky).backend,
+             lambda backend: backend == f"{NAME}-canary", timeout=30, what="the cookie rule in the data plane")
+    with_cookie = _backends(env, kube, sticky)
+    stale_cookie = _backends(env, kube, {"cookie": "canary-session=0000000000000000"})
+    assert kube.status(NAME)["phase"] == "WaitingPromotion", "the gate holds the 90/10 split while sampling"
+    assert with_cookie == Counter({f"{NAME}-canary": PROBES}), with_cookie
+    # A cookie of another run is no ticket: those requests follow the 90/10 split.
+    assert stale_cookie[f"{NAME}-primary"] > stale_cookie[f"{NAME}-canary"], stale_cookie
+    split = _route(kube)["spec"]["rules"][-1]["backendRefs"]
+    assert [ref.get("filters") for ref in split] == [None, [{"type": "ResponseHeaderModifier", "responseHeaderModifier": {
+        "add": [{"name": "Set-Cookie", "value": f"canary-session={revision}; Max-Age=600; Path=/"}]}}]]
+
+    gate.opened.set()
+    final = kube.wait_for_phase(NAME, "Succeeded", "Failed", timeout=90)
+    assert final["phase"] == "Succeeded", final
+    wait_for(lambda: _backends(env, kube, sticky), lambda c: c == Counter({f"{NAME}-primary": PROBES}),
+             timeout=30, what="the run's cookie no longer pinning anyone once promoted")
