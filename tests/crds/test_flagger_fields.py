@@ -62,7 +62,7 @@ def _doc_rows(heading: str) -> dict[str, tuple[str, str]]:
 @pytest.mark.parametrize("kind", TABLES)
 def test_the_docs_table_is_the_table(kind: str) -> None:
     assert _doc_rows(kind) == {f.path: (f.support.value, f.note) for f in TABLES[kind]}, (
-        "regenerate the table in docs/api.md from canary/domain/flagger_fields.py")
+        "run `make docs-tables` to write the tables of docs/api.md from canary/domain/flagger_fields.py")
 
 
 def test_every_status_is_documented() -> None:

@@ -24,7 +24,7 @@ BASE: dict[str, Any] = {
     "analysis": {"interval": "1m", "threshold": 5, "stepWeight": 10, "maxWeight": 50,
                  "metrics": [{"name": "request-success-rate", "thresholdRange": {"min": 99}}]},
 }
-BOOLEANS = {"spec.service.portDiscovery", "spec.service.delegation"}
+BOOLEANS = {"spec.service.delegation"}
 
 
 def spec_with(path: str, value: Any) -> dict[str, Any]:
