@@ -6,6 +6,7 @@ For every Service ("apex") the table says where a request addressed to it goes:
   GAMMA pattern) routes it by its rules. Several such routes merge, rules ordered by the
   Gateway API's precedence. HTTPRoutes win over TrafficSplits, as in Linkerd, whose policy
   controller puts HTTPRoutes above the ServiceProfiles its SMI extension derives from splits.
+  A rule carries its filters (header modifiers, mirrors, URL rewrite) and its timeout.
 * Else a ``TrafficSplit`` whose ``spec.service`` is the Service splits it over the backends by
   relative weight. Of several, the oldest applies (the others are reported).
 * Else the Service sends requests to its own ready endpoints, as plain Kubernetes does.
@@ -13,6 +14,11 @@ For every Service ("apex") the table says where a request addressed to it goes:
 A backend Service's endpoints are the ready Pods of its namespace whose labels include its
 selector; a split never recurses into a backend's own split. The proxy picks a rule, a backend
 by weight, then an endpoint uniformly.
+
+North-south: an HTTPRoute with a Gateway parent routes requests whose host is one of its
+``hostnames`` (any host when it lists none), whichever Gateway it names. The routes matching a
+host merge across namespaces, ordered by hostname specificity and then the match precedence
+(:meth:`RoutingTable.for_host`). Such a route has no namespace; its ``service`` is the host.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from functools import cached_property
 from fractions import Fraction
 from typing import Any
 
+from e2e.mesh.filters import NO_FILTERS, Filters, filters_json
+from e2e.mesh.hostnames import normalise_host, specificity
 from e2e.mesh.objects import CATCH_ALL, HTTPRoute, ObjectMeta, Pod, RouteMatch, Service, TrafficSplit
 from e2e.mesh.weights import weight_json
 
@@ -56,6 +64,21 @@ class Backend:
     problem: str | None = None
     #: The status a request picked for this backend gets when it has a problem.
     problem_status: int = 503
+    #: The backend Service's namespace ("" in hand-made tables: the route's).
+    namespace: str = ""
+    #: The backendRef's own filters (HTTPRoute), applied after the rule's.
+    filters: Filters = field(default=NO_FILTERS, compare=False)
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """A ``RequestMirror`` target: a copy of ``fraction`` of the rule's requests goes there."""
+
+    service: str
+    namespace: str
+    fraction: Fraction
+    endpoints: tuple[Endpoint, ...]
+    problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +86,11 @@ class Rule:
     backends: tuple[Backend, ...]
     matches: tuple[RouteMatch, ...] = (CATCH_ALL,)
     zero_weight_status: int = ZERO_WEIGHT_STATUS_SPLIT
+    #: The rule's filters; its mirrors are resolved into :attr:`mirrors`.
+    filters: Filters = NO_FILTERS
+    mirrors: tuple[Mirror, ...] = ()
+    #: Seconds before the proxy gives up and answers 504; None: no limit.
+    timeout: float | None = None
     _cumulative: tuple[float, ...] = field(init=False, default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -127,6 +155,8 @@ class Route:
     warnings: tuple[str, ...] = ()
     #: When this routing configuration (see :attr:`signature`) was first installed.
     since: float = 0.0
+    #: The host a north-south route serves ("" for a Service's route).
+    host: str = ""
 
     @cached_property
     def signature(self) -> tuple[object, ...]:
@@ -138,16 +168,27 @@ class Route:
         """
         return (
             tuple((s.kind, s.api_version, s.name) for s in self.sources),
-            tuple((tuple((b.service, b.weight) for b in r.backends), r.matches) for r in self.rules),
+            tuple(
+                (tuple((b.service, b.weight, b.filters) for b in r.backends), r.matches, r.filters, r.timeout)
+                for r in self.rules
+            ),
         )
 
     def select(
         self, method: str, path: str, headers: Mapping[str, str], query: Mapping[str, str]
     ) -> int | None:
         """The index of the rule a request follows, or None when no rule matches it."""
+        chosen = self.choose(method, path, headers, query)
+        return chosen[0] if chosen is not None else None
+
+    def choose(
+        self, method: str, path: str, headers: Mapping[str, str], query: Mapping[str, str]
+    ) -> tuple[int, RouteMatch] | None:
+        """The rule a request follows and the match that chose it (a URL rewrite of the
+        matched prefix needs it), or None when no rule matches."""
         for index, match in self.candidates:
             if match.catch_all or match.matches(method, path, headers, query):
-                return index
+                return index, match
         return None
 
 
@@ -175,13 +216,46 @@ class Observed:
 
 
 @dataclass(frozen=True)
+class GatewayRoute:
+    """An HTTPRoute attached to a Gateway, its rules resolved to backends."""
+
+    http_route: HTTPRoute
+    rules: tuple[Rule, ...]
+    warnings: tuple[str, ...] = ()
+
+
+#: Hosts whose north-south route is computed on demand and kept, per table; bounds a runaway.
+MAX_CACHED_HOSTS = 1024
+
+
+@dataclass(frozen=True)
 class RoutingTable:
     routes: Mapping[tuple[str, str], Route] = field(default_factory=dict)
     #: Objects that route nothing, with the reason (unparseable, unknown apex, overridden, ...).
     rejected: tuple[Rejected, ...] = ()
+    #: HTTPRoutes with a Gateway parent, oldest first (then by "namespace/name").
+    gateway: tuple[GatewayRoute, ...] = ()
+    #: The north-south route of every hostname a Gateway route lists by name (not wildcard).
+    hosts: Mapping[str, Route] = field(default_factory=dict)
+    #: When the table was installed: the ``since`` of host routes computed on demand.
+    installed: float = 0.0
+    _on_demand: dict[str, Route | None] = field(default_factory=dict, compare=False, repr=False)
 
     def route(self, namespace: str, service: str) -> Route | None:
         return self.routes.get((namespace, service))
+
+    def for_host(self, host: str) -> Route | None:
+        """The north-south route of requests sent to ``host`` (a Host header), or None when no
+        Gateway route's hostnames match it."""
+        name = normalise_host(host)
+        route = self.hosts.get(name)
+        if route is not None or not self.gateway:
+            return route
+        if name not in self._on_demand:
+            if len(self._on_demand) >= MAX_CACHED_HOSTS:
+                self._on_demand.clear()
+            self._on_demand[name] = _host_route(name, self.gateway, since=self.installed)
+        return self._on_demand[name]
 
 
 EMPTY_TABLE = RoutingTable()
@@ -193,17 +267,22 @@ def build_table(observed: Observed) -> RoutingTable:
     rejected = list(observed.rejected)
 
     routes_by_apex: dict[tuple[str, str], list[HTTPRoute]] = {}
-    for http_route in observed.http_routes:
+    gateway: list[GatewayRoute] = []
+    for http_route in _oldest_first(observed.http_routes):
         attached = False
         for parent in http_route.parent_services:
             if (http_route.meta.namespace, parent) in services:
                 routes_by_apex.setdefault((http_route.meta.namespace, parent), []).append(http_route)
                 attached = True
+        if http_route.parent_gateways:
+            rules, warnings = _resolve_rules(http_route, services, endpoints)
+            gateway.append(GatewayRoute(http_route=http_route, rules=rules, warnings=warnings))
+            attached = True
         if not attached:
             reason = (
                 f"no parent Service exists ({', '.join(http_route.parent_services)})"
                 if http_route.parent_services
-                else "no parentRef names a Service (group \"\", kind Service)"
+                else "no parentRef names a Service (group \"\", kind Service) or a Gateway"
             )
             rejected.append(_rejected(http_route.meta, reason))
 
@@ -230,18 +309,27 @@ def build_table(observed: Observed) -> RoutingTable:
                 )
         else:
             routes[key] = _plain_route(service, endpoints)
-    return RoutingTable(routes=routes, rejected=tuple(rejected))
+    named_hosts = sorted({h for g in gateway for h in g.http_route.hostnames if not h.startswith("*.")})
+    hosts = {}
+    for host in named_hosts:
+        host_route = _host_route(host, gateway, since=0.0)
+        if host_route is not None:
+            hosts[host] = host_route
+    return RoutingTable(routes=routes, rejected=tuple(rejected), gateway=tuple(gateway), hosts=hosts)
 
 
 def carry_since(previous: RoutingTable, new: RoutingTable, now: float) -> RoutingTable:
     """``new`` with each route's ``since`` kept from ``previous`` when its configuration is the
-    same, and set to ``now`` when it changed or is new."""
-    routes = {}
-    for key, route in new.routes.items():
-        old = previous.routes.get(key)
+    same, and set to ``now`` when it changed or is new. Routes of hosts that no Gateway route
+    names (wildcards, routes without hostnames) are computed on demand and get ``now``."""
+
+    def carried(old: Route | None, route: Route) -> Route:
         since = old.since if old is not None and old.signature == route.signature else now
-        routes[key] = replace(route, since=since)
-    return replace(new, routes=routes)
+        return replace(route, since=since)
+
+    routes = {key: carried(previous.routes.get(key), route) for key, route in new.routes.items()}
+    hosts = {host: carried(previous.hosts.get(host), route) for host, route in new.hosts.items()}
+    return replace(new, routes=routes, hosts=hosts, installed=now, _on_demand={})
 
 
 def _endpoints_by_service(services: Iterable[Service], pods: Iterable[Pod]) -> dict[tuple[str, str], tuple[Endpoint, ...]]:
@@ -283,12 +371,19 @@ def _backend(
     endpoints: Mapping[tuple[str, str], tuple[Endpoint, ...]],
 ) -> Backend:
     if (namespace, name) not in services:
-        return Backend(service=name, weight=weight, endpoints=(), problem=f"Service {namespace}/{name} does not exist")
-    return Backend(service=name, weight=weight, endpoints=endpoints.get((namespace, name), ()))
+        return Backend(
+            service=name, weight=weight, endpoints=(), problem=f"Service {namespace}/{name} does not exist", namespace=namespace
+        )
+    return Backend(service=name, weight=weight, endpoints=endpoints.get((namespace, name), ()), namespace=namespace)
 
 
 def _plain_route(service: Service, endpoints: Mapping[tuple[str, str], tuple[Endpoint, ...]]) -> Route:
-    backend = Backend(service=service.meta.name, weight=Fraction(1), endpoints=endpoints.get(service.meta.key, ()))
+    backend = Backend(
+        service=service.meta.name,
+        weight=Fraction(1),
+        endpoints=endpoints.get(service.meta.key, ()),
+        namespace=service.meta.namespace,
+    )
     return Route(
         namespace=service.meta.namespace,
         service=service.meta.name,
@@ -319,42 +414,119 @@ def _split_route(
     )
 
 
+def _oldest_first(http_routes: Iterable[HTTPRoute]) -> list[HTTPRoute]:
+    """The Gateway API's tie-break between routes: the oldest, then "{namespace}/{name}"."""
+    return sorted(http_routes, key=lambda r: (r.meta.created, r.meta.namespace, r.meta.name))
+
+
+def _resolve_rules(
+    http_route: HTTPRoute,
+    services: Mapping[tuple[str, str], Service],
+    endpoints: Mapping[tuple[str, str], tuple[Endpoint, ...]],
+) -> tuple[tuple[Rule, ...], tuple[str, ...]]:
+    namespace = http_route.meta.namespace
+    rules: list[Rule] = []
+    warnings: list[str] = []
+    for rule_rank, raw in enumerate(http_route.rules):
+        backends = tuple(
+            replace(
+                Backend(
+                    service=b.name, weight=b.weight, endpoints=(), problem=b.problem, problem_status=500, namespace=namespace
+                )
+                if b.problem
+                else _backend(namespace, b.name, b.weight, services, endpoints),
+                filters=b.filters,
+            )
+            for b in raw.backends
+        )
+        mirrors = tuple(
+            Mirror(
+                service=m.service,
+                namespace=namespace,
+                fraction=m.fraction,
+                endpoints=endpoints.get((namespace, m.service), ()),
+                problem=m.problem
+                or (None if (namespace, m.service) in services else f"Service {namespace}/{m.service} does not exist"),
+            )
+            for m in raw.filters.mirrors
+        )
+        ignored = [*raw.filters.ignored, *(t for b in raw.backends for t in b.filters.ignored)]
+        if ignored:
+            warnings.append(f"HTTPRoute {http_route.meta.name} rule {rule_rank}: filters {', '.join(ignored)} are ignored")
+        rules.append(
+            Rule(
+                backends=backends,
+                matches=raw.matches,
+                zero_weight_status=ZERO_WEIGHT_STATUS_HTTPROUTE,
+                filters=raw.filters,
+                mirrors=mirrors,
+                timeout=raw.timeout,
+            )
+        )
+    return tuple(rules), tuple(warnings)
+
+
+def _merged_route(
+    namespace: str,
+    service: str,
+    ranked: list[tuple[tuple[object, ...], HTTPRoute, tuple[Rule, ...]]],
+    warnings: list[str],
+    *,
+    host: str = "",
+    since: float = 0.0,
+) -> Route:
+    """One route out of several HTTPRoutes' rules. ``ranked`` is in tie-break order (oldest
+    first); each entry's key sorts before the match precedence (a north-south route's
+    hostname specificity, empty for a Service's routes)."""
+    rules: list[Rule] = []
+    keyed: list[tuple[tuple[object, ...], int, RouteMatch]] = []
+    for route_rank, (head, _, route_rules) in enumerate(ranked):
+        for rule_rank, rule in enumerate(route_rules):
+            rule_index = len(rules)
+            rules.append(rule)
+            for match in rule.matches:
+                keyed.append((head + _precedence(match) + (route_rank, rule_rank), rule_index, match))
+    keyed.sort(key=lambda item: item[0])
+    return Route(
+        namespace=namespace,
+        service=service,
+        sources=tuple(Source.of(r.meta) for _, r, _ in ranked),
+        rules=tuple(rules),
+        candidates=tuple((index, match) for _, index, match in keyed),
+        warnings=tuple(warnings),
+        host=host,
+        since=since,
+    )
+
+
 def _http_route_route(
     service: Service,
     http_routes: list[HTTPRoute],
     services: Mapping[tuple[str, str], Service],
     endpoints: Mapping[tuple[str, str], tuple[Endpoint, ...]],
 ) -> Route:
-    namespace = service.meta.namespace
-    # Ties between routes go to the oldest, then to "{namespace}/{name}" in alphabetical order.
-    ordered = sorted(http_routes, key=lambda r: (r.meta.created, r.meta.namespace, r.meta.name))
-    rules: list[Rule] = []
-    keyed: list[tuple[tuple[object, ...], int, RouteMatch]] = []
+    ranked: list[tuple[tuple[object, ...], HTTPRoute, tuple[Rule, ...]]] = []
     warnings: list[str] = []
-    for route_rank, http_route in enumerate(ordered):
-        for rule_rank, raw in enumerate(http_route.rules):
-            backends = tuple(
-                Backend(service=b.name, weight=b.weight, endpoints=(), problem=b.problem, problem_status=500)
-                if b.problem
-                else _backend(namespace, b.name, b.weight, services, endpoints)
-                for b in raw.backends
-            )
-            if raw.has_filters:
-                warnings.append(f"HTTPRoute {http_route.meta.name} rule {rule_rank}: filters are ignored")
-            rule_index = len(rules)
-            rules.append(Rule(backends=backends, matches=raw.matches, zero_weight_status=ZERO_WEIGHT_STATUS_HTTPROUTE))
-            for match in raw.matches:
-                keyed.append((_precedence(match) + (route_rank, rule_rank), rule_index, match))
+    for http_route in _oldest_first(http_routes):
+        rules, rule_warnings = _resolve_rules(http_route, services, endpoints)
+        ranked.append(((), http_route, rules))
+        warnings.extend(rule_warnings)
         warnings.extend(f"HTTPRoute {http_route.meta.name}: parentRef {p}" for p in http_route.ignored_parents)
-    keyed.sort(key=lambda item: item[0])
-    return Route(
-        namespace=namespace,
-        service=service.meta.name,
-        sources=tuple(Source.of(r.meta) for r in ordered),
-        rules=tuple(rules),
-        candidates=tuple((index, match) for _, index, match in keyed),
-        warnings=tuple(warnings),
-    )
+    return _merged_route(service.meta.namespace, service.meta.name, ranked, warnings)
+
+
+def _host_route(host: str, gateway: Iterable[GatewayRoute], *, since: float) -> Route | None:
+    ranked: list[tuple[tuple[object, ...], HTTPRoute, tuple[Rule, ...]]] = []
+    warnings: list[str] = []
+    for entry in gateway:
+        score = specificity(entry.http_route.hostnames, host)
+        if score is None:
+            continue
+        ranked.append(((-score[0], -score[1]), entry.http_route, entry.rules))
+        warnings.extend(entry.warnings)
+    if not ranked:
+        return None
+    return _merged_route("", host, ranked, warnings, host=host, since=since)
 
 
 def _precedence(match: RouteMatch) -> tuple[object, ...]:
@@ -378,6 +550,17 @@ def route_json(route: Route) -> dict[str, Any]:
             {
                 "matches": [m.describe() for m in rule.matches],
                 "zeroWeightStatus": rule.zero_weight_status,
+                "timeoutSeconds": rule.timeout,
+                "filters": filters_json(rule.filters),
+                "mirrors": [
+                    {
+                        "service": m.service,
+                        "percent": float(m.fraction * 100),
+                        "endpoints": [e.name for e in m.endpoints],
+                        "problem": m.problem,
+                    }
+                    for m in rule.mirrors
+                ],
                 "backends": [
                     {
                         "service": b.service,
@@ -385,6 +568,7 @@ def route_json(route: Route) -> dict[str, Any]:
                         "percent": float(b.weight * 100 / total) if total else 0.0,
                         "endpoints": [e.name for e in b.endpoints],
                         "problem": b.problem,
+                        "filters": filters_json(b.filters),
                     }
                     for b in rule.backends
                 ],
@@ -394,6 +578,7 @@ def route_json(route: Route) -> dict[str, Any]:
     return {
         "namespace": route.namespace,
         "service": route.service,
+        "host": route.host,
         "sources": [s.as_json() for s in route.sources],
         "since": route.since,
         # The first rule's weights: the whole story for everything the controller writes.

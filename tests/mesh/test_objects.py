@@ -87,15 +87,20 @@ def test_http_route_defaults() -> None:
     assert [b.weight for b in route.rules[0].backends] == [1, 3]
 
 
-def test_http_route_parents_other_than_same_namespace_services_are_ignored() -> None:
+def test_http_route_parents_services_gateways_and_ignored() -> None:
     body = http_route_obj("test", "podinfo", [("a", 1)])
     body["spec"]["parentRefs"] = [
-        {"name": "gw"},  # a Gateway (the group defaults to the Gateway API's)
+        {"name": "gw"},  # a Gateway (the group and kind default to the Gateway API's Gateway)
+        {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "edge", "namespace": "infra"},
         {"group": "", "kind": "Service", "name": "other", "namespace": "elsewhere"},
+        {"group": "example.com", "kind": "Mesh", "name": "m"},
         {"group": "", "kind": "Service", "name": "podinfo"},
     ]
+    body["spec"]["hostnames"] = ["App.Example.com", "*.example.org"]
     route = parse_http_route(body, "gateway.networking.k8s.io/v1")
     assert route.parent_services == ("podinfo",)
+    assert route.parent_gateways == ("test/gw", "infra/edge")
+    assert route.hostnames == ("app.example.com", "*.example.org")
     assert len(route.ignored_parents) == 2
 
 
