@@ -164,6 +164,10 @@ class BackendPool:
                     "version": server.version,
                     "status": status,
                     "path": request.path,
+                    # What arrived, after the route's filters: tests check rewrites and headers.
+                    "host": request.host,
+                    "query": request.query_string,
+                    "headers": {k: v for k, v in request.headers.items()},
                 },
                 status=status,
             )
