@@ -1,30 +1,43 @@
-"""A load generator: steady request streams through the proxy, one per target Service.
+"""A load generator: steady request streams through the proxy.
+
+A stream is named (by default ``<service>.<namespace>``, so one stream per Service unless the
+caller names them) and sends every request alike: its method, path, query parameters, headers
+(cookies are a ``Cookie`` header) and ``Host``: the Service's address, or any hostname, which
+makes it north-south traffic for an HTTPRoute attached to a Gateway. Two streams with different
+headers to one Service are how a test drives A/B traffic. Each request carries the stream's name
+(``x-mesh-load``), so the stats count requests per stream and backend; the stream itself also
+counts the backends that answered (``x-mesh-backend``).
 
 Requests are evenly paced at the stream's rate. At most ``concurrency`` are in flight per
 stream; a request that would exceed it is not sent and counts as ``dropped`` (a load tester with
 a fixed pool of workers behaves the same way), so a slow backend cannot pile up unbounded work.
-The rate changes at run time; 0 stops the stream. The generator identifies itself to the proxy
-as the meshed workload ``mesh-loadgen`` of the target's namespace, so the outbound side of its
-requests is in the metrics as well.
+The rate changes at run time; 0 stops the stream. For Service traffic the generator identifies
+itself to the proxy as the meshed workload ``mesh-loadgen`` of the target's namespace, so the
+outbound side of its requests is in the metrics as well; north-south traffic comes from outside
+the mesh.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import urllib.parse
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
-from e2e.mesh.proxy import CLIENT_HEADER
+from e2e.mesh.proxy import BACKEND_HEADER, CLIENT_HEADER, LOAD_HEADER
 
 log = logging.getLogger(__name__)
 
 WORKLOAD = "mesh-loadgen"
 DEFAULT_CONCURRENCY = 128
 MAX_RPS = 5000.0
+MAX_HEADERS = 64
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 # After a stall (a busy loop), pacing restarts from now rather than bursting to catch up.
 _MAX_LAG = 1.0
 _REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)
@@ -41,6 +54,14 @@ class LoadStream:
     rps: float
     path: str = "/"
     concurrency: int = DEFAULT_CONCURRENCY
+    name: str = ""
+    #: The Host header; "" for the Service's address.
+    host: str = ""
+    method: str = "GET"
+    headers: dict[str, str] = field(default_factory=dict)
+    query: dict[str, str] = field(default_factory=dict)
+    #: Answers per backend Service (the proxy's ``x-mesh-backend``; "" for the proxy's own).
+    backends: Counter[str] = field(default_factory=Counter)
     sent: int = 0
     completed: int = 0
     errors: int = 0
@@ -63,14 +84,31 @@ class LoadStream:
             "inFlight": self.in_flight,
             "statuses": dict(self.statuses),
             "lastError": self.last_error,
+            "name": self.name,
+            "host": self.host,
+            "method": self.method,
+            "headers": dict(self.headers),
+            "query": dict(self.query),
+            "backends": dict(self.backends),
         }
+
+    @property
+    def authority(self) -> str:
+        return self.host or f"{self.service}.{self.namespace}"
+
+    @property
+    def target(self) -> str:
+        """The path with the query parameters."""
+        if not self.query:
+            return self.path
+        return self.path + ("&" if "?" in self.path else "?") + urllib.parse.urlencode(self.query)
 
 
 class LoadGenerator:
     def __init__(self, proxy_url: str) -> None:
         self._proxy_url = proxy_url.rstrip("/")
-        self._streams: dict[tuple[str, str], LoadStream] = {}
-        self._pacers: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._streams: dict[str, LoadStream] = {}
+        self._pacers: dict[str, asyncio.Task[None]] = {}
         self._requests: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
 
@@ -78,35 +116,59 @@ class LoadGenerator:
         return [self._streams[k] for k in sorted(self._streams)]
 
     def set(
-        self, namespace: str, service: str, rps: float, *, path: str | None = None, concurrency: int | None = None
+        self,
+        namespace: str,
+        service: str,
+        rps: float,
+        *,
+        path: str | None = None,
+        concurrency: int | None = None,
+        name: str | None = None,
+        host: str | None = None,
+        method: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | None = None,
+        query: Mapping[str, str] | None = None,
     ) -> LoadStream | None:
-        """Start, change or (``rps == 0``) stop the stream to ``service.namespace``."""
-        if not namespace or not service:
-            raise LoadError("namespace and service are required")
+        """Start, change or (``rps == 0``) stop the stream ``name`` (by default
+        ``service.namespace``) to ``service.namespace``, or to ``host`` when given (then namespace
+        and service may be ""). Settings left None keep their current value; ``cookies`` become
+        the ``Cookie`` header."""
+        if not host and (not namespace or not service):
+            raise LoadError("namespace and service are required, unless a host is given")
         if not 0 <= rps <= MAX_RPS:
             raise LoadError(f"rps must be between 0 and {MAX_RPS:g}, got {rps}")
         if concurrency is not None and concurrency < 1:
             raise LoadError(f"concurrency must be at least 1, got {concurrency}")
         if path is not None and not path.startswith("/"):
             raise LoadError(f"path must start with '/', got {path!r}")
-        key = (namespace, service)
+        if method is not None and method.upper() not in METHODS:
+            raise LoadError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        sent_headers = _headers(headers, cookies)
+        key = name or (host if host and not service else f"{service}.{namespace}")
         pacer = self._pacers.pop(key, None)
         if pacer is not None:
             pacer.cancel()
         if rps == 0:
             self._streams.pop(key, None)
-            log.info("load to %s.%s stopped", service, namespace)
+            log.info("load stream %s stopped", key)
             return None
         stream = self._streams.get(key)
         if stream is None:
-            stream = self._streams[key] = LoadStream(namespace=namespace, service=service, rps=rps)
+            stream = self._streams[key] = LoadStream(namespace=namespace, service=service, rps=rps, name=key)
         stream.rps = rps
-        if path is not None:
-            stream.path = path
-        if concurrency is not None:
-            stream.concurrency = concurrency
+        for attribute, value in (
+            ("path", path),
+            ("concurrency", concurrency),
+            ("host", host),
+            ("method", method.upper() if method else None),
+            ("headers", sent_headers),
+            ("query", dict(query) if query is not None else None),
+        ):
+            if value is not None:
+                setattr(stream, attribute, value)
         self._pacers[key] = asyncio.get_running_loop().create_task(self._pace(stream))
-        log.info("load to %s.%s: %g rps", service, namespace, rps)
+        log.info("load stream %s to %s: %g rps", key, stream.authority, rps)
         return stream
 
     async def close(self) -> None:
@@ -145,14 +207,14 @@ class LoadGenerator:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=1024, limit_per_host=1024)
             self._session = aiohttp.ClientSession(connector=connector, timeout=_REQUEST_TIMEOUT)
-        headers = {
-            "Host": f"{stream.service}.{stream.namespace}",
-            CLIENT_HEADER: f"{stream.namespace}/{WORKLOAD}/{WORKLOAD}",
-        }
+        headers = {**stream.headers, "Host": stream.authority, LOAD_HEADER: stream.name}
+        if not stream.host and stream.namespace:
+            headers[CLIENT_HEADER] = f"{stream.namespace}/{WORKLOAD}/{WORKLOAD}"
         try:
-            async with self._session.get(self._proxy_url + stream.path, headers=headers) as answer:
+            async with self._session.request(stream.method, self._proxy_url + stream.target, headers=headers) as answer:
                 await answer.read()
                 stream.statuses[str(answer.status)] += 1
+                stream.backends[answer.headers.get(BACKEND_HEADER, "")] += 1
                 stream.completed += 1
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             stream.errors += 1
@@ -160,3 +222,17 @@ class LoadGenerator:
         finally:
             stream.in_flight -= 1
 
+
+
+def _headers(headers: Mapping[str, str] | None, cookies: Mapping[str, str] | None) -> dict[str, str] | None:
+    if headers is None and cookies is None:
+        return None
+    out = {str(k): str(v) for k, v in (headers or {}).items()}
+    reserved = {"host", LOAD_HEADER, CLIENT_HEADER}
+    if any(k.lower() in reserved for k in out):
+        raise LoadError(f"headers may not set {', '.join(sorted(reserved))}: use host (and name) instead")
+    if cookies:
+        out["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
+    if len(out) > MAX_HEADERS:
+        raise LoadError(f"at most {MAX_HEADERS} headers, got {len(out)}")
+    return out
