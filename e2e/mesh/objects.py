@@ -66,8 +66,14 @@ class TrafficSplit:
     meta: ObjectMeta
     service: str
     backends: tuple[SplitBackend, ...]
-    #: v1alpha3+ ``matches`` (references to HTTPRouteGroups); the mesh does not read those.
-    has_matches: bool = False
+    #: v1alpha3+ ``matches``: names of the HTTPRouteGroups whose requests this split routes.
+    route_groups: tuple[str, ...] = ()
+    #: ``matches`` entries of another kind (TCPRoute, ...), which route nothing here.
+    other_matches: tuple[str, ...] = ()
+
+    @property
+    def has_matches(self) -> bool:
+        return bool(self.route_groups or self.other_matches)
 
 
 @dataclass(frozen=True)
@@ -277,7 +283,25 @@ def parse_traffic_split(obj: Mapping[str, Any], api_version: str) -> TrafficSpli
         except WeightError as exc:
             raise ObjectError(f"spec.backends[{index}].weight: {exc}") from exc
         backends.append(SplitBackend(service=name, weight=weight))
-    return TrafficSplit(meta=meta, service=service, backends=tuple(backends), has_matches=bool(spec.get("matches")))
+    groups, others = _split_matches(spec.get("matches"))
+    return TrafficSplit(meta=meta, service=service, backends=tuple(backends), route_groups=groups, other_matches=others)
+
+
+def _split_matches(raw: object) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if raw is None:
+        return (), ()
+    if not isinstance(raw, Sequence) or isinstance(raw, str):
+        raise ObjectError("spec.matches is not a list")
+    groups: list[str] = []
+    others: list[str] = []
+    for index, ref in enumerate(raw):
+        if not isinstance(ref, Mapping) or not isinstance(ref.get("name"), str) or not ref["name"]:
+            raise ObjectError(f"spec.matches[{index}] needs a name")
+        if ref.get("kind", "HTTPRouteGroup") == "HTTPRouteGroup":
+            groups.append(ref["name"])
+        else:
+            others.append(f"{ref.get('kind')} {ref['name']}")
+    return tuple(groups), tuple(others)
 
 
 def parse_http_route(obj: Mapping[str, Any], api_version: str) -> HTTPRoute:

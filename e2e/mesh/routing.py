@@ -8,7 +8,10 @@ For every Service ("apex") the table says where a request addressed to it goes:
   controller puts HTTPRoutes above the ServiceProfiles its SMI extension derives from splits.
   A rule carries its filters (header modifiers, mirrors, URL rewrite) and its timeout.
 * Else a ``TrafficSplit`` whose ``spec.service`` is the Service splits it over the backends by
-  relative weight. Of several, the oldest applies (the others are reported).
+  relative weight. Of several without ``matches``, the oldest applies (the others are
+  reported). A split with ``matches`` (v1alpha3+) routes only the requests of the HTTPRouteGroups
+  it names, ahead of the others (oldest split first); requests of none of them follow the split
+  without matches, or, when there is none, go to the apex Service's own endpoints.
 * Else the Service sends requests to its own ready endpoints, as plain Kubernetes does.
 
 A backend Service's endpoints are the ready Pods of its namespace whose labels include its
@@ -34,6 +37,7 @@ from typing import Any
 from e2e.mesh.filters import NO_FILTERS, Filters, filters_json
 from e2e.mesh.hostnames import normalise_host, specificity
 from e2e.mesh.objects import CATCH_ALL, HTTPRoute, ObjectMeta, Pod, RouteMatch, Service, TrafficSplit
+from e2e.mesh.route_groups import HTTPRouteGroup
 from e2e.mesh.weights import weight_json
 
 #: TrafficSplit weights that sum to 0 leave nowhere to send a request.
@@ -211,6 +215,7 @@ class Observed:
     pods: tuple[Pod, ...] = ()
     splits: tuple[TrafficSplit, ...] = ()
     http_routes: tuple[HTTPRoute, ...] = ()
+    route_groups: tuple[HTTPRouteGroup, ...] = ()
     #: Objects that could not be parsed, passed through for reporting.
     rejected: tuple[Rejected, ...] = ()
 
@@ -263,6 +268,7 @@ EMPTY_TABLE = RoutingTable()
 
 def build_table(observed: Observed) -> RoutingTable:
     services = {s.meta.key: s for s in observed.services}
+    groups = {g.meta.key: g for g in observed.route_groups}
     endpoints = _endpoints_by_service(observed.services, observed.pods)
     rejected = list(observed.rejected)
 
@@ -302,11 +308,19 @@ def build_table(observed: Observed) -> RoutingTable:
                 rejected.append(_rejected(split.meta, f"overridden by HTTPRoute on Service {service.meta.name}"))
         elif key in splits_by_apex:
             ordered = sorted(splits_by_apex[key], key=lambda s: (s.meta.created, s.meta.name))
-            routes[key] = _split_route(service, ordered[0], services, endpoints)
-            for other in ordered[1:]:
+            unmatched = [s for s in ordered if not s.has_matches]
+            for other in unmatched[1:]:
                 rejected.append(
-                    _rejected(other.meta, f"TrafficSplit {ordered[0].meta.name} is older and routes {service.meta.name}")
+                    _rejected(other.meta, f"TrafficSplit {unmatched[0].meta.name} is older and routes {service.meta.name}")
                 )
+            routes[key] = _split_route(
+                service,
+                unmatched[0] if unmatched else None,
+                [s for s in ordered if s.has_matches],
+                groups,
+                services,
+                endpoints,
+            )
         else:
             routes[key] = _plain_route(service, endpoints)
     named_hosts = sorted({h for g in gateway for h in g.http_route.hostnames if not h.startswith("*.")})
@@ -395,21 +409,51 @@ def _plain_route(service: Service, endpoints: Mapping[tuple[str, str], tuple[End
 
 def _split_route(
     service: Service,
-    split: TrafficSplit,
+    split: TrafficSplit | None,
+    matched: list[TrafficSplit],
+    groups: Mapping[tuple[str, str], HTTPRouteGroup],
     services: Mapping[tuple[str, str], Service],
     endpoints: Mapping[tuple[str, str], tuple[Endpoint, ...]],
 ) -> Route:
+    """The route of an apex with TrafficSplits: rule 0 is the split without matches (or the
+    apex's own endpoints), tried last; then one rule per split with matches, oldest first."""
     namespace = service.meta.namespace
-    backends = tuple(_backend(namespace, b.service, b.weight, services, endpoints) for b in split.backends)
-    warnings = []
-    if split.has_matches:
-        warnings.append("spec.matches (HTTPRouteGroups) is not supported: the split applies to every request")
+    if split is not None:
+        default = Rule(
+            backends=tuple(_backend(namespace, b.service, b.weight, services, endpoints) for b in split.backends),
+            zero_weight_status=ZERO_WEIGHT_STATUS_SPLIT,
+        )
+    else:
+        default = _plain_route(service, endpoints).rules[0]
+    rules = [default]
+    candidates: list[tuple[int, RouteMatch]] = []
+    warnings: list[str] = []
+    for other in matched:
+        matches: list[RouteMatch] = []
+        for name in other.route_groups:
+            group = groups.get((namespace, name))
+            if group is None:
+                warnings.append(f"TrafficSplit {other.meta.name}: HTTPRouteGroup {name} does not exist and matches nothing")
+                continue
+            matches.extend(group.matches)
+        if other.other_matches:
+            warnings.append(
+                f"TrafficSplit {other.meta.name}: matches {', '.join(other.other_matches)} are not HTTPRouteGroups: ignored"
+            )
+        backends = tuple(_backend(namespace, b.service, b.weight, services, endpoints) for b in other.backends)
+        index = len(rules)
+        rules.append(Rule(backends=backends, matches=tuple(matches), zero_weight_status=ZERO_WEIGHT_STATUS_SPLIT))
+        candidates.extend((index, m) for m in matches)
+    candidates.append((0, CATCH_ALL))
+    sources = ([Source.of(split.meta)] if split is not None else [Source.of(service.meta)]) + [
+        Source.of(m.meta) for m in matched
+    ]
     return Route(
         namespace=namespace,
         service=service.meta.name,
-        sources=(Source.of(split.meta),),
-        rules=(Rule(backends=backends, zero_weight_status=ZERO_WEIGHT_STATUS_SPLIT),),
-        candidates=((0, CATCH_ALL),),
+        sources=tuple(sources),
+        rules=tuple(rules),
+        candidates=tuple(candidates),
         warnings=tuple(warnings),
     )
 

@@ -43,9 +43,10 @@ def test_quantities_are_read_in_later_versions_too() -> None:
     assert [b.weight for b in parse_traffic_split(body, "v1alpha2").backends] == [Fraction(1, 2), Fraction(1)]
 
 
-def test_v1alpha3_matches_are_flagged() -> None:
+def test_v1alpha3_matches_name_route_groups() -> None:
     body = split_obj("test", "podinfo", [("a", 1)], version="v1alpha3", matches=True)
-    assert parse_traffic_split(body, "split.smi-spec.io/v1alpha3").has_matches
+    parsed = parse_traffic_split(body, "split.smi-spec.io/v1alpha3")
+    assert parsed.has_matches and parsed.route_groups == ("ab",)
 
 
 @pytest.mark.parametrize(

@@ -63,7 +63,7 @@ class Harness:
     def names(self, kind: str) -> set[str]:
         observed = self.state.observed()
         objs = {"Service": observed.services, "Pod": observed.pods, "TrafficSplit": observed.splits,
-                "HTTPRoute": observed.http_routes}[kind]  # fmt: skip
+                "HTTPRoute": observed.http_routes, "HTTPRouteGroup": observed.route_groups}[kind]  # fmt: skip
         return {o.meta.name for o in objs}
 
 
@@ -178,7 +178,7 @@ def test_unusable_objects_arrive_as_rejected(harness: Harness) -> None:
 
 
 def test_all_synced_once_every_resource_reported(harness: Harness) -> None:
-    harness.start("Service", "Pod", "TrafficSplit", "HTTPRoute")
+    harness.start(*harness.resources)
     harness.wait(harness.state.synced)
 
 
