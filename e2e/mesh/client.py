@@ -247,6 +247,9 @@ class LoadStreamInfo:
     query: Mapping[str, str] = field(default_factory=dict)
     #: Answers per backend Service ("" for answers the proxy gave by itself).
     backends: Mapping[str, int] = field(default_factory=dict)
+    users: int = 0
+    #: With ``users``: per user, answers from another backend than the previous, "from->to".
+    switches: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LoadStreamInfo:
@@ -269,6 +272,8 @@ class LoadStreamInfo:
             headers=dict(data.get("headers") or {}),
             query=dict(data.get("query") or {}),
             backends=dict(data.get("backends") or {}),
+            users=data.get("users") or 0,
+            switches=dict(data.get("switches") or {}),
         )
 
 
@@ -365,6 +370,7 @@ class MeshClient:
         headers: Mapping[str, str] | None = None,
         cookies: Mapping[str, str] | None = None,
         query: Mapping[str, str] | None = None,
+        users: int | None = None,
     ) -> LoadStreamInfo | None:
         """Send ``rps`` requests/second to ``service.namespace`` through the proxy; 0 stops.
 
@@ -372,7 +378,9 @@ class MeshClient:
         kinds of request to one Service at once (``headers={"x-canary": "insider"}`` and none).
         ``host`` replaces the Service address in ``Host`` (north-south traffic to a Gateway
         route's hostname; namespace and service may then be ""). ``cookies`` become the
-        ``Cookie`` header, ``query`` the query string. Settings left None keep their value."""
+        ``Cookie`` header, ``query`` the query string. ``users`` simulated browsers keep the
+        cookies their answers set (session affinity; see ``LoadStreamInfo.switches``). Settings
+        left None keep their value."""
         body: dict[str, Any] = {"namespace": namespace, "service": service, "rps": rps}
         for key, value in (
             ("path", path),
@@ -383,6 +391,7 @@ class MeshClient:
             ("headers", dict(headers) if headers is not None else None),
             ("cookies", dict(cookies) if cookies is not None else None),
             ("query", dict(query) if query is not None else None),
+            ("users", users),
         ):
             if value is not None:
                 body[key] = value
@@ -401,13 +410,14 @@ class MeshClient:
         headers: Mapping[str, str] | None = None,
         cookies: Mapping[str, str] | None = None,
         query: Mapping[str, str] | None = None,
+        users: int | None = None,
     ) -> LoadStreamInfo | None:
         """North-south load: ``rps`` requests/second with ``Host: host``, routed by the
         HTTPRoutes attached to a Gateway that list the host. The stream is ``name`` (default
         ``host``); 0 stops it."""
         return self.set_load(
             "", "", rps, path=path, concurrency=concurrency, name=name, host=host, method=method,
-            headers=headers, cookies=cookies, query=query,
+            headers=headers, cookies=cookies, query=query, users=users,
         )  # fmt: skip
 
     def stop_load(self, namespace: str, service: str, *, name: str | None = None) -> None:

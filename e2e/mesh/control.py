@@ -7,7 +7,7 @@
 ``GET /pods``          the backend servers running, one per ready Pod, with their behaviour
 ``GET /load``          the load streams
 ``PUT /load``          ``{"namespace", "service", "rps", "path"?, "concurrency"?, "name"?,
-                       "host"?, "method"?, "headers"?, "cookies"?, "query"?}``; rps 0 stops
+                       "host"?, "method"?, "headers"?, "cookies"?, "query"?, "users"?}``; rps 0 stops
                        the stream ``name`` (default ``service.namespace``); with ``host`` the
                        namespace and service may be omitted (north-south traffic)
 ``GET /stats``         ``?namespace=&service=``, or ``?host=`` for a Gateway hostname: counts per
@@ -89,6 +89,7 @@ def control_app(
                 headers=_string_map(body, "headers"),
                 cookies=_string_map(body, "cookies"),
                 query=_string_map(body, "query"),
+                users=_optional_int(body, "users"),
             )
         except LoadError as exc:
             raise _bad_request(str(exc)) from exc
@@ -170,4 +171,11 @@ def _string_map(body: Mapping[str, Any], key: str) -> dict[str, str] | None:
         return None
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         raise _bad_request(f"{key} must be an object of strings")
+    return value
+
+
+def _optional_int(body: Mapping[str, Any], key: str) -> int | None:
+    value = body.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise _bad_request(f"{key} must be an integer")
     return value

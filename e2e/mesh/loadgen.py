@@ -8,6 +8,11 @@ headers to one Service are how a test drives A/B traffic. Each request carries t
 (``x-mesh-load``), so the stats count requests per stream and backend; the stream itself also
 counts the backends that answered (``x-mesh-backend``).
 
+A stream with ``users`` plays that many browsers in turn, each keeping the cookies its answers
+set (``Set-Cookie``, name and value; ``Max-Age`` 0 or less deletes), as session affinity needs:
+``switches`` counts, per user, answers from another backend than the user's previous one
+(``"podinfo-primary->podinfo-canary"``). Without ``users`` no cookie is ever kept.
+
 Requests are evenly paced at the stream's rate. At most ``concurrency`` are in flight per
 stream; a request that would exceed it is not sent and counts as ``dropped`` (a load tester with
 a fixed pool of workers behaves the same way), so a slow backend cannot pile up unbounded work.
@@ -37,6 +42,7 @@ WORKLOAD = "mesh-loadgen"
 DEFAULT_CONCURRENCY = 128
 MAX_RPS = 5000.0
 MAX_HEADERS = 64
+MAX_USERS = 10_000
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 # After a stall (a busy loop), pacing restarts from now rather than bursting to catch up.
 _MAX_LAG = 1.0
@@ -62,6 +68,46 @@ class LoadStream:
     query: dict[str, str] = field(default_factory=dict)
     #: Answers per backend Service (the proxy's ``x-mesh-backend``; "" for the proxy's own).
     backends: Counter[str] = field(default_factory=Counter)
+    #: Simulated browsers with their own cookies; 0: none, no cookie is kept.
+    users: int = 0
+    #: Per user, answers from another backend than the previous one, as "from->to".
+    switches: Counter[str] = field(default_factory=Counter)
+    _jars: list[dict[str, str]] = field(default_factory=list, repr=False)
+    _last_backend: list[str] = field(default_factory=list, repr=False)
+    _next_user: int = field(default=0, repr=False)
+
+    def set_users(self, users: int) -> None:
+        if users != self.users:
+            self.users = users
+            self._jars = [{} for _ in range(users)]
+            self._last_backend = ["" for _ in range(users)]
+            self._next_user = 0
+
+    def next_user(self) -> int | None:
+        if not self.users:
+            return None
+        user = self._next_user
+        self._next_user = (user + 1) % self.users
+        return user
+
+    def cookie_header(self, user: int | None) -> str | None:
+        """The ``Cookie`` header for ``user``: the stream's own cookies, then the user's."""
+        pairs = [v for k, v in self.headers.items() if k.lower() == "cookie" and v]
+        if user is not None and user < len(self._jars):
+            pairs.extend(f"{k}={v}" for k, v in self._jars[user].items())
+        return "; ".join(pairs) or None
+
+    def answered(self, user: int | None, backend: str, set_cookies: list[str]) -> None:
+        self.backends[backend] += 1
+        if user is None or user >= len(self._jars):
+            return
+        previous = self._last_backend[user]
+        if previous and backend and previous != backend:
+            self.switches[f"{previous}->{backend}"] += 1
+        if backend:
+            self._last_backend[user] = backend
+        for header in set_cookies:
+            _keep_cookie(self._jars[user], header)
     sent: int = 0
     completed: int = 0
     errors: int = 0
@@ -90,6 +136,8 @@ class LoadStream:
             "headers": dict(self.headers),
             "query": dict(self.query),
             "backends": dict(self.backends),
+            "users": self.users,
+            "switches": dict(self.switches),
         }
 
     @property
@@ -129,6 +177,7 @@ class LoadGenerator:
         headers: Mapping[str, str] | None = None,
         cookies: Mapping[str, str] | None = None,
         query: Mapping[str, str] | None = None,
+        users: int | None = None,
     ) -> LoadStream | None:
         """Start, change or (``rps == 0``) stop the stream ``name`` (by default
         ``service.namespace``) to ``service.namespace``, or to ``host`` when given (then namespace
@@ -142,6 +191,8 @@ class LoadGenerator:
             raise LoadError(f"concurrency must be at least 1, got {concurrency}")
         if path is not None and not path.startswith("/"):
             raise LoadError(f"path must start with '/', got {path!r}")
+        if users is not None and not 0 <= users <= MAX_USERS:
+            raise LoadError(f"users must be between 0 and {MAX_USERS}, got {users}")
         if method is not None and method.upper() not in METHODS:
             raise LoadError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
         sent_headers = _headers(headers, cookies)
@@ -167,6 +218,8 @@ class LoadGenerator:
         ):
             if value is not None:
                 setattr(stream, attribute, value)
+        if users is not None:
+            stream.set_users(users)
         self._pacers[key] = asyncio.get_running_loop().create_task(self._pace(stream))
         log.info("load stream %s to %s: %g rps", key, stream.authority, rps)
         return stream
@@ -206,15 +259,23 @@ class LoadGenerator:
     async def _send(self, stream: LoadStream) -> None:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=1024, limit_per_host=1024)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=_REQUEST_TIMEOUT)
-        headers = {**stream.headers, "Host": stream.authority, LOAD_HEADER: stream.name}
+            # Cookies are the streams' business (``users``), never shared through the session.
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=_REQUEST_TIMEOUT, cookie_jar=aiohttp.DummyCookieJar()
+            )
+        headers = {k: v for k, v in stream.headers.items() if k.lower() != "cookie"}
+        headers.update({"Host": stream.authority, LOAD_HEADER: stream.name})
         if not stream.host and stream.namespace:
             headers[CLIENT_HEADER] = f"{stream.namespace}/{WORKLOAD}/{WORKLOAD}"
+        user = stream.next_user()
+        cookie = stream.cookie_header(user)
+        if cookie:
+            headers["Cookie"] = cookie
         try:
             async with self._session.request(stream.method, self._proxy_url + stream.target, headers=headers) as answer:
                 await answer.read()
                 stream.statuses[str(answer.status)] += 1
-                stream.backends[answer.headers.get(BACKEND_HEADER, "")] += 1
+                stream.answered(user, answer.headers.get(BACKEND_HEADER, ""), answer.headers.getall("Set-Cookie", []))
                 stream.completed += 1
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             stream.errors += 1
@@ -236,3 +297,17 @@ def _headers(headers: Mapping[str, str] | None, cookies: Mapping[str, str] | Non
     if len(out) > MAX_HEADERS:
         raise LoadError(f"at most {MAX_HEADERS} headers, got {len(out)}")
     return out
+
+
+def _keep_cookie(jar: dict[str, str], header: str) -> None:
+    """Store (or, with ``Max-Age`` 0 or less, delete) the cookie a ``Set-Cookie`` header sets."""
+    first, *attributes = header.split(";")
+    name, sep, value = first.strip().partition("=")
+    if not sep or not name:
+        return
+    for attribute in attributes:
+        key, _, raw = attribute.strip().partition("=")
+        if key.lower() == "max-age" and raw.strip().lstrip("-").isdigit() and int(raw) <= 0:
+            jar.pop(name, None)
+            return
+    jar[name] = value

@@ -299,3 +299,53 @@ async def test_a_zero_weight_rule_counts_streams_as_unrouted(plane: DataPlane) -
     await plane.apply(world([{"backendRefs": to(("podinfo-primary", 0))}]))
     await drive_streams(plane, 20, {"clients": {}})
     assert set(snapshot(plane)["streams"]["clients"]) == {UNROUTED}
+
+
+# --- session affinity ---------------------------------------------------------------------------
+
+
+async def test_session_affinity_keeps_users_on_the_canary_once_there(plane: DataPlane) -> None:
+    # Flagger's session affinity with the Gateway API: the canary's backendRef sets a cookie, and
+    # a rule sends requests carrying it to the canary.
+    cookie_rule = {"name": "cookie", "type": "RegularExpression", "value": r".*flagger-cookie=sticky.*"}
+    canary_ref = {
+        "name": "podinfo-canary",
+        "port": 9898,
+        "weight": 10,
+        "filters": [
+            {
+                "type": "ResponseHeaderModifier",
+                "responseHeaderModifier": {"add": [{"name": "Set-Cookie", "value": "flagger-cookie=sticky; Max-Age=3600"}]},
+            }
+        ],
+    }
+    rules = [
+        {"matches": [{"headers": [cookie_rule]}], "backendRefs": to(("podinfo-canary", 100))},
+        {"backendRefs": [*to(("podinfo-primary", 90)), canary_ref]},
+    ]
+    await plane.apply(world(rules))
+    assert plane.loadgen is not None
+    stream = plane.loadgen.set(NS, "podinfo", 300, name="browsers", users=20)
+    assert stream is not None
+    await until(lambda: stream.completed >= 800)
+    plane.loadgen.set(NS, "podinfo", 0, name="browsers")
+    await until(lambda: stream.in_flight == 0)
+
+    # Users move to the canary (10% of their cookie-less requests) and never come back.
+    assert stream.switches.get("podinfo-canary->podinfo-primary", 0) == 0
+    assert stream.switches["podinfo-primary->podinfo-canary"] >= 1
+    by_rule = {c["rule"]: c for c in snapshot(plane)["configs"]}
+    assert set(by_rule[0]["requests"]) == {"podinfo-canary"}
+
+
+async def test_without_users_no_cookie_is_kept(plane: DataPlane) -> None:
+    rules = [
+        {"matches": [{"headers": [{"name": "cookie", "type": "RegularExpression", "value": ".*c=1.*"}]}], "backendRefs": to(("podinfo-canary", 1))},
+        {
+            "backendRefs": to(("podinfo-primary", 1)),
+            "filters": [{"type": "ResponseHeaderModifier", "responseHeaderModifier": {"add": [{"name": "Set-Cookie", "value": "c=1"}]}}],
+        },
+    ]
+    await plane.apply(world(rules))
+    await drive_streams(plane, 50, {"plain": {}})
+    assert set(snapshot(plane)["streams"]["plain"]) == {"podinfo-primary"}
