@@ -18,8 +18,9 @@ depends on, as one process (``python -m e2e.mesh --kubeconfig PATH``, or
   let tests drive traffic and read, per routing configuration, where requests went (``stats``).
 
 Module map: ``weights``, ``durations`` and ``behaviour`` (parsing), ``objects``, ``filters`` and
-``route_groups`` (API objects → typed values), ``hostnames``,
-``routing`` (the table), ``kubeapi`` and ``watch`` (list/watch threads), ``state`` (what the
+``route_groups`` (API objects → typed values), ``hostnames``, ``routes`` (what a route is),
+``http_route_rules`` and ``split_rules`` (routes out of each kind of object), ``routing`` (the
+table), ``kubeapi`` and ``watch`` (list/watch threads), ``state`` (what the
 watches hold), ``backends``, ``proxy``, ``metrics``, ``stats``, ``loadgen``, ``control``,
 ``dataplane`` (all the servers, fed with observed objects), ``app`` and ``__main__`` (the
 process), ``client`` and ``launcher``.

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from e2e.mesh.behaviour import VERSION, Behaviour, parse_behaviour
 from e2e.mesh.objects import Pod
-from e2e.mesh.routing import Endpoint
+from e2e.mesh.routes import Endpoint
 
 log = logging.getLogger(__name__)
 

@@ -284,7 +284,6 @@ class LoadGenerator:
             stream.in_flight -= 1
 
 
-
 def _headers(headers: Mapping[str, str] | None, cookies: Mapping[str, str] | None) -> dict[str, str] | None:
     if headers is None and cookies is None:
         return None

@@ -39,7 +39,8 @@ from multidict import CIMultiDict
 from e2e.mesh.filters import Filters
 from e2e.mesh.metrics import Client, MeshMetrics, RequestRecord
 from e2e.mesh.objects import RouteMatch
-from e2e.mesh.routing import Backend, Endpoint, Mirror, Route, RoutingTable
+from e2e.mesh.routes import Backend, Endpoint, Mirror, Route
+from e2e.mesh.routing import RoutingTable
 from e2e.mesh.stats import Epoch, Stats
 
 CLIENT_HEADER = "x-mesh-client"

@@ -13,7 +13,8 @@ from typing import Any
 
 from e2e.mesh.objects import HTTPRoute, Pod, Service, TrafficSplit
 from e2e.mesh.route_groups import HTTPRouteGroup
-from e2e.mesh.routing import Observed, Rejected
+from e2e.mesh.routes import Rejected
+from e2e.mesh.routing import Observed
 from e2e.mesh.watch import Relisted, Removed, Upserted, WatchEvent
 
 

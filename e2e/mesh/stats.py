@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from e2e.mesh.routing import Route, Source
+from e2e.mesh.routes import Route, Source
 from e2e.mesh.weights import weight_json
 
 #: Epochs kept per apex; a release has tens, so this only bounds a runaway.
@@ -101,11 +101,6 @@ class _ApexStats:
 class Stats:
     def __init__(self) -> None:
         self._apexes: dict[tuple[str, str], _ApexStats] = {}
-
-    def record(
-        self, route: Route, rule: int, backend: str | None, status: int, now: float, stream: str | None = None
-    ) -> None:
-        self.epoch(route, rule, now).count(backend, status, now, stream)
 
     def epoch(self, route: Route, rule: int, now: float) -> Epoch:
         """The epoch of ``route``'s configuration and ``rule``, opened now if it is new. The proxy

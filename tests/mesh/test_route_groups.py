@@ -11,7 +11,8 @@ from e2e.mesh.dataplane import DataPlane
 from e2e.mesh.errors import ObjectError
 from e2e.mesh.objects import parse_traffic_split
 from e2e.mesh.route_groups import HTTPRouteGroup, parse_http_route_group
-from e2e.mesh.routing import Observed, Route, build_table
+from e2e.mesh.routes import Route
+from e2e.mesh.routing import Observed, build_table
 from tests.mesh.factories import meta, podinfo_world, split, split_obj
 from tests.mesh.test_dataplane import until
 

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from e2e.mesh.objects import parse_http_route
-from e2e.mesh.routing import Observed, Route, build_table
+from e2e.mesh.routes import Route
+from e2e.mesh.routing import Observed, build_table
 from tests.mesh.factories import http_route_obj, podinfo_world
 
 NS = "test"

@@ -11,7 +11,7 @@ import pytest
 from e2e.mesh.app import default_resources
 from e2e.mesh.kubeapi import TransportError
 from e2e.mesh.objects import TrafficSplit
-from e2e.mesh.routing import Rejected
+from e2e.mesh.routes import Rejected
 from e2e.mesh.state import ClusterState
 from e2e.mesh.watch import Relisted, ResourceKind, WatchEvent, Watcher
 from tests.mesh.factories import http_route_obj, pod_obj, service_obj, split_obj
