@@ -403,6 +403,7 @@ class MeshClient:
         host: str,
         rps: float,
         *,
+        namespace: str = "",
         name: str | None = None,
         path: str | None = None,
         concurrency: int | None = None,
@@ -414,9 +415,10 @@ class MeshClient:
     ) -> LoadStreamInfo | None:
         """North-south load: ``rps`` requests/second with ``Host: host``, routed by the
         HTTPRoutes attached to a Gateway that list the host. The stream is ``name`` (default
-        ``host``); 0 stops it."""
+        ``host``); 0 stops it. ``namespace`` only marks the stream as a test's, so that
+        :meth:`stop_all_load` of that namespace stops it (the requests stay unmeshed)."""
         return self.set_load(
-            "", "", rps, path=path, concurrency=concurrency, name=name, host=host, method=method,
+            namespace, "", rps, path=path, concurrency=concurrency, name=name, host=host, method=method,
             headers=headers, cookies=cookies, query=query, users=users,
         )  # fmt: skip
 

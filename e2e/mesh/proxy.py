@@ -150,8 +150,9 @@ class Proxy:
         )
         outgoing = _Outgoing(
             method=request.method,
-            path=request.path,
-            query=request.rel_url.query_string,
+            # Forwarded as received (still percent-encoded), like a proxy that only rewrites.
+            path=request.rel_url.raw_path,
+            query=request.rel_url.raw_query_string,
             host=host,
             headers=CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP),
             body=await request.read() if request.can_read_body else None,

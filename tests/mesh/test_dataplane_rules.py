@@ -270,9 +270,11 @@ async def test_the_control_api_drives_header_and_host_load(plane: DataPlane) -> 
     await plane.apply(world(ab_rules({"headers": [INSIDER]}), gateway_hosts=["app.example.com"]))
     client = MeshClient(f"http://127.0.0.1:{plane.control_port}", proxy_url=f"http://127.0.0.1:{plane.proxy_port}")
     call = asyncio.to_thread
-    stream = await call(functools.partial(client.set_host_load, "app.example.com", 200, name="insiders", headers={"x-canary": "insider"}))
+    stream = await call(
+        functools.partial(client.set_host_load, "app.example.com", 200, namespace=NS, name="insiders", headers={"x-canary": "insider"})
+    )
     assert stream is not None and (stream.name, stream.host, stream.headers) == ("insiders", "app.example.com", {"x-canary": "insider"})
-    await call(functools.partial(client.set_host_load, "app.example.com", 200, name="others"))
+    await call(functools.partial(client.set_host_load, "app.example.com", 200, namespace=NS, name="others"))
 
     async def counts() -> dict[str, dict[str, int]]:
         stats = await call(client.host_stats, "app.example.com")
@@ -285,7 +287,7 @@ async def test_the_control_api_drives_header_and_host_load(plane: DataPlane) -> 
             break
         assert asyncio.get_running_loop().time() < deadline, seen
         await asyncio.sleep(0.05)
-    await call(client.stop_all_load)
+    await call(client.stop_all_load, NS)  # host streams marked with the namespace stop with it
     assert await call(client.loads) == []
     assert set(seen["insiders"]) == {"podinfo-canary"} and set(seen["others"]) == {"podinfo-primary"}
     (route,) = await call(client.host_routes)
