@@ -241,7 +241,7 @@ def route_json(route: Route) -> dict[str, Any]:
         "host": route.host,
         "sources": [s.as_json() for s in route.sources],
         "since": route.since,
-        # The first rule's weights: the whole story for everything the controller writes.
+        # The first rule's weights: the whole story for a one-rule route; with A/B rules, read "rules".
         "weights": {k: weight_json(v) for k, v in first.weights().items()} if first else {},
         "rules": rules,
         "warnings": list(route.warnings),
