@@ -85,8 +85,7 @@ CANARY_FIELDS: tuple[FieldSupport, ...] = (
     _ok("spec.service.portName", "the Service port's name (default http)"),
     _ok("spec.service.targetPort", "the container port number or name"),
     _ok("spec.service.appProtocol", "the Service port's appProtocol"),
-    _no("spec.service.portDiscovery", "copying every container port into the Services is " + _NOT_YET
-                                      + "; list the port in spec.service.port/targetPort"),
+    _ok("spec.service.portDiscovery", "every other container port of the pod template is added to the Services"),
     _gw("spec.service.timeout", "HTTPRoute rule timeouts.request"),
     _gw("spec.service.backendTimeout", "HTTPRoute rule timeouts.backendRequest"),
     _no("spec.service.gateways", _ISTIO + "; use spec.service.gatewayRefs with spec.provider: gatewayapi"),

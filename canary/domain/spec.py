@@ -105,6 +105,7 @@ class ServiceSpec:
     port_name: str = "http"
     target_port: int | str | None = None
     app_protocol: str | None = None
+    port_discovery: bool = False  # every other container port on the Services too
     apex: CustomMetadata = field(default_factory=CustomMetadata)
     primary: CustomMetadata = field(default_factory=CustomMetadata)
     canary: CustomMetadata = field(default_factory=CustomMetadata)
@@ -493,6 +494,7 @@ def parse_service(svc: Mapping[str, Any], target_name: str) -> ServiceSpec:
         port_name=svc.get("portName") or "http",
         target_port=target_port,
         app_protocol=None if app_protocol is None else _str(app_protocol, f"{path}.appProtocol"),
+        port_discovery=_bool(svc, "portDiscovery", path),
         apex=_metadata(svc.get("apex"), f"{path}.apex"),
         primary=_metadata(svc.get("primary"), f"{path}.primary"),
         canary=_metadata(svc.get("canary"), f"{path}.canary"),

@@ -5,9 +5,10 @@ from typing import Any
 
 import pytest
 
+from canary.domain.providers import SMI_VERSIONS
 from canary.errors import RouterError
 from canary.routers.base import RouteOptions, RouteTarget, Weights
-from canary.routers.smi import SMI_VERSIONS, TrafficSplitRouter, milli_quantity
+from canary.routers.smi import TrafficSplitRouter, milli_quantity
 
 OWNER = {
     "apiVersion": "flagger.app/v1beta1",
