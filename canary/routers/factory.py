@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from canary.domain.observed import Problem
+from canary.domain.spec import ParentRef
 from canary.domain.providers import GATEWAY_API, PROVIDERS, SMI, SMI_VERSIONS, RouterKind, parse_provider
 from canary.errors import RouterError, SpecError
 from canary.routers import gatewayapi, smi
@@ -116,6 +117,13 @@ def route_options_problem(provider: str, options: RouteOptions) -> Problem | Non
             f"{GATEWAY_API} (an HTTPRoute); spec.provider {provider!r} writes an SMI TrafficSplit, which "
             f"carries only weights. Set spec.provider: {GATEWAY_API}, or remove {names}",
         )
+    if options.hosts and all(_is_service(ref) for ref in options.parent_refs):
+        return Problem(
+            "spec.service.hosts", "InvalidSpec",
+            "spec.service.hosts: a route attached to a Service (GAMMA mesh routing, which is what leaving out "
+            "spec.service.gatewayRefs means) is chosen by the Service called, and meshes ignore its hostnames; "
+            "set spec.service.gatewayRefs to the Gateway that serves these hosts, or remove hosts",
+        )
     for field, value in (("spec.service.timeout", options.timeout),
                          ("spec.service.backendTimeout", options.backend_timeout)):
         if value is not None:
@@ -124,6 +132,10 @@ def route_options_problem(provider: str, options: RouteOptions) -> Problem | Non
             except SpecError as exc:
                 return Problem(exc.field, "InvalidSpec", str(exc))
     return None
+
+
+def _is_service(ref: ParentRef) -> bool:
+    return ref.group == "" and ref.kind == "Service"
 
 
 def _allowed() -> str:

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 
 from canary.domain.observed import Problem
 from canary.domain.providers import REFUSED_PROVIDERS
-from canary.domain.spec import parse_canary_spec
+from canary.domain.spec import ParentRef, parse_canary_spec
 from canary.errors import RouterError, SpecError
 from canary.routers.factory import (
     PROVIDERS,
@@ -247,7 +248,10 @@ def test_without_route_options_no_provider_refuses(provider: str) -> None:
 @pytest.mark.parametrize("provider", GATEWAY_PROVIDERS)
 @pytest.mark.parametrize("field", list(ROUTE_OPTIONS))
 def test_the_gateway_api_applies_every_route_option(field: str, provider: str) -> None:
-    assert route_options_problem(provider, ROUTE_OPTIONS[field]) is None
+    options = ROUTE_OPTIONS[field]
+    if field == "spec.service.hosts":  # hostnames need a Gateway to mean anything (see below)
+        options = dataclasses.replace(options, parent_refs=(ParentRef("public"),))
+    assert route_options_problem(provider, options) is None
 
 
 @pytest.mark.parametrize(("service", "field", "shown"), [
@@ -259,3 +263,19 @@ def test_the_gateway_api_refuses_a_timeout_it_cannot_write(service: dict[str, An
     assert problem is not None
     assert (problem.field, problem.reason) == (field, "InvalidSpec")
     assert problem.message.startswith(f"{field}: {shown} is not a whole number of milliseconds")
+
+
+@pytest.mark.parametrize("refs", [
+    pytest.param([], id="no-gateway-refs"),
+    pytest.param([{"name": "podinfo", "group": "", "kind": "Service"}], id="a-service-parent"),
+])
+def test_hosts_on_a_route_attached_to_a_service_are_refused(refs: list[dict[str, Any]]) -> None:
+    problem = route_options_problem("gatewayapi", _options({"hosts": ["app.example.com"], "gatewayRefs": refs}))
+    assert problem is not None
+    assert (problem.field, problem.reason) == ("spec.service.hosts", "InvalidSpec")
+    assert "meshes ignore its hostnames; set spec.service.gatewayRefs to the Gateway" in problem.message
+
+
+def test_hosts_with_a_gateway_among_the_parents_are_applied() -> None:
+    refs = [{"name": "podinfo", "group": "", "kind": "Service"}, {"name": "public"}]
+    assert route_options_problem("gatewayapi", _options({"hosts": ["app.example.com"], "gatewayRefs": refs})) is None
