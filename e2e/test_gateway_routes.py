@@ -1,14 +1,15 @@
 """Scenarios of Flagger's Gateway API fields.
 
 1. gatewayRefs to a Gateway, hosts, timeouts and header filters produce an HTTPRoute with
-   exactly those, kept through a release, and the release completes. The route attaches to a
-   Gateway, so it routes north-south traffic; the simulated mesh routes only east-west (routes
-   whose parent is a Service) and leaves it alone, so this scenario has no metric checks and
-   asserts on what the API server stores and on the release's phases, not on traffic.
+   exactly those, kept through every state of a release, which completes; held at 50/50, the
+   data plane sends half the north-south requests for the route's hostname to the canary. No
+   metric checks: the builtin checks measure the mesh's east-west traffic.
 2. A/B testing by header (``analysis.match``) through the mesh: while the canary is judged, the
    data plane sends every matching request, and only those, to the canary.
 3. Session affinity through the mesh: a request carrying the run's cookie reaches the canary
    whatever the split says.
+4. Mirroring with mirrorWeight: while the canary is judged, the primary answers every request
+   and the canary gets a copy of about mirrorWeight percent of them.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from e2e.harness.environment import Environment
 from e2e.harness.kube import Kube, wait_for
 from e2e.harness.release import GATEWAY_GROUP, ReleaseWatcher, ship, template_version
 from e2e.harness.route_watch import ChangeRecorder, custom
+from e2e.harness.traffic import assert_share_matches
 
 NAME = "podinfo"
 PARENTS = [
@@ -86,12 +88,16 @@ def _assert_carries_the_options(route: dict[str, Any]) -> None:
 
 
 def test_gateway_refs_hosts_and_filters_reach_the_route_and_a_release_completes(
-    env: Environment, kube: Kube, start_controller: StartController
+    env: Environment, kube: Kube, start_controller: StartController, gate: Gate
 ) -> None:
     env.use_flavour("gatewayapi")
     start_controller()
     kube.create(app.deployment(NAME, kube.namespace, annotations=app.behaviour("1"), replicas=1))
-    kube.create(_canary(kube.namespace))
+    body = _canary(kube.namespace)
+    # A confirm-promotion gate holds the release at 50/50 while north-south traffic is measured.
+    body["spec"]["analysis"]["webhooks"] = [
+        {"name": "release-approval", "type": "confirm-promotion", "url": gate.url, "timeout": "2s"}]
+    kube.create(body)
     kube.wait_for_phase(NAME, "Initialized", timeout=90)
 
     initial = _route(kube)
@@ -102,6 +108,19 @@ def test_gateway_refs_hosts_and_filters_reach_the_route_and_a_release_completes(
     routes = [custom(env.api, "HTTPRoute", GATEWAY_GROUP, "v1", "httproutes")]
     with ChangeRecorder(env.api, kube.namespace, routes) as recorder, ReleaseWatcher(kube, NAME) as watcher:
         ship(kube, NAME, "2")
+        kube.wait_for_phase(NAME, "WaitingPromotion", timeout=90)
+        # North-south: requests to the route's hostname, as a Gateway would send them.
+        client, host = env.mesh.client, HOSTS[0]
+        wait_for(lambda: client.host_route(host), lambda r: r is not None and r.percent.get(f"{NAME}-canary") == 50,
+                 timeout=30, what=f"the data plane routing {host} 50/50")
+        client.reset_stats(host=host)
+        client.set_host_load(host, 40, namespace=kube.namespace)
+        stats = wait_for(lambda: client.host_stats(host), lambda s: s.total >= 200, timeout=60,
+                         what=f"200 requests to {host}")
+        client.set_host_load(host, 0, namespace=kube.namespace)
+        assert kube.status(NAME)["phase"] == "WaitingPromotion", "the gate holds 50/50 while sampling"
+        assert_share_matches(stats.requests, 0.5)
+        gate.opened.set()
         final = kube.wait_for_phase(NAME, "Succeeded", "Failed", timeout=120)
 
     assert final["phase"] == "Succeeded", final
@@ -198,8 +217,8 @@ def test_session_affinity_sends_requests_with_the_runs_cookie_to_the_canary(
     env: Environment, kube: Kube, start_controller: StartController, gate: Gate
 ) -> None:
     """The routing half of Flagger's session affinity: a client holding the run's cookie stays on
-    the canary while the split would send most requests elsewhere. (The simulated mesh applies no
-    filters, so the Set-Cookie half is checked on the stored route, not on answers.)"""
+    the canary while the split would send most requests elsewhere. (The harness's answers do not
+    carry response headers, so the Set-Cookie half is checked on the stored route.)"""
     env.use_flavour("gatewayapi")
     start_controller()
     body = app.canary(NAME, kube.namespace, provider="gatewayapi", metrics=[], step_weight=10, max_weight=10,
@@ -230,3 +249,46 @@ def test_session_affinity_sends_requests_with_the_runs_cookie_to_the_canary(
     assert final["phase"] == "Succeeded", final
     wait_for(lambda: _backends(env, kube, sticky), lambda c: c == Counter({f"{NAME}-primary": PROBES}),
              timeout=30, what="the run's cookie no longer pinning anyone once promoted")
+
+
+def _mirrors(env: Environment, kube: Kube) -> list[tuple[str, float]]:
+    """(service, percent) of every RequestMirror the data plane applies on the apex's route."""
+    return [(m.service, m.percent) for r in env.mesh.client.routes()
+            if (r.namespace, r.service, r.host) == (kube.namespace, NAME, "")
+            for rule in r.rules for m in rule.mirrors]
+
+
+def test_mirroring_copies_the_mirror_weight_of_requests_to_the_canary_while_the_primary_answers(
+    env: Environment, kube: Kube, start_controller: StartController, gate: Gate
+) -> None:
+    env.use_flavour("gatewayapi")
+    start_controller()
+    body = app.canary(NAME, kube.namespace, provider="gatewayapi", metrics=[], webhooks=[
+        {"name": "release-approval", "type": "confirm-promotion", "url": gate.url, "timeout": "2s"}])
+    analysis = body["spec"]["analysis"]
+    del analysis["stepWeight"], analysis["maxWeight"]
+    analysis.update(iterations=2, mirror=True, mirrorWeight=50)
+    kube.create(app.deployment(NAME, kube.namespace, annotations=app.behaviour("1"), replicas=1))
+    kube.create(body)
+    kube.wait_for_phase(NAME, "Initialized", timeout=90)
+
+    ship(kube, NAME, "2")
+    kube.wait_for_phase(NAME, "WaitingPromotion", timeout=90)
+    wait_for(lambda: _mirrors(env, kube), lambda m: m == [(f"{NAME}-canary", 50.0)], timeout=30,
+             what="the data plane mirroring half the requests to the canary")
+    env.mesh.client.reset_stats(kube.namespace, NAME)
+    env.mesh.client.set_load(kube.namespace, NAME, 40)
+    stats = wait_for(lambda: env.mesh.client.stats(kube.namespace, NAME), lambda s: s.total >= 200, timeout=60,
+                     what="200 requests through the mirroring route")
+    env.mesh.client.set_load(kube.namespace, NAME, 0)
+    assert kube.status(NAME)["phase"] == "WaitingPromotion", "the gate holds the mirror stage while sampling"
+
+    # Every answer came from the primary; the canary saw copies only, about half of the requests.
+    assert set(stats.requests) == {f"{NAME}-primary"}, stats.requests
+    copies = stats.mirrored.get(f"{NAME}-canary", 0)
+    assert_share_matches({f"{NAME}-canary": copies, f"{NAME}-primary": stats.total - copies}, 0.5)
+
+    gate.opened.set()
+    final = kube.wait_for_phase(NAME, "Succeeded", "Failed", timeout=90)
+    assert final["phase"] == "Succeeded", final
+    wait_for(lambda: _mirrors(env, kube), lambda m: m == [], timeout=30, what="mirroring stopped once promoted")
