@@ -39,6 +39,8 @@ PROBLEM_POLL = timedelta(seconds=30)
 
 _ANALYSING = frozenset({Phase.PROGRESSING, Phase.WAITING_PROMOTION})
 _CANARY_SERVES = frozenset({Phase.PROGRESSING, Phase.WAITING_PROMOTION, Phase.PROMOTING})
+#: While the canary is judged (not once the primary is being replaced), A/B and mirroring apply.
+_CANARY_EXPERIMENTS = frozenset({Phase.PROGRESSING, Phase.WAITING_PROMOTION})
 _CANARY_SCALED_DOWN = frozenset({Phase.INITIALIZED, Phase.SUCCEEDED, Phase.FAILED, Phase.WAITING, Phase.FINALISING})
 
 
@@ -196,7 +198,7 @@ def _finish(step: _Step, old: CanaryStatus) -> Decision:
     # converging would recreate it. Suspend does not hold back a deletion.
     hands_off = step.spec.suspend if not observed.deleting else not step.spec.revert_on_deletion
     if observed.target.exists and not hands_off:
-        actions = converge(new, observed)
+        actions = converge(new, observed, experiment=uses_experiment_route(step.spec))
         route_now = observed.route
         restored = next((a.weights for a in actions if isinstance(a, SetRoute)), None)
         if (
@@ -204,7 +206,8 @@ def _finish(step: _Step, old: CanaryStatus) -> Decision:
             and old.phase is not Phase.TERMINATING and not observed.fresh_start
             # Readiness flips and revision changes move the route without a status change, so
             # only a route none of our own decisions for ``old`` could have written is drift.
-            and route_now.weights not in {_route_for(old, serving) for serving in (True, False)}
+            and route_now.weights not in {_route_for(old, serving, experiment=uses_experiment_route(step.spec))
+                                          for serving in (True, False)}
         ):
             found = str(route_now.weights) if route_now.weights else "an unrecognised shape"
             step.event(
@@ -235,25 +238,33 @@ def _finalizer(spec: CanarySpec, status: CanaryStatus, observed: Observed) -> tu
 # --- what the cluster should look like for a given status ---------------------------------
 
 
-def desired_route(status: CanaryStatus, observed: Observed) -> Weights:
+def uses_experiment_route(spec: CanarySpec) -> bool:
+    """A/B (``match``) or mirroring: blue/green analysis in which the canary still sees requests."""
+    analysis = spec.analysis
+    return analysis.blue_green and bool(analysis.match or analysis.mirror)
+
+
+def desired_route(status: CanaryStatus, observed: Observed, *, experiment: bool = False) -> Weights:
     """Traffic split for ``status``; the canary only gets traffic while observed ready and, during
     a release, only while it still runs the revision under analysis (a push after the primary
     copy must not be exposed unanalysed)."""
     serving = observed.target.ready and (
         status.phase is Phase.TERMINATING or observed.target.checksum == status.last_applied_spec
     )
-    return _route_for(status, serving)
+    return _route_for(status, serving, experiment=experiment)
 
 
-def _route_for(status: CanaryStatus, serving: bool) -> Weights:
+def _route_for(status: CanaryStatus, serving: bool, *, experiment: bool = False) -> Weights:
     if status.phase is Phase.TERMINATING:
         return Weights(primary=0, canary=100) if serving else ALL_PRIMARY
+    if experiment and serving and status.phase in _CANARY_EXPERIMENTS:
+        return Weights(primary=100, canary=0, experiment=True)
     if status.phase in _CANARY_SERVES and serving:
         return Weights.canary_at(status.canary_weight)
     return ALL_PRIMARY
 
 
-def converge(status: CanaryStatus, observed: Observed) -> tuple[Action, ...]:
+def converge(status: CanaryStatus, observed: Observed, *, experiment: bool = False) -> tuple[Action, ...]:
     """The idempotent actions that bring the cluster in line with ``status``, in a safe order:
     workloads before routes, routes away from the canary before scaling it down."""
     phase = status.phase
@@ -266,7 +277,7 @@ def converge(status: CanaryStatus, observed: Observed) -> tuple[Action, ...]:
         # Services adopted before the route existed must be handed back too, or they go with the
         # Canary's garbage collection.
         if observed.target.ready and (observed.route.exists or observed.services_ready):
-            wanted = desired_route(status, observed)
+            wanted = desired_route(status, observed, experiment=experiment)
             if observed.route.exists and observed.route.weights != wanted:
                 actions.append(SetRoute(wanted))
             actions.append(RestoreTarget())
@@ -284,7 +295,7 @@ def converge(status: CanaryStatus, observed: Observed) -> tuple[Action, ...]:
     ):
         actions.append(PromotePrimary(status.last_applied_spec))
     if primary_usable and (observed.services_ready or observed.route.exists):
-        wanted = desired_route(status, observed)
+        wanted = desired_route(status, observed, experiment=experiment)
         if not observed.route.exists or observed.route.weights != wanted:
             actions.append(SetRoute(wanted))
     if phase in _CANARY_SERVES and observed.target.replicas == 0:
@@ -686,5 +697,5 @@ def _wait_for_readiness(step: _Step, what: str, on_deadline: RollbackCause | Non
 
 __all__ = [
     "PROBE_HOOKS", "Decision", "NeedProbes", "Probe", "ProbeResults", "RollbackCause", "RunOutcome",
-    "converge", "decide", "decide_invalid", "desired_route",
+    "converge", "decide", "decide_invalid", "desired_route", "uses_experiment_route",
 ]

@@ -528,6 +528,9 @@ def parse_analysis(raw: Mapping[str, Any], path: str = "spec.analysis") -> Analy
         max_weight = step_weights[-1]
     if step_weight is not None and max_weight is not None and max_weight < step_weight:
         raise SpecError(f"{path}.maxWeight", f"{max_weight} is below stepWeight {step_weight}: no step would fit")
+    if raw.get("match") and (step_weight is not None or step_weights or iterations is None):
+        raise SpecError(f"{path}.match", "A/B testing sends matching requests to the canary for iterations "
+                                         "checks: set iterations, without stepWeight or stepWeights")
     mirror = _bool(raw, "mirror", path)
     mirror_weight = _opt_int(raw, "mirrorWeight", path, bounds.MIRROR_WEIGHT)
     if mirror_weight is not None and not mirror:

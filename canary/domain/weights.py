@@ -13,6 +13,9 @@ class Weights:
 
     primary: int
     canary: int
+    #: The canary also gets the analysis' A/B-matched requests (``analysis.match``) or a mirrored
+    #: copy of the requests (``analysis.mirror``), on top of its weight (0 in blue/green).
+    experiment: bool = False
 
     def __post_init__(self) -> None:
         if self.primary < 0 or self.canary < 0 or self.primary + self.canary != 100:
@@ -23,7 +26,7 @@ class Weights:
         return cls(primary=100 - canary, canary=canary)
 
     def __str__(self) -> str:
-        return f"{self.primary}/{self.canary}"
+        return f"{self.primary}/{self.canary}" + ("+experiment" if self.experiment else "")
 
 
 ALL_PRIMARY = Weights(primary=100, canary=0)

@@ -34,6 +34,8 @@ class Binaries:
     kube_apiserver: Path
     kube_controller_manager: Path
     kube_scheduler: Path
+    kubectl: Path
+    """Not part of the control plane: the e2e suite runs it as users do (``test_docs_commands``)."""
     kwok: Path
     prometheus: Path
 
@@ -78,6 +80,7 @@ def expected_binaries(cache: Path | None = None, versions: Versions | None = Non
         kube_apiserver=kube / "kube-apiserver",
         kube_controller_manager=kube / "kube-controller-manager",
         kube_scheduler=kube / "kube-scheduler",
+        kubectl=kube / "kubectl",
         kwok=cache / f"kwok-{versions.kwok}" / "kwok",
         prometheus=_system_binary("prometheus"),
     )

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds (once per machine, cached by version) every binary the local control plane runs:
 #   kube-apiserver, kube-controller-manager, kube-scheduler  from k8s.io/kubernetes (wrapper module)
+#   kubectl                                                  same module, its own cached step
 #   etcd                                                     from go.etcd.io/etcd/server/v3, same module
 #   kwok                                                     from sigs.k8s.io/kwok
 # and installs Prometheus from Debian. Prints where the binaries are on success.
@@ -50,32 +51,32 @@ need_go() {
   fi
 }
 
-build_kubernetes() {
-  if [ -x "$kube_bin/kube-apiserver" ] && [ -x "$kube_bin/kube-controller-manager" ] && [ -x "$kube_bin/kube-scheduler" ] && [ -x "$kube_bin/etcd" ]; then
-    step "kubernetes $KUBERNETES_VERSION: cached in $kube_bin"
-    return
-  fi
-  need_go
-  step "kubernetes $KUBERNETES_VERSION: building kube-apiserver, kube-controller-manager, kube-scheduler, etcd (first time only; about 10 minutes on 2 cores)"
-  local work="$cache/src/kubernetes-$KUBERNETES_VERSION"
-  rm -rf "$work" && mkdir -p "$work"
+# The wrapper module every Kubernetes binary is compiled from. Created once; a later step that
+# needs one more command (kubectl was added after the first four) only rewrites tools.go and
+# re-resolves the graph, so the modules and compiled packages already cached are reused.
+wrapper_module() {
+  local work="$1"
   local staging_version="v0.${KUBERNETES_VERSION#v1.}"
-  (
-    cd "$work"
-    run "create the wrapper module" "" "$GO" mod init canary.dev/e2e/kubernetes
-    step "downloading k8s.io/kubernetes@$KUBERNETES_VERSION from the module proxy"
-    run "download k8s.io/kubernetes" "is the Go module proxy reachable?" \
-      "$GO" mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" > kubernetes.json
-    local upstream_mod
-    upstream_mod="$(python3 -c 'import json,sys; print(json.load(open("kubernetes.json"))["GoMod"])')"
-    # The staging modules are exactly the local-path replaces of the upstream go.mod.
-    local staging
-    staging="$(awk '/=> \.\/staging\/src\// {print $1}' "$upstream_mod" | sort -u)"
-    [ -n "$staging" ] || fail "read the staging modules" "awk ... $upstream_mod" "the upstream go.mod has no ./staging replaces"
-    local args=()
-    for m in $staging; do args+=("-replace=$m=$m@$staging_version"); done
-    run "write the replace directives" "" "$GO" mod edit "${args[@]}" "-require=k8s.io/kubernetes@$KUBERNETES_VERSION"
-    cat > tools.go <<'GO'
+  if [ ! -f "$work/go.mod" ]; then
+    rm -rf "$work" && mkdir -p "$work"
+    (
+      cd "$work"
+      run "create the wrapper module" "" "$GO" mod init canary.dev/e2e/kubernetes
+      step "downloading k8s.io/kubernetes@$KUBERNETES_VERSION from the module proxy"
+      run "download k8s.io/kubernetes" "is the Go module proxy reachable?" \
+        "$GO" mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" > kubernetes.json
+      local upstream_mod
+      upstream_mod="$(python3 -c 'import json,sys; print(json.load(open("kubernetes.json"))["GoMod"])')"
+      # The staging modules are exactly the local-path replaces of the upstream go.mod.
+      local staging
+      staging="$(awk '/=> \.\/staging\/src\// {print $1}' "$upstream_mod" | sort -u)"
+      [ -n "$staging" ] || fail "read the staging modules" "awk ... $upstream_mod" "the upstream go.mod has no ./staging replaces"
+      local args=()
+      for m in $staging; do args+=("-replace=$m=$m@$staging_version"); done
+      run "write the replace directives" "" "$GO" mod edit "${args[@]}" "-require=k8s.io/kubernetes@$KUBERNETES_VERSION"
+    )
+  fi
+  cat > "$work/tools.go.new" <<'GO'
 //go:build tools
 
 package tools
@@ -84,35 +85,84 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubectl"
 	_ "go.etcd.io/etcd/server/v3"
 )
 GO
-    step "resolving the module graph (go mod tidy)"
-    run "resolve the module graph" "is the Go module proxy reachable?" env GOFLAGS=-mod=mod "$GO" mod tidy -e
-    local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION"
-    ldflags+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)"
-    ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean"
-    step "compiling about 2,500 packages; a line every 250"
-    mkdir -p "$kube_bin.tmp"
-    local status
-    set +e
-    env CGO_ENABLED=0 "$GO" build -v -trimpath -ldflags "$ldflags" -o "$kube_bin.tmp/" \
-      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-      k8s.io/kubernetes/cmd/kube-scheduler go.etcd.io/etcd/server/v3 2>&1 | tee build.log |
-      awk '/^[a-z0-9.-]+(\/[^ ]*)?$/ { n++; if (n % 250 == 0) { printf "    %d packages compiled\n", n; fflush() } }' >&2
-    status=${PIPESTATUS[0]}
-    set -e
-    if [ "$status" -ne 0 ]; then
-      tail -30 build.log >&2
-      fail "compile the Kubernetes binaries" "go build k8s.io/kubernetes/cmd/... go.etcd.io/etcd/server/v3" \
-        "the compiler's last lines are above; the whole log is $work/build.log"
-    fi
-    # go names the etcd binary after its import path (server, or v3 in older toolchains).
-    if [ -e "$kube_bin.tmp/server" ]; then mv "$kube_bin.tmp/server" "$kube_bin.tmp/etcd"; fi
-    if [ -e "$kube_bin.tmp/v3" ]; then mv "$kube_bin.tmp/v3" "$kube_bin.tmp/etcd"; fi
-  )
+  if cmp -s "$work/tools.go.new" "$work/tools.go"; then
+    rm -f "$work/tools.go.new"
+    return
+  fi
+  mv "$work/tools.go.new" "$work/tools.go"
+  step "resolving the module graph (go mod tidy)"
+  (cd "$work" && run "resolve the module graph" "is the Go module proxy reachable?" env GOFLAGS=-mod=mod "$GO" mod tidy -e)
+}
+
+# compile WORK OUT-DIR STEP-NAME PACKAGE...: go build into OUT-DIR with the version stamped, a
+# progress line every 250 packages, and the compiler's last lines on failure.
+compile() {
+  local work="$1" out="$2" name="$3"
+  shift 3
+  local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION"
+  ldflags+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)"
+  ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean"
+  mkdir -p "$out"
+  local status
+  set +e
+  (cd "$work" && env CGO_ENABLED=0 "$GO" build -v -trimpath -ldflags "$ldflags" -o "$out/" "$@") 2>&1 |
+    tee "$work/build.log" |
+    awk '/^[a-z0-9.-]+(\/[^ ]*)?$/ { n++; if (n % 250 == 0) { printf "    %d packages compiled\n", n; fflush() } }' >&2
+  status=${PIPESTATUS[0]}
+  set -e
+  if [ "$status" -ne 0 ]; then
+    tail -30 "$work/build.log" >&2
+    fail "$name" "go build $*" "the compiler's last lines are above; the whole log is $work/build.log"
+  fi
+}
+
+build_kubernetes() {
+  if [ -x "$kube_bin/kube-apiserver" ] && [ -x "$kube_bin/kube-controller-manager" ] && [ -x "$kube_bin/kube-scheduler" ] && [ -x "$kube_bin/etcd" ]; then
+    step "kubernetes $KUBERNETES_VERSION: cached in $kube_bin"
+    return
+  fi
+  need_go
+  step "kubernetes $KUBERNETES_VERSION: building kube-apiserver, kube-controller-manager, kube-scheduler, etcd (first time only; about 10 minutes on 2 cores)"
+  local work="$cache/src/kubernetes-$KUBERNETES_VERSION"
+  # A first build starts from a fresh module, so a half-made one from a killed run cannot stay.
+  rm -rf "$work"
+  wrapper_module "$work"
+  step "compiling about 2,500 packages; a line every 250"
+  rm -rf "$kube_bin.tmp"
+  compile "$work" "$kube_bin.tmp" "compile the Kubernetes binaries" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler go.etcd.io/etcd/server/v3
+  # go names the etcd binary after its import path (server, or v3 in older toolchains).
+  if [ -e "$kube_bin.tmp/server" ]; then mv "$kube_bin.tmp/server" "$kube_bin.tmp/etcd"; fi
+  if [ -e "$kube_bin.tmp/v3" ]; then mv "$kube_bin.tmp/v3" "$kube_bin.tmp/etcd"; fi
+  # Keep a kubectl already built for this version: it is its own cached step (build_kubectl).
+  if [ -x "$kube_bin/kubectl" ]; then mv "$kube_bin/kubectl" "$kube_bin.tmp/kubectl"; fi
   rm -rf "$kube_bin" && mv "$kube_bin.tmp" "$kube_bin"
   step "kubernetes $KUBERNETES_VERSION: built into $kube_bin"
+}
+
+# kubectl is a step of its own so that a machine that already has the four server binaries builds
+# only kubectl: same wrapper module and go build cache, so only kubectl's own packages compile.
+# The e2e suite runs it to prove the commands the README and docs/operations.md print.
+build_kubectl() {
+  if [ -x "$kube_bin/kubectl" ]; then
+    step "kubectl $KUBERNETES_VERSION: cached in $kube_bin"
+    return
+  fi
+  need_go
+  step "kubectl $KUBERNETES_VERSION: building from the same wrapper module (first time only; a few minutes)"
+  local work="$cache/src/kubernetes-$KUBERNETES_VERSION"
+  wrapper_module "$work"
+  step "compiling kubectl's packages (those the server binaries share are cached); a line every 250"
+  rm -rf "$kube_bin/kubectl.tmp"
+  compile "$work" "$kube_bin/kubectl.tmp" "compile kubectl" k8s.io/kubernetes/cmd/kubectl
+  mv "$kube_bin/kubectl.tmp/kubectl" "$kube_bin/kubectl"
+  rm -rf "$kube_bin/kubectl.tmp"
+  step "kubectl $KUBERNETES_VERSION: built into $kube_bin"
 }
 
 build_kwok() {
@@ -155,6 +205,7 @@ install_debian
 # Prometheus here but no control plane of ours.
 if [ "${1:-}" != "--data-plane-only" ]; then
   build_kubernetes
+  build_kubectl
   build_kwok
 fi
 step "all binaries ready in $(( $(date +%s) - started ))s"

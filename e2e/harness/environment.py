@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from pathlib import Path
 from kubernetes import client, config
 
 from e2e.cluster import ControlPlane, ensure_binaries, install_manifests
+from e2e.cluster.binaries import expected_binaries
 from e2e.crds import FLAVOURS
 from e2e.crds.install import switch_flavour
 from e2e.harness.audit import AuditLog
@@ -58,6 +60,9 @@ class Environment:
     mesh: MeshProcess
     flavour: str
     control_plane: ControlPlane | None = None
+    kubectl: Path | None = None
+    """The kubectl built with the control plane (``build.sh``); with ``E2E_KUBECONFIG``, that one if
+    built, else the one on PATH; None when there is neither."""
     timings: dict[str, float] = field(default_factory=dict)
     smi: SmiMetrics | None = None
     """The SMI metrics server once :meth:`smi_metrics` started it; None before (and if never)."""
@@ -119,6 +124,15 @@ def provider_for(flavour: str) -> str:
     return "gatewayapi" if not f.trafficsplit_versions else f"smi:{f.trafficsplit_versions[-1]}"
 
 
+def _kubectl_for_external_cluster() -> Path | None:
+    # build.sh --data-plane-only builds no Kubernetes binary, so a kubectl may not be cached.
+    built = expected_binaries().kubectl
+    if built.is_file() and os.access(built, os.X_OK):
+        return built
+    found = shutil.which("kubectl")
+    return Path(found) if found else None
+
+
 def _external_kubeconfig() -> Path | None:
     value = os.environ.get("E2E_KUBECONFIG", "").strip()
     return Path(value).expanduser() if value else None
@@ -130,6 +144,7 @@ def environment(workdir: Path, *, flavour: str = "linkerd", metrics_flavour: str
     workdir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     control_plane: ControlPlane | None = None
+    kubectl: Path | None = None
     external = _external_kubeconfig()
     started = time.monotonic()
     stack = contextlib.ExitStack()
@@ -138,6 +153,7 @@ def environment(workdir: Path, *, flavour: str = "linkerd", metrics_flavour: str
             binaries = ensure_binaries()
             timings["binaries"] = time.monotonic() - started
             mark = time.monotonic()
+            kubectl = binaries.kubectl
             control_plane = ControlPlane.start(workdir / "cluster", binaries=binaries)
             stack.callback(control_plane.stop)
             timings["control_plane"] = time.monotonic() - mark
@@ -145,6 +161,7 @@ def environment(workdir: Path, *, flavour: str = "linkerd", metrics_flavour: str
             api = control_plane.api_client()
         else:
             kubeconfig = external
+            kubectl = _kubectl_for_external_cluster()
             api = config.new_client_from_config(config_file=str(external))  # type: ignore[no-untyped-call]
         api.user_agent = HARNESS_USER_AGENT
         mark = time.monotonic()
@@ -160,5 +177,5 @@ def environment(workdir: Path, *, flavour: str = "linkerd", metrics_flavour: str
         timings["total"] = time.monotonic() - started
         yield Environment(
             workdir=workdir, kubeconfig=kubeconfig, api=api, prometheus=prometheus, mesh=mesh,
-            flavour=flavour, control_plane=control_plane, timings=timings, cleanup=stack,
+            flavour=flavour, control_plane=control_plane, kubectl=kubectl, timings=timings, cleanup=stack,
         )

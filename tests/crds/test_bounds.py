@@ -87,19 +87,30 @@ def _set(obj: dict[str, Any], path: str, value: Any) -> None:
 
 
 #: What else a field needs so that only its own bound can refuse it.
-CONTEXT: dict[str, Callable[[dict[str, Any]], object]] = {
+ANALYSIS_CONTEXT: dict[str, Callable[[dict[str, Any]], object]] = {
     "spec.analysis.stepWeight": lambda a: a.update(maxWeight=100),
     "spec.analysis.maxWeight": lambda a: a.update(stepWeight=1),
     "spec.analysis.stepWeights[]": lambda a: (a.pop("stepWeight"), a.update(maxWeight=100, stepWeights=[1])),
     "spec.analysis.iterations": lambda a: a.pop("stepWeight"),
     "spec.analysis.stepWeights": lambda a: (a.pop("stepWeight"), a.update(maxWeight=100)),
+    # A/B and mirroring are blue/green variants.
+    "spec.analysis.match": lambda a: (a.pop("stepWeight"), a.update(iterations=1)),
+    "spec.analysis.mirrorWeight": lambda a: (a.pop("stepWeight"), a.update(iterations=1, mirror=True)),
+    "spec.analysis.sessionAffinity.maxAge": lambda a: a.update(sessionAffinity={"cookieName": "canary"}),
+}
+SERVICE_CONTEXT: dict[str, Callable[[dict[str, Any]], object]] = {
+    "spec.service.gatewayRefs[].port": lambda s: s.update(gatewayRefs=[{"name": "public"}]),
+    "spec.service.headers.request.remove": lambda s: s.update(headers={"request": {}}),
+    "spec.service.headers.response.remove": lambda s: s.update(headers={"response": {}}),
 }
 
 
 def _canary_with(where: str, value: Any) -> dict[str, Any]:
     obj = base_canary()
-    if where in CONTEXT:
-        CONTEXT[where](obj["spec"]["analysis"])
+    if where in ANALYSIS_CONTEXT:
+        ANALYSIS_CONTEXT[where](obj["spec"]["analysis"])
+    if where in SERVICE_CONTEXT:
+        SERVICE_CONTEXT[where](obj["spec"]["service"])
     _set(obj, _concrete(where), copy.deepcopy(value))
     return obj
 
@@ -175,6 +186,11 @@ def test_lists_agree_at_the_edges(where: str) -> None:
         "spec.analysis.stepWeights": lambda n: list(range(1, n + 1)),
         "spec.analysis.metrics": lambda n: [{"name": "request-success-rate", "thresholdRange": {"min": 99}}] * n,
         "spec.analysis.webhooks": lambda n: [{"name": "h", "url": "http://h.test/"}] * n,
+        "spec.analysis.match": lambda n: [{"headers": {"x-canary": {"exact": "insider"}}}] * n,
+        "spec.service.gatewayRefs": lambda n: [{"name": "public"}] * n,
+        "spec.service.hosts": lambda n: ["app.example.test"] * n,
+        "spec.service.headers.request.remove": lambda n: ["x-debug"] * n,
+        "spec.service.headers.response.remove": lambda n: ["server"] * n,
     }
     _assert_edges(where, inside=[items[where](ceiling)], outside=[items[where](ceiling + 1)])
 

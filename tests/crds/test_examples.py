@@ -206,11 +206,15 @@ def test_schema_defaults_in_full() -> None:
             "threshold": 5,
             "noDataPolicy": "hold",
             "minSampleSize": 1,
+            "primaryReadyThreshold": 100,
+            "canaryReadyThreshold": 100,
+            "mirror": False,
             "metrics": [
                 {"name": "request-duration", "thresholdRange": {"max": 500}},
                 {"name": "custom", "templateRef": {"name": "t"}, "thresholdRange": {"min": 1}},
             ],
-            "webhooks": [{"name": "hook", "url": "http://hook.test/", "type": "rollout", "timeout": "10s", "retries": 0}],
+            "webhooks": [{"name": "hook", "url": "http://hook.test/", "type": "rollout", "timeout": "10s", "retries": 0,
+                          "muteAlert": False}],
         },
     }
     template = load_crds()["MetricTemplate"].admit(_wrap("MetricTemplate", MINIMAL_TEMPLATES["no-provider"])).object

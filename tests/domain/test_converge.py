@@ -10,7 +10,7 @@ import pytest
 from canary.domain.actions import (
     EnsurePrimary, EnsureServices, PromotePrimary, RestoreTarget, ScaleCanary, SetRoute,
 )
-from canary.domain.machine import converge, desired_route
+from canary.domain.machine import converge, desired_route, uses_experiment_route
 from canary.domain.observed import RouteState, WorkloadState
 from canary.domain.status import CanaryStatus, Phase
 from canary.domain.weights import ALL_PRIMARY, Weights
@@ -157,3 +157,32 @@ def test_converge_is_a_function_of_status_and_observation_only() -> None:
     observed = seen(route=ALL_PRIMARY)
     assert converge(status, observed) == converge(replace(status, last_analysis_time=NOW + timedelta(days=1)),
                                                   observed)
+
+
+EXPERIMENT_PHASES = {Phase.PROGRESSING, Phase.WAITING_PROMOTION}
+
+
+@pytest.mark.parametrize("phase", list(Phase), ids=str)
+def test_a_b_and_mirroring_route_the_experiment_only_while_the_canary_is_judged(phase: Phase) -> None:
+    got = desired_route(running(phase, 0), seen(ready=True, rev="rev2"), experiment=True)
+    if phase is Phase.TERMINATING:
+        assert got == Weights(0, 100)
+    elif phase in EXPERIMENT_PHASES:
+        assert got == Weights(100, 0, experiment=True)
+    else:
+        assert got == ALL_PRIMARY and not got.experiment
+
+
+def test_an_unready_canary_gets_no_experiment_traffic() -> None:
+    assert desired_route(running(Phase.PROGRESSING, 0), seen(ready=False, rev="rev2"), experiment=True) == ALL_PRIMARY
+
+
+@pytest.mark.parametrize("analysis, experiment", [
+    ({"stepWeight": None, "maxWeight": None, "iterations": 3,
+      "match": [{"headers": {"x-canary": {"exact": "insider"}}}]}, True),
+    ({"stepWeight": None, "maxWeight": None, "iterations": 3, "mirror": True}, True),
+    ({"stepWeight": None, "maxWeight": None, "iterations": 3}, False),
+    ({}, False),
+], ids=["a-b", "mirror", "blue-green", "canary"])
+def test_the_decision_asks_for_the_experiment_route_from_the_spec(analysis: dict[str, object], experiment: bool) -> None:
+    assert uses_experiment_route(make_spec(**analysis)) is experiment
