@@ -15,6 +15,7 @@ from canary.cli.porting import PortOptions, Severity, occurrences, port_document
 from canary.domain.flagger_fields import CANARY_FIELDS, METRIC_TEMPLATE_FIELDS, FieldSupport
 from canary.domain.spec import parse_canary_spec, parse_metric_template_spec
 from canary.errors import SpecError
+from tests.crds.schema_validator import Invalid, load_crds
 from tests.flagger_corpus.expectations import CORPUS, CorpusDocument, Outcome, checked
 
 CHECKED = checked()
@@ -76,3 +77,19 @@ def test_the_report_names_every_refused_field_with_its_document() -> None:
         for field in doc.refused_fields:
             assert f"Canary test/{doc.name}: refused {field}: " in report, report
         assert f"Canary test/{doc.name}: refused (" in report
+
+
+@pytest.mark.parametrize("doc", CHECKED, ids=lambda d: d.id)
+def test_the_crd_admits_or_refuses_each_ported_document_as_declared(doc: CorpusDocument) -> None:
+    """The unit-test admission pipeline (tests/crds/schema_validator.py); e2e/test_flagger_corpus.py
+    asks the real API server the same question."""
+    ported = port_document(doc.document, PortOptions()).output
+    validator = load_crds()[doc.kind]
+    if doc.outcome is Outcome.REFUSED_AT_ADMISSION:
+        with pytest.raises(Invalid) as refused:
+            validator.admit(ported)
+        # The schema refuses exactly the fields the converter names: neither says more than the other.
+        assert {e.path for e in refused.value.errors} == set(doc.refused_fields), refused.value
+    else:
+        admitted = validator.admit(ported)
+        assert admitted.pruned == [], "strict field validation would refuse these unknown fields"
