@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from canary.domain.flagger_fields import CANARY_FIELDS, METRIC_TEMPLATE_FIELDS, refused
 from canary.domain.durations import DURATION_PATTERN, microseconds
 from tests.crds.schema_validator import iter_schema, load_crds
 
@@ -63,8 +64,10 @@ def integer_ranges(kind: str = "Canary") -> dict[str, tuple[int | None, int | No
 
 def list_limits(kind: str = "Canary") -> dict[str, tuple[int, int | None]]:
     """``minItems`` (0 when unset) and ``maxItems`` of every list of the spec, by path."""
+    # A refused Flagger field is declared only to be refused by name: it never holds a value.
+    refused_paths = {f.path for f in refused((*CANARY_FIELDS, *METRIC_TEMPLATE_FIELDS))}
     return {path: (node.get("minItems", 0), node.get("maxItems"))
-            for path, node in _spec_nodes(kind) if node.get("type") == "array"}
+            for path, node in _spec_nodes(kind) if node.get("type") == "array" and path not in refused_paths}
 
 
 def duration_ranges(kind: str = "Canary") -> dict[str, CrdDuration]:
