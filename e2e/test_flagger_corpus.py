@@ -25,6 +25,7 @@ PLURALS = {"Canary": "canaries", "MetricTemplate": "metrictemplates"}
 VERDICT_TIMEOUT = 60.0
 
 CHECKED = checked()
+RULES_SKIPPED = "some validation rules were not checked because the object was invalid"
 
 
 def _ported(doc: CorpusDocument, namespace: str) -> dict[str, Any]:
@@ -83,8 +84,13 @@ def test_refused_documents_are_refused_at_admission_naming_each_field(
         _create(kube, _ported(doc, kube.namespace))
     assert refused.value.status == 422, refused.value.body
     body = str(refused.value.body)
-    for field in doc.refused_fields:
-        assert field in body, f"the refusal must name {field}: {body}"
+    first, *rest = doc.refused_fields
+    assert first in body, f"the refusal must name {first}: {body}"
+    # The API server runs the CEL rules only on an object its schema accepted, and says so; then
+    # only the schema's refusals (listed first in the annotation) are named.
+    if RULES_SKIPPED not in body:
+        for field in rest:
+            assert field in body, f"the refusal must name {field}: {body}"
     assert _read(kube, doc) is None, "nothing was stored"
 
 
