@@ -22,8 +22,13 @@ from canary.domain import bounds
 from canary.domain.durations import format_duration, parse_duration
 from canary.domain.flagger_fields import CANARY_FIELDS, METRIC_TEMPLATE_FIELDS, FieldSupport, Support
 from canary.domain.providers import PROVIDERS, RouterKind
-from canary.domain.spec import BUILTIN_SUCCESS_RATE, AnalysisSpec, NoDataPolicy, parse_canary_spec, \
-    parse_metric_template_spec
+from canary.domain.spec import (
+    BUILTIN_SUCCESS_RATE,
+    AnalysisSpec,
+    NoDataPolicy,
+    parse_canary_spec,
+    parse_metric_template_spec,
+)
 from canary.errors import SpecError
 
 __all__ = [
@@ -38,6 +43,7 @@ __all__ = [
 ]
 
 FLAGGER_API_VERSION = "flagger.app/v1beta1"
+FLAGGER_GROUP = "flagger.app/"
 CANARY_API_VERSION = "canary.dev/v1alpha1"
 
 #: What Flagger does where we differ (its documented defaults).
@@ -357,14 +363,14 @@ def port_document(doc: object, options: PortOptions) -> PortedDocument:
     if not isinstance(doc, Mapping):
         return PortedDocument("", "", "", doc)
     kind, api_version = _text(doc.get("kind")), _text(doc.get("apiVersion"))
-    meta = doc.get("metadata") if isinstance(doc.get("metadata"), Mapping) else {}
-    assert isinstance(meta, Mapping)
-    namespace, name = _text(meta.get("namespace")), _text(meta.get("name"))
-    ours = api_version in (FLAGGER_API_VERSION, CANARY_API_VERSION)
-    if not ours or kind not in _CHECKED:
+    meta = doc.get("metadata")
+    namespace, name = (_text(meta.get("namespace")), _text(meta.get("name"))) if isinstance(meta, Mapping) else ("", "")
+    # Any Flagger version: v1alpha3 manifests (spec.canaryAnalysis) still circulate.
+    flagger = api_version.startswith(FLAGGER_GROUP)
+    if kind not in _CHECKED or not (flagger or api_version == CANARY_API_VERSION):
         findings: tuple[Finding, ...] = ()
-        if api_version == FLAGGER_API_VERSION:
-            findings = (Finding("kind", Severity.REFUSED, _unsupported_kind(kind)),)
+        if flagger:
+            findings = (Finding("kind", Severity.REFUSED, _unsupported_kind(kind, api_version)),)
         return PortedDocument(kind, namespace, name, doc, findings)
 
     output = copy.deepcopy(dict(doc))
@@ -382,8 +388,8 @@ def port_document(doc: object, options: PortOptions) -> PortedDocument:
     return PortedDocument(kind, namespace, name, output, tuple(found), checked=True)
 
 
-def _unsupported_kind(kind: str) -> str:
+def _unsupported_kind(kind: str, api_version: str) -> str:
     if kind == "AlertProvider":
         return ("AlertProvider is not supported yet: " + _note("spec.analysis.alerts")
-                + "; it is written out unchanged (flagger.app/v1beta1)")
+                + f"; it is written out unchanged ({api_version})")
     return f"{kind or 'a document without kind'} is not a Flagger kind this tool knows; written out unchanged"

@@ -219,3 +219,20 @@ def test_help_documents_the_exit_codes(command: str, capsys: pytest.CaptureFixtu
     code, _, _ = run([command, "--help"])
     assert code == ExitCode.OK
     assert "4: something would be refused" in capsys.readouterr().out
+
+
+def test_an_older_flagger_version_is_ported_too() -> None:
+    code, out, err = run(["convert", "-f", "-"], stdin=CANARY.replace("v1beta1", "v1alpha3"))
+    assert code == ExitCode.OK, err
+    assert yaml.safe_load(out)["apiVersion"] == "canary.dev/v1alpha1"
+    assert "Canary test/podinfo: accepted" in err
+
+
+def test_an_already_ported_canary_is_checked_the_same_way() -> None:
+    doc = canary()
+    doc["apiVersion"] = "canary.dev/v1alpha1"
+    doc["spec"]["autoscalerRef"] = {"name": "podinfo"}
+    code, out, err = run(["convert", "-f", "-"], stdin=yaml.safe_dump(doc, sort_keys=False))
+    assert code == ExitCode.REFUSED
+    assert yaml.safe_load(out) == doc
+    assert "refused spec.autoscalerRef: " in err
