@@ -8,6 +8,7 @@ import io
 from pathlib import Path
 
 import pytest
+import yaml
 
 from canary.cli.app import execute
 from canary.cli.errors import ExitCode
@@ -93,3 +94,16 @@ def test_the_crd_admits_or_refuses_each_ported_document_as_declared(doc: CorpusD
     else:
         admitted = validator.admit(ported)
         assert admitted.pruned == [], "strict field validation would refuse these unknown fields"
+
+
+@pytest.mark.parametrize("flags", [[], ["--flagger-no-data"]], ids=["plain", "flagger-no-data"])
+@pytest.mark.parametrize("path", sorted(CORPUS.glob("*.yaml")), ids=lambda p: p.name)
+def test_convert_writes_each_port_with_the_files_comments(path: Path, flags: list[str]) -> None:
+    out = io.StringIO()
+    execute(["convert", "-f", str(path), *flags], stdout=out, stderr=io.StringIO())
+    source = path.read_text()
+    options = PortOptions(flagger_no_data=bool(flags))
+    expected = [port_document(doc, options).output for doc in yaml.safe_load_all(source) if doc is not None]
+    assert [d for d in yaml.safe_load_all(out.getvalue()) if d is not None] == expected
+    comments = [line.strip() for line in source.splitlines() if line.strip().startswith("#")]
+    assert all(c in out.getvalue() for c in comments), "every comment is kept"
