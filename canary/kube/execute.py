@@ -36,7 +36,8 @@ from canary.kube.cache import ClusterCache, Kind, ObjectKey, resource_version
 from canary.kube.observe import Observation
 from canary.kube.revision import REVISION_ANNOTATION, ConfigRef, data_digest
 from canary.kube.workloads import (
-    config_copy, match_labels, owner_reference, primary_deployment, primary_name, promotion_patch, service_bodies,
+    MANAGED_BY, config_copy, match_labels, owner_reference, primary_deployment, primary_name, promotion_patch,
+    service_bodies,
     service_matches,
 )
 from canary.notify.webhooks import WebhookPayload, notify
@@ -312,10 +313,14 @@ class Executor:
                 # Service keeps them, never matches, and is patched again on every pass.
                 selector = {**{k: None for k in (existing.get("spec") or {}).get("selector") or {}},
                             **body["spec"]["selector"]}
+                # The Canary's own labels and annotations; an adopted Service is not marked as ours.
+                meta = {part: {k: v for k, v in body["metadata"][part].items() if k not in MANAGED_BY}
+                        for part in ("labels", "annotations") if body["metadata"].get(part)}
                 seen = target.seen(key)
                 await self._conditional(target, key, seen, self.api.call(
                     self.api.core.patch_namespaced_service, name, target.namespace,
-                    _rv_patch(seen, {"spec": {"selector": selector, "ports": ports}}), _content_type=MERGE_PATCH,
+                    _rv_patch(seen, {"metadata": meta, "spec": {"selector": selector, "ports": ports}}),
+                    _content_type=MERGE_PATCH,
                 ))
 
     async def _restore_target(self, target: Target) -> None:

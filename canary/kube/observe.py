@@ -78,7 +78,7 @@ def observe(canary: Mapping[str, Any], spec: CanarySpec, cache: ClusterCache, ro
         digests = {ref: cache.digest(ObjectKey.config(namespace, ref)) for ref in refs}
         deps.update(ObjectKey.config(namespace, ref) for ref in refs)
         configs = frozenset(ref for ref, digest in digests.items() if digest is not None)
-        ready, message = deployment_readiness(target_body)
+        ready, message = deployment_readiness(target_body, spec.analysis.canary_ready_threshold)
         target = WorkloadState(
             exists=True, checksum=revision_of(template, digests), ready=ready,
             replicas=int((target_body.get("spec") or {}).get("replicas", 1)), message=message,
@@ -97,7 +97,7 @@ def observe(canary: Mapping[str, Any], spec: CanarySpec, cache: ClusterCache, ro
     primary = WorkloadState()
     if primary_body is not None:
         bodies[primary_key] = primary_body
-        ready, message = deployment_readiness(primary_body)
+        ready, message = deployment_readiness(primary_body, spec.analysis.primary_ready_threshold)
         primary = WorkloadState(
             exists=True,
             checksum=((primary_body.get("metadata") or {}).get("annotations") or {}).get(REVISION_ANNOTATION, ""),

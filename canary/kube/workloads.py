@@ -7,10 +7,11 @@ testable without a cluster; ``execute`` only sends them.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from canary.domain.spec import CanarySpec
+from canary.domain.spec import CanarySpec, CustomMetadata
 from canary.kube.revision import REVISION_ANNOTATION, ConfigRef
 
 PRIMARY_SUFFIX = "-primary"
@@ -132,27 +133,32 @@ def service_bodies(spec: CanarySpec, namespace: str, selector: Mapping[str, str]
                    owner: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The apex (selects primary pods), ``-primary`` and ``-canary`` Services, by name."""
     apex = spec.service.name
-    port = {
+    port: dict[str, Any] = {
         "name": spec.service.port_name,
         "port": spec.service.port,
         "targetPort": spec.service.target_port if spec.service.target_port is not None else spec.service.port,
         "protocol": "TCP",
     }
+    if spec.service.app_protocol is not None:
+        port["appProtocol"] = spec.service.app_protocol
     primary_sel = primary_labels(selector, selector)
 
-    def body(name: str, sel: Mapping[str, str]) -> dict[str, Any]:
+    def body(name: str, sel: Mapping[str, str], custom: CustomMetadata) -> dict[str, Any]:
+        meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": {**custom.labels, **MANAGED_BY},
+                                "ownerReferences": [dict(owner)]}
+        if custom.annotations:
+            meta["annotations"] = dict(custom.annotations)
         return {
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": {"name": name, "namespace": namespace, "labels": dict(MANAGED_BY),
-                         "ownerReferences": [dict(owner)]},
+            "metadata": meta,
             "spec": {"type": "ClusterIP", "selector": dict(sel), "ports": [dict(port)]},
         }
 
     return {
-        apex: body(apex, primary_sel),
-        primary_name(apex): body(primary_name(apex), primary_sel),
-        f"{apex}{CANARY_SUFFIX}": body(f"{apex}{CANARY_SUFFIX}", selector),
+        apex: body(apex, primary_sel, spec.service.apex),
+        primary_name(apex): body(primary_name(apex), primary_sel, spec.service.primary),
+        f"{apex}{CANARY_SUFFIX}": body(f"{apex}{CANARY_SUFFIX}", selector, spec.service.canary),
     }
 
 
@@ -160,13 +166,23 @@ def service_matches(existing: Mapping[str, Any], desired: Mapping[str, Any]) -> 
     have, want = existing.get("spec") or {}, desired["spec"]
     if (have.get("selector") or {}) != want["selector"]:
         return False
+    have_meta, want_meta = existing.get("metadata") or {}, desired["metadata"]
+    # Only what the Canary asks for must be there; labels and annotations others add stay theirs.
+    for part in ("labels", "annotations"):
+        have_part = have_meta.get(part) or {}
+        if any(have_part.get(k) != v for k, v in (want_meta.get(part) or {}).items() if k not in MANAGED_BY):
+            return False
     want_port = want["ports"][0]
-    return any(p.get("port") == want_port["port"] and str(p.get("targetPort", p.get("port"))) == str(want_port["targetPort"])
+    return any(p.get("port") == want_port["port"]
+               and str(p.get("targetPort", p.get("port"))) == str(want_port["targetPort"])
+               and p.get("appProtocol") == want_port.get("appProtocol")
                for p in have.get("ports") or [])
 
 
-def deployment_readiness(deployment: Mapping[str, Any]) -> tuple[bool, str]:
-    """Rolled out as ``kubectl rollout status`` would say, plus at least one replica."""
+def deployment_readiness(deployment: Mapping[str, Any], ready_threshold: int = 100) -> tuple[bool, str]:
+    """Rolled out as ``kubectl rollout status`` would say, plus at least one replica; with a
+    ``ready_threshold`` below 100 (Flagger's primary/canaryReadyThreshold), that percentage of
+    the updated replicas available is enough."""
     meta, spec, status = deployment.get("metadata") or {}, deployment.get("spec") or {}, deployment.get("status") or {}
     for cond in status.get("conditions") or []:
         if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
@@ -183,6 +199,8 @@ def deployment_readiness(deployment: Mapping[str, Any]) -> tuple[bool, str]:
         return False, f"{updated} of {want} replicas updated"
     if total > updated:
         return False, f"{total - updated} old replicas pending termination"
-    if available < updated:
-        return False, f"{available} of {updated} updated replicas available"
+    needed = max(1, math.ceil(updated * ready_threshold / 100))
+    if available < needed:
+        short = f" ({needed} needed)" if ready_threshold < 100 else ""
+        return False, f"{available} of {updated} updated replicas available{short}"
     return True, ""

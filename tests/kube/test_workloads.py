@@ -288,3 +288,29 @@ ROLLED_OUT: dict[str, Any] = {"observedGeneration": 4, "replicas": 2, "updatedRe
 )
 def test_deployment_readiness(deployment: dict[str, Any], ready: bool, message: str) -> None:
     assert deployment_readiness(deployment) == (ready, message)
+
+
+@pytest.mark.parametrize(("available", "threshold", "ready"), [
+    (7, 80, False), (8, 80, True), (10, 100, True), (9, 100, False), (1, 1, True), (0, 1, False),
+], ids=["7of10-at-80", "8of10-at-80", "all-at-100", "9of10-at-100", "1of10-at-1", "none-at-1"])
+def test_ready_threshold_is_a_share_of_the_updated_replicas(available: int, threshold: int, ready: bool) -> None:
+    deployment = _deployment(spec_replicas=10, observedGeneration=4, replicas=10, updatedReplicas=10,
+                             availableReplicas=available)
+    assert deployment_readiness(deployment, threshold)[0] is ready
+
+
+def test_service_metadata_and_app_protocol_follow_the_spec() -> None:
+    bodies = service_bodies(_spec(appProtocol="kubernetes.io/h2c",
+                                  apex={"labels": {"expose": "public"}, "annotations": {"a": "1"}},
+                                  canary={"annotations": {"c": "2"}}), "test", {"app": "podinfo"}, OWNER)
+    apex, primary, canary = bodies["podinfo"], bodies["podinfo-primary"], bodies["podinfo-canary"]
+    assert apex["metadata"]["labels"] == {"expose": "public", **MANAGED} and apex["metadata"]["annotations"] == {"a": "1"}
+    assert primary["metadata"]["labels"] == MANAGED and "annotations" not in primary["metadata"]
+    assert canary["metadata"]["annotations"] == {"c": "2"}
+    assert {b["spec"]["ports"][0]["appProtocol"] for b in bodies.values()} == {"kubernetes.io/h2c"}
+    # A Service without the asked-for metadata or appProtocol is converged; others' extra labels stay.
+    assert not service_matches({**apex, "metadata": {"labels": MANAGED}}, apex)
+    assert service_matches({**apex, "metadata": {**apex["metadata"], "labels": {**apex["metadata"]["labels"], "x": "y"}}},
+                           apex)
+    plain_port = {**apex, "spec": {**apex["spec"], "ports": [{"port": 9898, "targetPort": 9898}]}}
+    assert not service_matches(plain_port, apex)

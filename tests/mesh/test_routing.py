@@ -6,7 +6,8 @@ import pytest
 
 from canary.routers.base import RouteTarget, Weights
 from canary.routers.gatewayapi import HTTPRouteRouter
-from canary.routers.smi import SMI_VERSIONS, TrafficSplitRouter
+from canary.domain.providers import SMI_VERSIONS
+from canary.routers.smi import TrafficSplitRouter
 from e2e.mesh.objects import parse_http_route, parse_traffic_split
 from e2e.mesh.routing import (
     EMPTY_TABLE,
