@@ -20,7 +20,14 @@ from typing import Any
 
 from canary.domain import bounds
 from canary.domain.durations import format_duration, parse_duration
-from canary.domain.flagger_fields import CANARY_FIELDS, METRIC_TEMPLATE_FIELDS, FieldSupport, Support
+from canary.domain.flagger_fields import (
+    CANARY_FIELDS,
+    METRIC_TEMPLATE_FIELDS,
+    FieldSupport,
+    Support,
+    occurrences,
+    occurrences_in_canary,
+)
 from canary.domain.providers import PROVIDERS, RouterKind
 from canary.domain.spec import (
     BUILTIN_SUCCESS_RATE,
@@ -38,7 +45,6 @@ __all__ = [
     "PortOptions",
     "PortedDocument",
     "Severity",
-    "occurrences",
     "port_document",
 ]
 
@@ -103,28 +109,6 @@ class PortedDocument:
 # --- field paths ---------------------------------------------------------------------------
 
 
-def occurrences(obj: object, path: str) -> Iterator[str]:
-    """The concrete paths (``a.b[2].c``) at which the table path ``path`` (``a.b[].c``) is set in
-    ``obj``. ``null`` and ``false`` are not uses of a field: both are Flagger's "off"."""
-    yield from _walk(obj, path.split("."), "")
-
-
-def _walk(obj: object, parts: list[str], prefix: str) -> Iterator[str]:
-    head, rest = parts[0], parts[1:]
-    key = head.removesuffix("[]")
-    if not isinstance(obj, Mapping) or obj.get(key) is None or obj.get(key) is False:
-        return
-    here = f"{prefix}.{key}" if prefix else key
-    value = obj[key]
-    if not rest:
-        yield here
-    elif head.endswith("[]") and isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from _walk(item, rest, f"{here}[{i}]")
-    else:
-        yield from _walk(value, rest, here)
-
-
 _INDEX = re.compile(r"\[\d+\]")
 _TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
@@ -132,14 +116,6 @@ _TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 def _table_path(concrete: str) -> str:
     """The table's path of a concrete one; Flagger's ``canaryAnalysis`` has ``analysis``'s fields."""
     return _INDEX.sub("[]", concrete).replace("spec.canaryAnalysis.", "spec.analysis.", 1)
-
-
-def _in_spec(spec: Mapping[str, Any], path: str) -> Iterator[str]:
-    """:func:`occurrences` of a Canary's table path, also under Flagger's deprecated
-    ``spec.canaryAnalysis``, which holds the same fields as ``spec.analysis``."""
-    yield from occurrences({"spec": spec}, path)
-    if path.startswith("spec.analysis."):
-        yield from occurrences({"spec": spec}, path.replace("spec.analysis.", "spec.canaryAnalysis.", 1))
 
 
 def _tokens(concrete: str) -> list[str | int]:
@@ -216,7 +192,7 @@ def _refusals(spec: Mapping[str, Any], table: tuple[FieldSupport, ...],
         findings.setdefault(exc.field, Finding(exc.field, Severity.REFUSED, message, parser=str(exc)))
     # The table names every refused field even where the parser stopped before reaching it.
     for entry in refused.values():
-        for where in _in_spec(spec, entry.path):
+        for where in occurrences_in_canary(spec, entry.path):
             findings.setdefault(where, Finding(where, Severity.REFUSED, entry.message))
     return list(findings.values())
 
@@ -244,7 +220,7 @@ def _provider_findings(spec: Mapping[str, Any], options: PortOptions) -> list[Fi
     for entry in CANARY_FIELDS:
         if entry.support is not Support.PROVIDER:
             continue
-        for where in _in_spec(spec, entry.path):
+        for where in occurrences_in_canary(spec, entry.path):
             if provider.router is RouterKind.GATEWAY_API:
                 findings.append(Finding(where, Severity.NOTE, f"{entry.note}; applied only with provider gatewayapi"))
             else:

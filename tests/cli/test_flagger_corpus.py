@@ -12,7 +12,8 @@ import yaml
 
 from canary.cli.app import execute
 from canary.cli.errors import ExitCode
-from canary.cli.porting import PortOptions, Severity, occurrences, port_document
+from canary.cli.porting import PortOptions, Severity, port_document
+from canary.domain.flagger_fields import occurrences
 from canary.domain.flagger_fields import CANARY_FIELDS, METRIC_TEMPLATE_FIELDS, FieldSupport
 from canary.domain.spec import parse_canary_spec, parse_metric_template_spec
 from canary.errors import SpecError
