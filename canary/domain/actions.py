@@ -21,6 +21,13 @@ class EnsurePrimary:
 
 
 @dataclass(frozen=True)
+class EnsurePrimaryScaler:
+    """Create the primary's copy of the target's autoscaler, or make its spec the target
+    scaler's again. Issued when the copy is missing, and during promotion when it differs: the
+    primary scales by the rules of the revision it runs, as in Flagger."""
+
+
+@dataclass(frozen=True)
 class EnsureServices:
     """Create (or adopt) the apex Service selecting primary pods, and ``-primary``/``-canary``.
     Only issued once the primary is ready, so adopting an apex never routes to unready pods."""
@@ -65,7 +72,7 @@ class Notify:
     hook_type: WebhookType
 
 
-Action = (EnsurePrimary | EnsureServices | PromotePrimary | SetRoute | ScaleCanary | RestoreTarget | SetFinalizer
+Action = (EnsurePrimary | EnsurePrimaryScaler | EnsureServices | PromotePrimary | SetRoute | ScaleCanary | RestoreTarget | SetFinalizer
           | Notify)
 
 

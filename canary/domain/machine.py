@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import Any
 
 from canary.domain.actions import (
-    Action, EnsurePrimary, EnsureServices, Event, Notify, PromotePrimary, RestoreTarget, ScaleCanary, SetFinalizer,
+    Action, EnsurePrimary, EnsurePrimaryScaler, EnsureServices, Event, Notify, PromotePrimary, RestoreTarget, ScaleCanary, SetFinalizer,
     SetRoute,
 )
 from canary.domain.analysis import TickOutcome, gate_open, summarize_failures, tick_outcome
@@ -285,6 +285,13 @@ def converge(status: CanaryStatus, observed: Observed, *, experiment: bool = Fal
 
     if not observed.primary.exists:
         actions.append(EnsurePrimary(max(status.primary_replicas, 1)))
+    # Before the template copy: once the primary runs the new revision the promotion may move
+    # on, and the copy of the scaler must not be left behind by a crash in between.
+    scaler = observed.scaler
+    if scaler is not None and scaler.target_exists and (
+        not scaler.primary_exists or (phase is Phase.PROMOTING and not scaler.primary_in_sync)
+    ):
+        actions.append(EnsurePrimaryScaler())
     primary_usable = observed.primary.exists and (observed.primary.ready or phase not in (None, Phase.INITIALIZING))
     if primary_usable and not observed.services_ready:
         actions.append(EnsureServices())

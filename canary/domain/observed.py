@@ -27,6 +27,17 @@ class RouteState:
 
 
 @dataclass(frozen=True)
+class ScalerState:
+    """The target's autoscaler (``spec.autoscalerRef``) and the primary's copy of it."""
+
+    target_exists: bool = False
+    primary_exists: bool = False
+    #: The primary's copy has the spec the target's scaler implies now (scale target, replica
+    #: range overrides and trigger queries applied).
+    primary_in_sync: bool = False
+
+
+@dataclass(frozen=True)
 class Problem:
     """Something only the controller can see is wrong; shown as ``Stalled`` until fixed."""
 
@@ -44,6 +55,8 @@ class Observed:
     #: The apex, primary and canary Services exist and select the right pods.
     services_ready: bool = False
     route: RouteState = RouteState()
+    #: None when the Canary has no ``autoscalerRef``.
+    scaler: ScalerState | None = None
     deleting: bool = False
     #: The Canary carries the ``canary.dev/revert-on-deletion`` finalizer.
     finalizer: bool = False
