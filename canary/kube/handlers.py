@@ -27,6 +27,9 @@ WATCHED: tuple[tuple[str, str, Kind], ...] = (
     (CANARY_GROUP, "metrictemplates", Kind.METRIC_TEMPLATE),
     (SMI_GROUP, "trafficsplits", Kind.ROUTE),
     (GATEWAY_GROUP, "httproutes", Kind.ROUTE),
+    # spec.autoscalerRef: the target's scaler and the primary's copy (KEDA's only where installed).
+    ("autoscaling", "horizontalpodautoscalers", Kind.HPA),
+    ("keda.sh", "scaledobjects", Kind.SCALED_OBJECT),
 )
 
 
