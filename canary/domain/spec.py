@@ -647,7 +647,7 @@ def parse_autoscaler_ref(value: object, path: str = "spec.autoscalerRef") -> Aut
     raw = _mapping(value, path)
     kinds = ", ".join(k.value for k in ScalerKind)
     try:
-        kind = ScalerKind(raw.get("kind"))
+        kind = ScalerKind(str(raw.get("kind")))
     except ValueError as exc:
         raise SpecError(f"{path}.kind", f"{raw.get('kind')!r} is not one of {kinds}") from exc
     api_version = raw.get("apiVersion")
