@@ -52,6 +52,14 @@ class ScaleCanary:
 
 
 @dataclass(frozen=True)
+class PauseTargetScaler:
+    """Hold the target's ScaledObject at zero replicas (``paused``) while the canary is scaled
+    down, or let it scale again, as Flagger does; issued only for pausable scalers."""
+
+    paused: bool
+
+
+@dataclass(frozen=True)
 class RestoreTarget:
     """Deletion with ``revertOnDeletion``: point the apex Service back at the target's pods,
     release it from the Canary's ownership and delete the route object."""
@@ -72,8 +80,8 @@ class Notify:
     hook_type: WebhookType
 
 
-Action = (EnsurePrimary | EnsurePrimaryScaler | EnsureServices | PromotePrimary | SetRoute | ScaleCanary | RestoreTarget | SetFinalizer
-          | Notify)
+Action = (EnsurePrimary | EnsurePrimaryScaler | EnsureServices | PromotePrimary | SetRoute | ScaleCanary
+          | PauseTargetScaler | RestoreTarget | SetFinalizer | Notify)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,11 @@ class ScalerState:
     #: The primary's copy has the spec the target's scaler implies now (scale target, replica
     #: range overrides and trigger queries applied).
     primary_in_sync: bool = False
+    #: The target's scaler can be held at zero (a KEDA ScaledObject, whose operator would
+    #: otherwise wake the canary from zero; an HPA never scales a workload at zero).
+    pausable: bool = False
+    #: ... and it is held at zero now.
+    target_paused: bool = False
 
 
 @dataclass(frozen=True)

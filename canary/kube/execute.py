@@ -23,8 +23,8 @@ import aiohttp
 from kubernetes.client import V1DeleteOptions, V1Preconditions
 
 from canary.domain.actions import (
-    Action, EnsurePrimary, EnsurePrimaryScaler, EnsureServices, Event, Notify, PromotePrimary, RestoreTarget, ScaleCanary, SetFinalizer,
-    SetRoute,
+    Action, EnsurePrimary, EnsurePrimaryScaler, EnsureServices, Event, Notify, PauseTargetScaler, PromotePrimary,
+    RestoreTarget, ScaleCanary, SetFinalizer, SetRoute,
 )
 from canary.domain.spec import CanarySpec, WebhookSpec, WebhookType
 from canary.domain.status import CanaryStatus, Phase
@@ -35,7 +35,7 @@ from canary.kube.api import (
 from canary.kube.cache import ClusterCache, Kind, ObjectKey, resource_version
 from canary.kube.observe import Observation
 from canary.kube.revision import REVISION_ANNOTATION, ConfigRef, data_digest
-from canary.kube.scalers import SCALER_RESOURCES, primary_scaler, scaler_keys
+from canary.kube.scalers import KEDA_PAUSED_REPLICAS, SCALER_RESOURCES, primary_scaler, scaler_keys
 from canary.kube.workloads import (
     MANAGED_BY, config_copy, match_labels, owner_reference, primary_deployment, primary_name, promotion_patch,
     service_bodies,
@@ -202,6 +202,8 @@ class Executor:
                 self.api.apps.patch_namespaced_deployment, key.name, key.namespace,
                 _rv_patch(version, {"spec": {"replicas": action.replicas}}), _content_type=MERGE_PATCH,
             ))
+        elif isinstance(action, PauseTargetScaler):
+            await self._pause_target_scaler(target, action.paused)
         elif isinstance(action, RestoreTarget):
             await self._restore_target(target)
         elif isinstance(action, SetFinalizer):
@@ -303,6 +305,20 @@ class Executor:
         await self._conditional(target, key, seen, self.api.call(
             custom.patch_namespaced_custom_object, res.group, res.version, target.namespace, res.plural, key.name,
             ops, _content_type=JSON_PATCH))
+
+    async def _pause_target_scaler(self, target: Target, paused: bool) -> None:
+        """KEDA's paused-replicas annotation on the target's ScaledObject: "0" holds the canary
+        at zero, its removal lets KEDA scale it again. Nothing else of the object is touched."""
+        ref = target.spec.autoscaler_ref
+        if ref is None:
+            return
+        key, _copy = scaler_keys(target.namespace, ref)
+        res = SCALER_RESOURCES[ref.kind]
+        seen = target.seen(key)
+        patch = _rv_patch(seen, {"metadata": {"annotations": {KEDA_PAUSED_REPLICAS: "0" if paused else None}}})
+        await self._conditional(target, key, seen, self.api.call(
+            self.api.custom.patch_namespaced_custom_object, res.group, res.version, target.namespace, res.plural,
+            key.name, patch, _content_type=MERGE_PATCH))
 
     async def _promote(self, target: Target, revision: str) -> None:
         if target.observation.observed.target.checksum != revision:

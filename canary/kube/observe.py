@@ -11,7 +11,7 @@ from canary.domain.spec import CanarySpec
 from canary.kube.api import REVERT_FINALIZER
 from canary.kube.cache import ClusterCache, Kind, ObjectKey, resource_version
 from canary.kube.revision import REVISION_ANNOTATION, ConfigRef, config_refs, revision_of
-from canary.kube.scalers import primary_scaler, scaler_in_sync, scaler_keys
+from canary.kube.scalers import held_at_zero, pausable, primary_scaler, scaler_in_sync, scaler_keys
 from canary.kube.workloads import (
     deployment_readiness, match_labels, owner_reference, primary_name, service_bodies, service_matches,
 )
@@ -148,8 +148,11 @@ def observe(canary: Mapping[str, Any], spec: CanarySpec, cache: ClusterCache, ro
                        bodies=bodies, config_digests=config_digests)
 
 
-def _observe_scaler(canary: Mapping[str, Any], spec: CanarySpec, cache: ClusterCache,
-                    bodies: dict[ObjectKey, Mapping[str, Any]], deps: set[ObjectKey]) -> tuple[ScalerState, Problem | None]:
+def _observe_scaler(
+    canary: Mapping[str, Any], spec: CanarySpec, cache: ClusterCache, bodies: dict[ObjectKey, Mapping[str, Any]],
+    deps: set[ObjectKey],
+) -> tuple[ScalerState, Problem | None]:
+    """The target's scaler and the primary's copy; their bodies join ``bodies`` for the writes."""
     ref = spec.autoscaler_ref
     assert ref is not None
     namespace = canary["metadata"]["namespace"]
@@ -166,4 +169,5 @@ def _observe_scaler(canary: Mapping[str, Any], spec: CanarySpec, cache: ClusterC
     bodies[target_key] = source
     in_sync = copy_ is not None and scaler_in_sync(
         copy_, primary_scaler(source, ref, spec.target_ref.name, owner_reference(canary)))
-    return ScalerState(target_exists=True, primary_exists=copy_ is not None, primary_in_sync=in_sync), None
+    return ScalerState(target_exists=True, primary_exists=copy_ is not None, primary_in_sync=in_sync,
+                       pausable=pausable(ref), target_paused=held_at_zero(source)), None

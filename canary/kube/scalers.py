@@ -34,6 +34,19 @@ SCALER_RESOURCES: Mapping[ScalerKind, ScalerResource] = {
 }
 
 
+#: KEDA holds a ScaledObject's target at this many replicas while the annotation is set.
+KEDA_PAUSED_REPLICAS = "autoscaling.keda.sh/paused-replicas"
+
+
+def pausable(ref: AutoscalerRef) -> bool:
+    """An HPA never scales a workload at zero replicas; KEDA's operator does (activation)."""
+    return ref.kind is ScalerKind.SCALED_OBJECT
+
+
+def held_at_zero(scaler: Mapping[str, Any]) -> bool:
+    return ((scaler.get("metadata") or {}).get("annotations") or {}).get(KEDA_PAUSED_REPLICAS) == "0"
+
+
 def scaler_keys(namespace: str, ref: AutoscalerRef) -> tuple[ObjectKey, ObjectKey]:
     """(the target's scaler, the primary's copy)."""
     kind = SCALER_RESOURCES[ref.kind].kind

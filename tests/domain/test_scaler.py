@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from canary.domain.actions import EnsurePrimary, EnsurePrimaryScaler, PromotePrimary
+from canary.domain.actions import EnsurePrimary, EnsurePrimaryScaler, PauseTargetScaler, PromotePrimary, ScaleCanary
 from canary.domain.machine import Decision, converge, decide
 from canary.domain.observed import ScalerState
 from canary.domain.spec import AutoscalerRef, ScalerKind, parse_autoscaler_ref
@@ -63,6 +63,41 @@ def test_initialization_creates_the_copy_after_the_primary() -> None:
     assert isinstance(decision, Decision)
     assert decision.status.phase is Phase.INITIALIZING
     assert list(decision.actions[:2]) == [EnsurePrimary(2), EnsurePrimaryScaler()]
+
+
+SERVING = {Phase.PROGRESSING, Phase.WAITING_PROMOTION, Phase.PROMOTING, Phase.TERMINATING}
+SCALED_DOWN = {Phase.INITIALIZED, Phase.SUCCEEDED, Phase.FAILED, Phase.WAITING, Phase.FINALISING}
+
+
+@pytest.mark.parametrize("paused", [True, False], ids=["held", "free"])
+@pytest.mark.parametrize("pausable", [True, False], ids=["scaledobject", "hpa"])
+@pytest.mark.parametrize("phase", list(Phase), ids=str)
+def test_a_scaled_object_holds_the_canary_at_zero_exactly_while_it_is_scaled_down(phase: Phase, pausable: bool,
+                                                                                  paused: bool) -> None:
+    scaler = replace(_scaler(), pausable=pausable, target_paused=paused and pausable)
+    observed = replace(seen(), scaler=scaler)
+    pauses = [a for a in converge(running(phase, 0), observed) if isinstance(a, PauseTargetScaler)]
+    if not pausable:
+        wanted = []
+    elif phase in SERVING:
+        wanted = [PauseTargetScaler(False)] if paused else []
+    elif phase in SCALED_DOWN:
+        wanted = [] if paused else [PauseTargetScaler(True)]
+    else:
+        wanted = []  # before initialization nothing is scaled; after termination nothing is touched
+    assert pauses == wanted
+
+
+@pytest.mark.parametrize("phase, replicas, first, then", [
+    (Phase.PROGRESSING, 0, PauseTargetScaler(False), ScaleCanary(2)),
+    (Phase.SUCCEEDED, 2, PauseTargetScaler(True), ScaleCanary(0)),
+], ids=["scale-up", "scale-down"])
+def test_the_scaler_is_let_go_or_held_before_the_canary_is_scaled(phase: Phase, replicas: int,
+                                                                  first: PauseTargetScaler, then: ScaleCanary) -> None:
+    scaler = replace(_scaler(), pausable=True, target_paused=not first.paused)
+    actions = [a for a in converge(running(phase, 0), replace(seen(replicas=replicas), scaler=scaler))
+               if isinstance(a, PauseTargetScaler | ScaleCanary)]
+    assert actions == [first, then]
 
 
 def test_parsed_with_flaggers_meaning() -> None:

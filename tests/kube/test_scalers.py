@@ -185,3 +185,31 @@ def test_the_fallback_rewrite_never_doubles_the_suffix(query: str, expected: str
     spec = primary_scaler_spec({"scaleTargetRef": {"name": "podinfo"},
                                 "triggers": [{"type": "prometheus", "metadata": {"query": query}}]}, ref, "podinfo")
     assert spec["triggers"][0]["metadata"]["query"] == expected
+
+
+def _paused(cluster: FakeCluster) -> str | None:
+    annotations = _get(cluster, "ScaledObject", "podinfo-so")["metadata"].get("annotations") or {}
+    value = annotations.get("autoscaling.keda.sh/paused-replicas")
+    return None if value is None else str(value)
+
+
+async def test_keda_holds_the_canary_at_zero_between_releases_only() -> None:
+    cluster = cluster_with_app(KEDA)
+    so = scaled_object()
+    so["metadata"]["annotations"] = {"owner": "gitops"}
+    cluster.apply(so)
+    ref = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "podinfo-so"}
+    async with release(cluster, canary_body(autoscalerRef=ref)) as rel:
+        await rel.initialize()
+        assert _paused(cluster) == "0", "KEDA would wake the canary from zero"
+        assert rel.deployment("podinfo")["spec"]["replicas"] == 0
+        rel.push("6.0.1")
+        await rel.run_until(lambda r: r.deployment("podinfo")["spec"]["replicas"] > 0)
+        assert _paused(cluster) is None, "the canary under analysis scales by its ScaledObject"
+        await rel.run_until_phase(Phase.SUCCEEDED, max_steps=60)
+        assert _paused(cluster) == "0"
+        # Someone else's annotations survive, and every pause write was conditional.
+        assert _get(cluster, "ScaledObject", "podinfo-so")["metadata"]["annotations"]["owner"] == "gitops"
+        pauses = [c for c in cluster.writes() if c.method == "patch_namespaced_custom_object"
+                  and c.args[4] == "podinfo-so"]
+        assert len(pauses) == 3 and all(c.body["metadata"]["resourceVersion"] for c in pauses)
