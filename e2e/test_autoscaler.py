@@ -5,13 +5,22 @@ target's HPA reaches the primary's copy when a release is promoted; and while th
 zero replicas between releases, its own HPA leaves it there (the HPA controller disables
 scaling of a workload at zero, which is what Flagger relies on too).
 
+A KEDA ScaledObject is checked against a stand-in CRD only (KEDA itself is not installed): the
+controller watches and writes `keda.sh/v1alpha1` objects through the real API server, but KEDA's
+own reaction to what it writes is not exercised here.
+
 The pods are kwok's, so no resource metrics exist: the HPA controller still enforces
 `minReplicas`, which is what makes it visible here that each HPA acts on the right Deployment.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from e2e.conftest import StartController
 from e2e.harness.environment import Environment
@@ -99,3 +108,78 @@ def test_the_primary_gets_its_own_hpa_synced_at_promotion(env: Environment, kube
     assert synced["spec"]["scaleTargetRef"]["name"] == "podinfo-primary"
     # Back at zero after the release, the canary stays there although its HPA asks for two.
     _stays_at_zero(kube)
+
+
+KEDA_CRD = "scaledobjects.keda.sh"
+
+
+@pytest.fixture
+def scaled_object_crd(kube: Kube) -> Iterator[None]:
+    """A stand-in for KEDA's CRD: serves keda.sh/v1alpha1 scaledobjects and keeps any spec."""
+    crds = client.ApiextensionsV1Api(kube.api)
+    body: Any = {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": KEDA_CRD},
+        "spec": {
+            "group": "keda.sh", "scope": "Namespaced",
+            "names": {"plural": "scaledobjects", "singular": "scaledobject", "kind": "ScaledObject",
+                      "listKind": "ScaledObjectList"},
+            "versions": [{"name": "v1alpha1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                "type": "object", "properties": {"spec": {"type": "object",
+                                                          "x-kubernetes-preserve-unknown-fields": True}}}}}],
+        },
+    }
+    crds.create_custom_resource_definition(body)
+
+    def conditions() -> list[Any]:
+        found: Any = crds.read_custom_resource_definition(KEDA_CRD)
+        return list((found.status and found.status.conditions) or [])
+
+    wait_for(conditions,
+             lambda conds: any(c.type == "Established" and c.status == "True" for c in conds), timeout=30,
+             what="the stand-in ScaledObject CRD to be established")
+    yield
+    crds.delete_custom_resource_definition(KEDA_CRD)
+
+    def gone() -> bool:
+        try:
+            crds.read_custom_resource_definition(KEDA_CRD)
+        except ApiException as exc:
+            if exc.status == 404:
+                return True
+            raise
+        return False
+
+    wait_for(gone, bool, timeout=60, what="the stand-in ScaledObject CRD to be deleted")
+
+
+def test_a_scaled_object_gets_a_primary_copy_and_the_target_is_held_at_zero(
+    env: Environment, kube: Kube, start_controller: StartController, scaled_object_crd: None,
+) -> None:
+    env.use_flavour("linkerd")
+    kube.custom.create_namespaced_custom_object("keda.sh", "v1alpha1", kube.namespace, "scaledobjects", {
+        "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+        "metadata": {"name": "podinfo-so", "namespace": kube.namespace},
+        "spec": {"scaleTargetRef": {"name": "podinfo"}, "minReplicaCount": 1, "maxReplicaCount": 3,
+                 "triggers": [{"type": "prometheus", "name": "rps", "metadata": {
+                     "serverAddress": "http://prometheus:9090", "threshold": "10",
+                     "query": "sum(rate(requests_total{deployment='podinfo'}[1m]))"}}]},
+    })
+    start_controller()
+    install_app(kube, "podinfo", replicas=1, autoscaler_ref={
+        "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "podinfo-so",
+        "primaryScalerReplicas": {"minReplicas": 2, "maxReplicas": 4}})
+
+    primary = wait_for(lambda: kube.custom_object("keda.sh", "v1alpha1", "scaledobjects", "podinfo-so-primary"),
+                       lambda so: so is not None, timeout=30, what="the primary's ScaledObject")
+    assert primary is not None
+    spec = primary["spec"]
+    assert spec["scaleTargetRef"] == {"name": "podinfo-primary"}
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (2, 4)
+    assert spec["triggers"][0]["metadata"]["query"] == "sum(rate(requests_total{deployment='podinfo-primary'}[1m]))"
+    assert [(o["kind"], o["name"]) for o in primary["metadata"]["ownerReferences"]] == [("Canary", "podinfo")]
+    target = wait_for(lambda: kube.custom_object("keda.sh", "v1alpha1", "scaledobjects", "podinfo-so"),
+                      lambda so: ((so or {}).get("metadata") or {}).get("annotations", {}).get(
+                          "autoscaling.keda.sh/paused-replicas") == "0",
+                      timeout=30, what="the target's ScaledObject held at zero (KEDA's paused-replicas)")
+    assert target is not None and kube.deployment("podinfo")["spec"]["replicas"] == 0
