@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv test unit e2e chaos typecheck lint-imports bench clean help demo cluster-build cluster-up cluster-down
+.PHONY: all venv test unit e2e chaos typecheck lint-imports bench clean help demo cluster-build cluster-up cluster-down docs-tables
 
 all: test
 
@@ -64,6 +64,10 @@ cluster-up: $(STAMP) cluster-build
 
 cluster-down: $(STAMP)
 	$(BIN)/python -m e2e.cluster down
+
+# docs/api.md's tables of Flagger's fields, from canary/domain/flagger_fields.py.
+docs-tables: $(STAMP)
+	$(BIN)/python -m tests.crds.flagger_table
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.efficiency

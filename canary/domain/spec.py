@@ -138,6 +138,7 @@ class ServiceSpec:
     port_name: str = "http"
     target_port: int | str | None = None
     app_protocol: str | None = None
+    port_discovery: bool = False  # every other container port on the Services too
     apex: CustomMetadata = field(default_factory=CustomMetadata)
     primary: CustomMetadata = field(default_factory=CustomMetadata)
     canary: CustomMetadata = field(default_factory=CustomMetadata)
@@ -527,6 +528,7 @@ def parse_service(svc: Mapping[str, Any], target_name: str) -> ServiceSpec:
         port_name=svc.get("portName") or "http",
         target_port=target_port,
         app_protocol=None if app_protocol is None else _str(app_protocol, f"{path}.appProtocol"),
+        port_discovery=_bool(svc, "portDiscovery", path),
         apex=_metadata(svc.get("apex"), f"{path}.apex"),
         primary=_metadata(svc.get("primary"), f"{path}.primary"),
         canary=_metadata(svc.get("canary"), f"{path}.canary"),
@@ -605,7 +607,7 @@ def parse_analysis(raw: Mapping[str, Any], path: str = "spec.analysis") -> Analy
 
 def parse_canary_spec(raw: Mapping[str, Any]) -> CanarySpec:
     """Parse ``.spec`` of a Canary; raises :class:`SpecError` naming the first wrong field."""
-    refuse_flagger_only_fields({"spec": raw}, CANARY_FIELDS)
+    refuse_flagger_only_fields(raw, CANARY_FIELDS)
     target = _mapping(raw.get("targetRef"), "spec.targetRef")
     kind = target.get("kind", "Deployment")
     if kind != "Deployment":
@@ -670,7 +672,7 @@ def parse_autoscaler_ref(value: object, path: str = "spec.autoscalerRef") -> Aut
 
 
 def parse_metric_template_spec(raw: Mapping[str, Any]) -> MetricTemplateSpec:
-    refuse_flagger_only_fields({"spec": raw}, METRIC_TEMPLATE_FIELDS)
+    refuse_flagger_only_fields(raw, METRIC_TEMPLATE_FIELDS)
     prov = _mapping(raw.get("provider"), "spec.provider")
     type_raw = prov.get("type", ProviderType.PROMETHEUS.value)
     try:

@@ -37,7 +37,7 @@ from canary.kube.observe import Observation
 from canary.kube.revision import REVISION_ANNOTATION, ConfigRef, data_digest
 from canary.kube.scalers import KEDA_PAUSED_REPLICAS, SCALER_RESOURCES, primary_scaler, scaler_keys
 from canary.kube.workloads import (
-    MANAGED_BY, config_copy, match_labels, owner_reference, primary_deployment, primary_name, promotion_patch,
+    MANAGED_BY, config_copy, discovered_ports, match_labels, owner_reference, primary_deployment, primary_name, promotion_patch,
     service_bodies,
     service_matches,
 )
@@ -344,7 +344,8 @@ class Executor:
 
     async def _ensure_services(self, target: Target) -> None:
         source = self._target_body(target)
-        wanted = service_bodies(target.spec, target.namespace, match_labels(source), owner_reference(target.canary))
+        wanted = service_bodies(target.spec, target.namespace, match_labels(source), owner_reference(target.canary),
+                                discovered_ports(target.spec, source))
         for name, body in wanted.items():
             key = ObjectKey(Kind.SERVICE, target.namespace, name)
             existing = target.observation.body(key)
@@ -355,9 +356,9 @@ class Executor:
             if not service_matches(existing, body):
                 # Adopting a Service someone else made: change only the selector and add our
                 # port, so their other ports and metadata survive.
-                ports = list((existing.get("spec") or {}).get("ports") or [])
-                ours = body["spec"]["ports"][0]
-                ports = [p for p in ports if p.get("port") != ours["port"]] + [ours]
+                ours = body["spec"]["ports"]
+                taken = {p["port"] for p in ours}
+                ports = [p for p in (existing.get("spec") or {}).get("ports") or [] if p.get("port") not in taken] + ours
                 # A merge patch merges maps: selector keys we do not set must be nulled, or the
                 # Service keeps them, never matches, and is patched again on every pass.
                 selector = {**{k: None for k in (existing.get("spec") or {}).get("selector") or {}},

@@ -13,7 +13,7 @@ from canary.kube.cache import ClusterCache, Kind, ObjectKey, resource_version
 from canary.kube.revision import REVISION_ANNOTATION, ConfigRef, config_refs, revision_of
 from canary.kube.scalers import held_at_zero, pausable, primary_scaler, scaler_in_sync, scaler_keys
 from canary.kube.workloads import (
-    deployment_readiness, match_labels, owner_reference, primary_name, service_bodies, service_matches,
+    deployment_readiness, discovered_ports, match_labels, owner_reference, primary_name, service_bodies, service_matches,
 )
 from canary.routers.base import Router, RouteTarget
 
@@ -85,7 +85,8 @@ def observe(canary: Mapping[str, Any], spec: CanarySpec, cache: ClusterCache, ro
             replicas=int((target_body.get("spec") or {}).get("replicas", 1)), message=message,
         )
         bodies[target_key] = target_body
-        wanted = service_bodies(spec, namespace, match_labels(target_body), owner_reference(canary))
+        wanted = service_bodies(spec, namespace, match_labels(target_body), owner_reference(canary),
+                                discovered_ports(spec, target_body))
         for name in wanted:
             if (have := cache.get(ObjectKey(Kind.SERVICE, namespace, name))) is not None:
                 bodies[ObjectKey(Kind.SERVICE, namespace, name)] = have

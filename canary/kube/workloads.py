@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from canary.domain.spec import CanarySpec, CustomMetadata
@@ -129,9 +129,28 @@ def config_copy(obj: Mapping[str, Any], owner: Mapping[str, Any]) -> dict[str, A
     return out
 
 
+def discovered_ports(spec: CanarySpec, workload: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """With ``service.portDiscovery`` (Flagger's meaning), every container port of the pod
+    template besides the main one, as Service ports; none without it."""
+    if not spec.service.port_discovery:
+        return []
+    main = {spec.service.port, spec.service.target_port if spec.service.target_port is not None else spec.service.port}
+    containers = ((((workload.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or [])
+    out: dict[int, dict[str, Any]] = {}
+    for container in containers:
+        for cp in container.get("ports") or []:
+            number, name = cp.get("containerPort"), cp.get("name")
+            if not isinstance(number, int) or number in main or name in main or number in out:
+                continue
+            out[number] = {"name": name or f"tcp-{number}", "port": number, "targetPort": number,
+                           "protocol": cp.get("protocol") or "TCP"}
+    return [out[n] for n in sorted(out)]
+
+
 def service_bodies(spec: CanarySpec, namespace: str, selector: Mapping[str, str],
-                   owner: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The apex (selects primary pods), ``-primary`` and ``-canary`` Services, by name."""
+                   owner: Mapping[str, Any], discovered: Sequence[Mapping[str, Any]] = ()) -> dict[str, dict[str, Any]]:
+    """The apex (selects primary pods), ``-primary`` and ``-canary`` Services, by name; the main
+    port first, then ``discovered`` ones (:func:`discovered_ports`)."""
     apex = spec.service.name
     port: dict[str, Any] = {
         "name": spec.service.port_name,
@@ -152,7 +171,7 @@ def service_bodies(spec: CanarySpec, namespace: str, selector: Mapping[str, str]
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": meta,
-            "spec": {"type": "ClusterIP", "selector": dict(sel), "ports": [dict(port)]},
+            "spec": {"type": "ClusterIP", "selector": dict(sel), "ports": [dict(port), *map(dict, discovered)]},
         }
 
     return {
@@ -172,11 +191,11 @@ def service_matches(existing: Mapping[str, Any], desired: Mapping[str, Any]) -> 
         have_part = have_meta.get(part) or {}
         if any(have_part.get(k) != v for k, v in (want_meta.get(part) or {}).items() if k not in MANAGED_BY):
             return False
-    want_port = want["ports"][0]
-    return any(p.get("port") == want_port["port"]
-               and str(p.get("targetPort", p.get("port"))) == str(want_port["targetPort"])
-               and p.get("appProtocol") == want_port.get("appProtocol")
-               for p in have.get("ports") or [])
+    return all(any(p.get("port") == want_port["port"]
+                   and str(p.get("targetPort", p.get("port"))) == str(want_port["targetPort"])
+                   and p.get("appProtocol") == want_port.get("appProtocol")
+                   for p in have.get("ports") or [])
+               for want_port in want["ports"])
 
 
 def deployment_readiness(deployment: Mapping[str, Any], ready_threshold: int = 100) -> tuple[bool, str]:

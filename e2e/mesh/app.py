@@ -1,6 +1,6 @@
 """The mesh process: watches feeding the data plane.
 
-Four watch threads (Services, Pods, TrafficSplits, HTTPRoutes) put their events on the event
+Five watch threads (Services, Pods, TrafficSplits, HTTPRouteGroups, HTTPRoutes) put their events on the event
 loop; every change marks the state dirty, and one reconcile task rebuilds the routing table
 from the whole state and applies it, coalescing bursts (a relist, a rollout) into one rebuild.
 A rebuild costs well under a millisecond for a test cluster, so a weight change is live a few
@@ -21,6 +21,7 @@ from typing import Any
 from e2e.mesh.dataplane import DataPlane
 from e2e.mesh.kubeapi import ApiClientTransport, Transport, load_configuration
 from e2e.mesh.objects import parse_http_route, parse_pod, parse_service, parse_traffic_split
+from e2e.mesh.route_groups import parse_http_route_group
 from e2e.mesh.state import ClusterState
 from e2e.mesh.watch import ResourceKind, WatchEvent, Watcher
 
@@ -38,6 +39,13 @@ def default_resources(crd_watch_timeout: float = 10.0) -> tuple[ResourceKind, ..
         ResourceKind("Pod", "", "pods", parse_pod, version="v1", watch_timeout=120.0),
         ResourceKind(
             "TrafficSplit", "split.smi-spec.io", "trafficsplits", parse_traffic_split, watch_timeout=crd_watch_timeout
+        ),
+        ResourceKind(
+            "HTTPRouteGroup",
+            "specs.smi-spec.io",
+            "httproutegroups",
+            parse_http_route_group,
+            watch_timeout=crd_watch_timeout,
         ),
         ResourceKind(
             "HTTPRoute",

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from e2e.mesh.behaviour import VERSION, Behaviour, parse_behaviour
 from e2e.mesh.objects import Pod
-from e2e.mesh.routing import Endpoint
+from e2e.mesh.routes import Endpoint
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +164,10 @@ class BackendPool:
                     "version": server.version,
                     "status": status,
                     "path": request.path,
+                    # What arrived, after the route's filters: tests check rewrites and headers.
+                    "host": request.host,
+                    "query": request.query_string,
+                    "headers": {k: v for k, v in request.headers.items()},
                 },
                 status=status,
             )

@@ -12,7 +12,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -53,10 +53,23 @@ class BackendInfo:
 
 
 @dataclass(frozen=True)
+class MirrorInfo:
+    service: str
+    percent: float
+    endpoints: tuple[str, ...]
+    problem: str | None
+
+
+@dataclass(frozen=True)
 class RuleInfo:
     matches: tuple[Mapping[str, Any], ...]
     backends: tuple[BackendInfo, ...]
     zero_weight_status: int
+    mirrors: tuple[MirrorInfo, ...] = ()
+    #: The rule's filters as the control API shows them (``requestHeaders``, ``responseHeaders``,
+    #: ``urlRewrite``, ``ignored``).
+    filters: Mapping[str, Any] = field(default_factory=dict)
+    timeout_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +82,8 @@ class RouteInfo:
     rules: tuple[RuleInfo, ...]
     since: float
     warnings: tuple[str, ...]
+    #: The hostname a north-south route serves ("" for a Service's route).
+    host: str = ""
 
     @property
     def source(self) -> SourceInfo:
@@ -100,11 +115,23 @@ class RouteInfo:
                         for b in r["backends"]
                     ),
                     zero_weight_status=r["zeroWeightStatus"],
+                    mirrors=tuple(
+                        MirrorInfo(
+                            service=m["service"],
+                            percent=m["percent"],
+                            endpoints=tuple(m["endpoints"]),
+                            problem=m.get("problem"),
+                        )
+                        for m in r.get("mirrors") or ()
+                    ),
+                    filters=dict(r.get("filters") or {}),
+                    timeout_seconds=r.get("timeoutSeconds"),
                 )
                 for r in data["rules"]
             ),
             since=data["since"],
             warnings=tuple(data.get("warnings") or ()),
+            host=data.get("host") or "",
         )
 
 
@@ -124,6 +151,11 @@ class ConfigStats:
     statuses: Mapping[str, int]
     backend_statuses: Mapping[str, Mapping[str, int]]
     unrouted: int
+    #: Per load stream, requests per backend ("(unrouted)" when none could be picked).
+    streams: Mapping[str, Mapping[str, int]]
+    #: Copies sent by RequestMirror filters, per mirror backend; not in ``requests``.
+    mirrored: Mapping[str, int]
+    mirror_statuses: Mapping[str, Mapping[str, int]]
 
     def share(self, backend: str) -> float:
         """The fraction of this configuration's routed requests that went to ``backend``."""
@@ -150,6 +182,9 @@ class ConfigStats:
             statuses=dict(data["statuses"]),
             backend_statuses={k: dict(v) for k, v in data["backendStatuses"].items()},
             unrouted=data["unrouted"],
+            streams={k: dict(v) for k, v in (data.get("streams") or {}).items()},
+            mirrored=dict(data.get("mirrored") or {}),
+            mirror_statuses={k: dict(v) for k, v in (data.get("mirrorStatuses") or {}).items()},
         )
 
 
@@ -161,6 +196,17 @@ class ApexStats:
     requests: Mapping[str, int]
     statuses: Mapping[str, int]
     configs: tuple[ConfigStats, ...]
+    #: Copies sent by RequestMirror filters, per mirror backend, over every configuration.
+    mirrored: Mapping[str, int]
+    #: Per load stream, requests per backend, over every configuration.
+    streams: Mapping[str, Mapping[str, int]]
+
+    def stream(self, name: str) -> Mapping[str, int]:
+        """Requests of load stream ``name`` per backend (empty when it sent none here)."""
+        return self.streams.get(name, {})
+
+    def configs_of_rule(self, rule: int) -> list[ConfigStats]:
+        return [c for c in self.configs if c.rule == rule]
 
     def configs_with(self, weights: Mapping[str, float]) -> list[ConfigStats]:
         """The configurations whose weights are proportional to ``weights``."""
@@ -175,6 +221,8 @@ class ApexStats:
             requests=dict(data["requests"]),
             statuses=dict(data["statuses"]),
             configs=tuple(ConfigStats.from_json(c) for c in data["configs"]),
+            mirrored=dict(data.get("mirrored") or {}),
+            streams={k: dict(v) for k, v in (data.get("streams") or {}).items()},
         )
 
 
@@ -192,6 +240,16 @@ class LoadStreamInfo:
     in_flight: int
     statuses: Mapping[str, int]
     last_error: str
+    name: str = ""
+    host: str = ""
+    method: str = "GET"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] = field(default_factory=dict)
+    #: Answers per backend Service ("" for answers the proxy gave by itself).
+    backends: Mapping[str, int] = field(default_factory=dict)
+    users: int = 0
+    #: With ``users``: per user, answers from another backend than the previous, "from->to".
+    switches: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LoadStreamInfo:
@@ -208,6 +266,14 @@ class LoadStreamInfo:
             in_flight=data["inFlight"],
             statuses=dict(data["statuses"]),
             last_error=data.get("lastError") or "",
+            name=data.get("name") or "",
+            host=data.get("host") or "",
+            method=data.get("method") or "GET",
+            headers=dict(data.get("headers") or {}),
+            query=dict(data.get("query") or {}),
+            backends=dict(data.get("backends") or {}),
+            users=data.get("users") or 0,
+            switches=dict(data.get("switches") or {}),
         )
 
 
@@ -291,25 +357,79 @@ class MeshClient:
     # --- load -------------------------------------------------------------------------------
 
     def set_load(
-        self, namespace: str, service: str, rps: float, *, path: str | None = None, concurrency: int | None = None
+        self,
+        namespace: str,
+        service: str,
+        rps: float,
+        *,
+        path: str | None = None,
+        concurrency: int | None = None,
+        name: str | None = None,
+        host: str | None = None,
+        method: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | None = None,
+        query: Mapping[str, str] | None = None,
+        users: int | None = None,
     ) -> LoadStreamInfo | None:
-        """Send ``rps`` requests/second to ``service.namespace`` through the proxy; 0 stops."""
+        """Send ``rps`` requests/second to ``service.namespace`` through the proxy; 0 stops.
+
+        The stream is ``name`` (default ``service.namespace``): name two streams to send two
+        kinds of request to one Service at once (``headers={"x-canary": "insider"}`` and none).
+        ``host`` replaces the Service address in ``Host`` (north-south traffic to a Gateway
+        route's hostname; namespace and service may then be ""). ``cookies`` become the
+        ``Cookie`` header, ``query`` the query string. ``users`` simulated browsers keep the
+        cookies their answers set (session affinity; see ``LoadStreamInfo.switches``). Settings
+        left None keep their value."""
         body: dict[str, Any] = {"namespace": namespace, "service": service, "rps": rps}
-        if path is not None:
-            body["path"] = path
-        if concurrency is not None:
-            body["concurrency"] = concurrency
+        for key, value in (
+            ("path", path),
+            ("concurrency", concurrency),
+            ("name", name),
+            ("host", host),
+            ("method", method),
+            ("headers", dict(headers) if headers is not None else None),
+            ("cookies", dict(cookies) if cookies is not None else None),
+            ("query", dict(query) if query is not None else None),
+            ("users", users),
+        ):
+            if value is not None:
+                body[key] = value
         stream = self._call("PUT", "/load", body)["stream"]
         return LoadStreamInfo.from_json(stream) if stream else None
 
-    def stop_load(self, namespace: str, service: str) -> None:
-        self.set_load(namespace, service, 0)
+    def set_host_load(
+        self,
+        host: str,
+        rps: float,
+        *,
+        namespace: str = "",
+        name: str | None = None,
+        path: str | None = None,
+        concurrency: int | None = None,
+        method: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | None = None,
+        query: Mapping[str, str] | None = None,
+        users: int | None = None,
+    ) -> LoadStreamInfo | None:
+        """North-south load: ``rps`` requests/second with ``Host: host``, routed by the
+        HTTPRoutes attached to a Gateway that list the host. The stream is ``name`` (default
+        ``host``); 0 stops it. ``namespace`` only marks the stream as a test's, so that
+        :meth:`stop_all_load` of that namespace stops it (the requests stay unmeshed)."""
+        return self.set_load(
+            namespace, "", rps, path=path, concurrency=concurrency, name=name, host=host, method=method,
+            headers=headers, cookies=cookies, query=query, users=users,
+        )  # fmt: skip
+
+    def stop_load(self, namespace: str, service: str, *, name: str | None = None) -> None:
+        self.set_load(namespace, service, 0, name=name)
 
     def stop_all_load(self, namespace: str | None = None) -> None:
         """Stop every load stream, or those to ``namespace``."""
         for stream in self.loads():
             if namespace is None or stream.namespace == namespace:
-                self.stop_load(stream.namespace, stream.service)
+                self.set_load(stream.namespace, stream.service, 0, name=stream.name, host=stream.host or None)
 
     def loads(self) -> list[LoadStreamInfo]:
         return [LoadStreamInfo.from_json(s) for s in self._call("GET", "/load")["streams"]]
@@ -320,8 +440,12 @@ class MeshClient:
         query = urllib.parse.urlencode({"namespace": namespace, "service": service})
         return ApexStats.from_json(self._call("GET", f"/stats?{query}"))
 
-    def reset_stats(self, namespace: str | None = None, service: str | None = None) -> None:
-        params = {k: v for k, v in (("namespace", namespace), ("service", service)) if v}
+    def host_stats(self, host: str) -> ApexStats:
+        """The counts of north-south requests sent to ``host`` (a Gateway route's hostname)."""
+        return ApexStats.from_json(self._call("GET", f"/stats?{urllib.parse.urlencode({'host': host})}"))
+
+    def reset_stats(self, namespace: str | None = None, service: str | None = None, *, host: str | None = None) -> None:
+        params = {k: v for k, v in (("namespace", namespace), ("service", service), ("host", host)) if v}
         self._call("DELETE", "/stats" + (f"?{urllib.parse.urlencode(params)}" if params else ""))
 
     # --- routes and pods ----------------------------------------------------------------------
@@ -336,6 +460,13 @@ class MeshClient:
 
     def route(self, namespace: str, service: str) -> RouteInfo | None:
         return next((r for r in self.routes() if (r.namespace, r.service) == (namespace, service)), None)
+
+    def host_routes(self) -> list[RouteInfo]:
+        """The north-south routes of every hostname a Gateway route names (not wildcards)."""
+        return [RouteInfo.from_json(r) for r in self._call("GET", "/routes").get("hosts") or ()]
+
+    def host_route(self, host: str) -> RouteInfo | None:
+        return next((r for r in self.host_routes() if r.host == host.lower()), None)
 
     def wait_for_route(
         self,

@@ -1,30 +1,49 @@
-"""A load generator: steady request streams through the proxy, one per target Service.
+"""A load generator: steady request streams through the proxy.
+
+A stream is named (by default ``<service>.<namespace>``, so one stream per Service unless the
+caller names them) and sends every request alike: its method, path, query parameters, headers
+(cookies are a ``Cookie`` header) and ``Host``: the Service's address, or any hostname, which
+makes it north-south traffic for an HTTPRoute attached to a Gateway. Two streams with different
+headers to one Service are how a test drives A/B traffic. Each request carries the stream's name
+(``x-mesh-load``), so the stats count requests per stream and backend; the stream itself also
+counts the backends that answered (``x-mesh-backend``).
+
+A stream with ``users`` plays that many browsers in turn, each keeping the cookies its answers
+set (``Set-Cookie``, name and value; ``Max-Age`` 0 or less deletes), as session affinity needs:
+``switches`` counts, per user, answers from another backend than the user's previous one
+(``"podinfo-primary->podinfo-canary"``). Without ``users`` no cookie is ever kept.
 
 Requests are evenly paced at the stream's rate. At most ``concurrency`` are in flight per
 stream; a request that would exceed it is not sent and counts as ``dropped`` (a load tester with
 a fixed pool of workers behaves the same way), so a slow backend cannot pile up unbounded work.
-The rate changes at run time; 0 stops the stream. The generator identifies itself to the proxy
-as the meshed workload ``mesh-loadgen`` of the target's namespace, so the outbound side of its
-requests is in the metrics as well.
+The rate changes at run time; 0 stops the stream. For Service traffic the generator identifies
+itself to the proxy as the meshed workload ``mesh-loadgen`` of the target's namespace, so the
+outbound side of its requests is in the metrics as well; north-south traffic comes from outside
+the mesh.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import urllib.parse
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
-from e2e.mesh.proxy import CLIENT_HEADER
+from e2e.mesh.proxy import BACKEND_HEADER, CLIENT_HEADER, LOAD_HEADER
 
 log = logging.getLogger(__name__)
 
 WORKLOAD = "mesh-loadgen"
 DEFAULT_CONCURRENCY = 128
 MAX_RPS = 5000.0
+MAX_HEADERS = 64
+MAX_USERS = 10_000
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 # After a stall (a busy loop), pacing restarts from now rather than bursting to catch up.
 _MAX_LAG = 1.0
 _REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)
@@ -41,6 +60,54 @@ class LoadStream:
     rps: float
     path: str = "/"
     concurrency: int = DEFAULT_CONCURRENCY
+    name: str = ""
+    #: The Host header; "" for the Service's address.
+    host: str = ""
+    method: str = "GET"
+    headers: dict[str, str] = field(default_factory=dict)
+    query: dict[str, str] = field(default_factory=dict)
+    #: Answers per backend Service (the proxy's ``x-mesh-backend``; "" for the proxy's own).
+    backends: Counter[str] = field(default_factory=Counter)
+    #: Simulated browsers with their own cookies; 0: none, no cookie is kept.
+    users: int = 0
+    #: Per user, answers from another backend than the previous one, as "from->to".
+    switches: Counter[str] = field(default_factory=Counter)
+    _jars: list[dict[str, str]] = field(default_factory=list, repr=False)
+    _last_backend: list[str] = field(default_factory=list, repr=False)
+    _next_user: int = field(default=0, repr=False)
+
+    def set_users(self, users: int) -> None:
+        if users != self.users:
+            self.users = users
+            self._jars = [{} for _ in range(users)]
+            self._last_backend = ["" for _ in range(users)]
+            self._next_user = 0
+
+    def next_user(self) -> int | None:
+        if not self.users:
+            return None
+        user = self._next_user
+        self._next_user = (user + 1) % self.users
+        return user
+
+    def cookie_header(self, user: int | None) -> str | None:
+        """The ``Cookie`` header for ``user``: the stream's own cookies, then the user's."""
+        pairs = [v for k, v in self.headers.items() if k.lower() == "cookie" and v]
+        if user is not None and user < len(self._jars):
+            pairs.extend(f"{k}={v}" for k, v in self._jars[user].items())
+        return "; ".join(pairs) or None
+
+    def answered(self, user: int | None, backend: str, set_cookies: list[str]) -> None:
+        self.backends[backend] += 1
+        if user is None or user >= len(self._jars):
+            return
+        previous = self._last_backend[user]
+        if previous and backend and previous != backend:
+            self.switches[f"{previous}->{backend}"] += 1
+        if backend:
+            self._last_backend[user] = backend
+        for header in set_cookies:
+            _keep_cookie(self._jars[user], header)
     sent: int = 0
     completed: int = 0
     errors: int = 0
@@ -63,14 +130,33 @@ class LoadStream:
             "inFlight": self.in_flight,
             "statuses": dict(self.statuses),
             "lastError": self.last_error,
+            "name": self.name,
+            "host": self.host,
+            "method": self.method,
+            "headers": dict(self.headers),
+            "query": dict(self.query),
+            "backends": dict(self.backends),
+            "users": self.users,
+            "switches": dict(self.switches),
         }
+
+    @property
+    def authority(self) -> str:
+        return self.host or f"{self.service}.{self.namespace}"
+
+    @property
+    def target(self) -> str:
+        """The path with the query parameters."""
+        if not self.query:
+            return self.path
+        return self.path + ("&" if "?" in self.path else "?") + urllib.parse.urlencode(self.query)
 
 
 class LoadGenerator:
     def __init__(self, proxy_url: str) -> None:
         self._proxy_url = proxy_url.rstrip("/")
-        self._streams: dict[tuple[str, str], LoadStream] = {}
-        self._pacers: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._streams: dict[str, LoadStream] = {}
+        self._pacers: dict[str, asyncio.Task[None]] = {}
         self._requests: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
 
@@ -78,35 +164,64 @@ class LoadGenerator:
         return [self._streams[k] for k in sorted(self._streams)]
 
     def set(
-        self, namespace: str, service: str, rps: float, *, path: str | None = None, concurrency: int | None = None
+        self,
+        namespace: str,
+        service: str,
+        rps: float,
+        *,
+        path: str | None = None,
+        concurrency: int | None = None,
+        name: str | None = None,
+        host: str | None = None,
+        method: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | None = None,
+        query: Mapping[str, str] | None = None,
+        users: int | None = None,
     ) -> LoadStream | None:
-        """Start, change or (``rps == 0``) stop the stream to ``service.namespace``."""
-        if not namespace or not service:
-            raise LoadError("namespace and service are required")
+        """Start, change or (``rps == 0``) stop the stream ``name`` (by default
+        ``service.namespace``) to ``service.namespace``, or to ``host`` when given (then namespace
+        and service may be ""). Settings left None keep their current value; ``cookies`` become
+        the ``Cookie`` header."""
+        if not host and (not namespace or not service):
+            raise LoadError("namespace and service are required, unless a host is given")
         if not 0 <= rps <= MAX_RPS:
             raise LoadError(f"rps must be between 0 and {MAX_RPS:g}, got {rps}")
         if concurrency is not None and concurrency < 1:
             raise LoadError(f"concurrency must be at least 1, got {concurrency}")
         if path is not None and not path.startswith("/"):
             raise LoadError(f"path must start with '/', got {path!r}")
-        key = (namespace, service)
+        if users is not None and not 0 <= users <= MAX_USERS:
+            raise LoadError(f"users must be between 0 and {MAX_USERS}, got {users}")
+        if method is not None and method.upper() not in METHODS:
+            raise LoadError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        sent_headers = _headers(headers, cookies)
+        key = name or (host if host and not service else f"{service}.{namespace}")
         pacer = self._pacers.pop(key, None)
         if pacer is not None:
             pacer.cancel()
         if rps == 0:
             self._streams.pop(key, None)
-            log.info("load to %s.%s stopped", service, namespace)
+            log.info("load stream %s stopped", key)
             return None
         stream = self._streams.get(key)
         if stream is None:
-            stream = self._streams[key] = LoadStream(namespace=namespace, service=service, rps=rps)
+            stream = self._streams[key] = LoadStream(namespace=namespace, service=service, rps=rps, name=key)
         stream.rps = rps
-        if path is not None:
-            stream.path = path
-        if concurrency is not None:
-            stream.concurrency = concurrency
+        for attribute, value in (
+            ("path", path),
+            ("concurrency", concurrency),
+            ("host", host),
+            ("method", method.upper() if method else None),
+            ("headers", sent_headers),
+            ("query", dict(query) if query is not None else None),
+        ):
+            if value is not None:
+                setattr(stream, attribute, value)
+        if users is not None:
+            stream.set_users(users)
         self._pacers[key] = asyncio.get_running_loop().create_task(self._pace(stream))
-        log.info("load to %s.%s: %g rps", service, namespace, rps)
+        log.info("load stream %s to %s: %g rps", key, stream.authority, rps)
         return stream
 
     async def close(self) -> None:
@@ -144,15 +259,23 @@ class LoadGenerator:
     async def _send(self, stream: LoadStream) -> None:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=1024, limit_per_host=1024)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=_REQUEST_TIMEOUT)
-        headers = {
-            "Host": f"{stream.service}.{stream.namespace}",
-            CLIENT_HEADER: f"{stream.namespace}/{WORKLOAD}/{WORKLOAD}",
-        }
+            # Cookies are the streams' business (``users``), never shared through the session.
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=_REQUEST_TIMEOUT, cookie_jar=aiohttp.DummyCookieJar()
+            )
+        headers = {k: v for k, v in stream.headers.items() if k.lower() != "cookie"}
+        headers.update({"Host": stream.authority, LOAD_HEADER: stream.name})
+        if not stream.host and stream.namespace:
+            headers[CLIENT_HEADER] = f"{stream.namespace}/{WORKLOAD}/{WORKLOAD}"
+        user = stream.next_user()
+        cookie = stream.cookie_header(user)
+        if cookie:
+            headers["Cookie"] = cookie
         try:
-            async with self._session.get(self._proxy_url + stream.path, headers=headers) as answer:
+            async with self._session.request(stream.method, self._proxy_url + stream.target, headers=headers) as answer:
                 await answer.read()
                 stream.statuses[str(answer.status)] += 1
+                stream.answered(user, answer.headers.get(BACKEND_HEADER, ""), answer.headers.getall("Set-Cookie", []))
                 stream.completed += 1
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             stream.errors += 1
@@ -160,3 +283,30 @@ class LoadGenerator:
         finally:
             stream.in_flight -= 1
 
+
+def _headers(headers: Mapping[str, str] | None, cookies: Mapping[str, str] | None) -> dict[str, str] | None:
+    if headers is None and cookies is None:
+        return None
+    out = {str(k): str(v) for k, v in (headers or {}).items()}
+    reserved = {"host", LOAD_HEADER, CLIENT_HEADER}
+    if any(k.lower() in reserved for k in out):
+        raise LoadError(f"headers may not set {', '.join(sorted(reserved))}: use host (and name) instead")
+    if cookies:
+        out["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
+    if len(out) > MAX_HEADERS:
+        raise LoadError(f"at most {MAX_HEADERS} headers, got {len(out)}")
+    return out
+
+
+def _keep_cookie(jar: dict[str, str], header: str) -> None:
+    """Store (or, with ``Max-Age`` 0 or less, delete) the cookie a ``Set-Cookie`` header sets."""
+    first, *attributes = header.split(";")
+    name, sep, value = first.strip().partition("=")
+    if not sep or not name:
+        return
+    for attribute in attributes:
+        key, _, raw = attribute.strip().partition("=")
+        if key.lower() == "max-age" and raw.strip().lstrip("-").isdigit() and int(raw) <= 0:
+            jar.pop(name, None)
+            return
+    jar[name] = value

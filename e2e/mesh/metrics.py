@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from e2e.mesh.routing import Endpoint
+from e2e.mesh.routes import Endpoint
 
 Flavour = Literal["linkerd", "istio"]
 FLAVOURS: tuple[Flavour, ...] = ("linkerd", "istio")

@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from e2e.mesh.errors import ObjectError as ObjectError  # re-exported: callers import it from here
+from e2e.mesh.durations import parse_gateway_duration
+from e2e.mesh.filters import NO_FILTERS, Filters, parse_filters
 from e2e.mesh.weights import WeightError, parse_httproute_weight, parse_split_weight
-
-
-class ObjectError(ValueError):
-    """An object the mesh cannot use; the message says which field and why."""
 
 
 @dataclass(frozen=True)
@@ -67,8 +66,14 @@ class TrafficSplit:
     meta: ObjectMeta
     service: str
     backends: tuple[SplitBackend, ...]
-    #: v1alpha3+ ``matches`` (references to HTTPRouteGroups); the mesh does not read those.
-    has_matches: bool = False
+    #: v1alpha3+ ``matches``: names of the HTTPRouteGroups whose requests this split routes.
+    route_groups: tuple[str, ...] = ()
+    #: ``matches`` entries of another kind (TCPRoute, ...), which route nothing here.
+    other_matches: tuple[str, ...] = ()
+
+    @property
+    def has_matches(self) -> bool:
+        return bool(self.route_groups or self.other_matches)
 
 
 @dataclass(frozen=True)
@@ -148,13 +153,19 @@ class BackendRef:
     weight: Fraction
     #: Why no request can be sent to this backend (Gateway API: such requests get a 500).
     problem: str | None = None
+    #: Filters of this backendRef alone, applied after the rule's.
+    filters: Filters = NO_FILTERS
 
 
 @dataclass(frozen=True)
 class RouteRule:
     matches: tuple[RouteMatch, ...] = (CATCH_ALL,)
     backends: tuple[BackendRef, ...] = ()
-    has_filters: bool = False
+    filters: Filters = NO_FILTERS
+    #: Seconds a request may take before the proxy answers 504 (the shorter of
+    #: ``timeouts.request`` and ``timeouts.backendRequest``: without retries they coincide);
+    #: None: no limit.
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -164,6 +175,11 @@ class HTTPRoute:
     parent_services: tuple[str, ...]
     rules: tuple[RouteRule, ...]
     ignored_parents: tuple[str, ...] = field(default=())
+    #: Gateways it attaches to ("namespace/name"). The mesh watches no Gateway: any Gateway
+    #: parent means "route requests sent to ``hostnames``" (north-south).
+    parent_gateways: tuple[str, ...] = ()
+    #: ``spec.hostnames``, lower-cased; used only with Gateway parents, as GAMMA ignores them.
+    hostnames: tuple[str, ...] = ()
 
 
 # --- parsing -------------------------------------------------------------------------------
@@ -267,7 +283,25 @@ def parse_traffic_split(obj: Mapping[str, Any], api_version: str) -> TrafficSpli
         except WeightError as exc:
             raise ObjectError(f"spec.backends[{index}].weight: {exc}") from exc
         backends.append(SplitBackend(service=name, weight=weight))
-    return TrafficSplit(meta=meta, service=service, backends=tuple(backends), has_matches=bool(spec.get("matches")))
+    groups, others = _split_matches(spec.get("matches"))
+    return TrafficSplit(meta=meta, service=service, backends=tuple(backends), route_groups=groups, other_matches=others)
+
+
+def _split_matches(raw: object) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if raw is None:
+        return (), ()
+    if not isinstance(raw, Sequence) or isinstance(raw, str):
+        raise ObjectError("spec.matches is not a list")
+    groups: list[str] = []
+    others: list[str] = []
+    for index, ref in enumerate(raw):
+        if not isinstance(ref, Mapping) or not isinstance(ref.get("name"), str) or not ref["name"]:
+            raise ObjectError(f"spec.matches[{index}] needs a name")
+        if ref.get("kind", "HTTPRouteGroup") == "HTTPRouteGroup":
+            groups.append(ref["name"])
+        else:
+            others.append(f"{ref.get('kind')} {ref['name']}")
+    return tuple(groups), tuple(others)
 
 
 def parse_http_route(obj: Mapping[str, Any], api_version: str) -> HTTPRoute:
@@ -275,7 +309,7 @@ def parse_http_route(obj: Mapping[str, Any], api_version: str) -> HTTPRoute:
     spec = obj.get("spec")
     if not isinstance(spec, Mapping):
         raise ObjectError("spec is missing")
-    parents, ignored = _service_parents(meta.namespace, spec.get("parentRefs"))
+    parents, gateways, ignored = _parents(meta.namespace, spec.get("parentRefs"))
     raw_rules = spec.get("rules")
     if raw_rules is None:
         # The CRD defaults rules to one rule matching everything, with no backend.
@@ -283,22 +317,46 @@ def parse_http_route(obj: Mapping[str, Any], api_version: str) -> HTTPRoute:
     if not isinstance(raw_rules, Sequence) or isinstance(raw_rules, str):
         raise ObjectError("spec.rules is not a list")
     rules = tuple(_parse_rule(meta.namespace, index, raw) for index, raw in enumerate(raw_rules))
-    return HTTPRoute(meta=meta, parent_services=parents, rules=rules, ignored_parents=ignored)
+    return HTTPRoute(
+        meta=meta,
+        parent_services=parents,
+        rules=rules,
+        ignored_parents=ignored,
+        parent_gateways=gateways,
+        hostnames=_hostnames(spec.get("hostnames")),
+    )
 
 
-def _service_parents(namespace: str, raw: object) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _hostnames(raw: object) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, Sequence) or isinstance(raw, str) or not all(isinstance(h, str) and h for h in raw):
+        raise ObjectError("spec.hostnames is not a list of hostnames")
+    return tuple(str(h).lower() for h in raw)
+
+
+def _parents(namespace: str, raw: object) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(Service parents, Gateway parents as "namespace/name", ignored parents with the reason)."""
     if not isinstance(raw, Sequence) or isinstance(raw, str):
-        return (), ()
+        return (), (), ()
     parents: list[str] = []
+    gateways: list[str] = []
     ignored: list[str] = []
     for ref in raw:
         if not isinstance(ref, Mapping):
             continue
         name = str(ref.get("name") or "")
-        # A parentRef's group defaults to the Gateway API's own, which names a Gateway: only an
-        # explicit "" (core) with kind Service attaches the route to a Service.
-        if ref.get("group") != "" or ref.get("kind") != "Service":
-            ignored.append(f"{ref.get('kind', 'Gateway')} {name}: not a Service parent")
+        group = ref.get("group", "gateway.networking.k8s.io")
+        kind = ref.get("kind", "Gateway")
+        # A parentRef's group and kind default to the Gateway API's Gateway: only an explicit
+        # "" (core) with kind Service attaches the route to a Service.
+        if group == "gateway.networking.k8s.io" and kind == "Gateway":
+            gateway = f"{ref.get('namespace', namespace)}/{name}"
+            if name and gateway not in gateways:
+                gateways.append(gateway)
+            continue
+        if group != "" or kind != "Service":
+            ignored.append(f"{kind} {name}: neither a Service nor a Gateway parent")
             continue
         if ref.get("namespace", namespace) != namespace:
             # A consumer route for another namespace's Service applies only to that namespace's
@@ -307,7 +365,7 @@ def _service_parents(namespace: str, raw: object) -> tuple[tuple[str, ...], tupl
             continue
         if name and name not in parents:
             parents.append(name)
-    return tuple(parents), tuple(ignored)
+    return tuple(parents), tuple(gateways), tuple(ignored)
 
 
 def _parse_rule(namespace: str, index: int, raw: object) -> RouteRule:
@@ -325,7 +383,28 @@ def _parse_rule(namespace: str, index: int, raw: object) -> RouteRule:
     if not isinstance(raw_refs, Sequence) or isinstance(raw_refs, str):
         raise ObjectError(f"{where}.backendRefs is not a list")
     backends = tuple(_parse_backend_ref(namespace, f"{where}.backendRefs[{i}]", r) for i, r in enumerate(raw_refs))
-    return RouteRule(matches=matches, backends=backends, has_filters=bool(raw.get("filters")))
+    return RouteRule(
+        matches=matches,
+        backends=backends,
+        filters=parse_filters(namespace, f"{where}.filters", raw.get("filters")),
+        timeout=_timeout(f"{where}.timeouts", raw.get("timeouts")),
+    )
+
+
+def _timeout(where: str, raw: object) -> float | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise ObjectError(f"{where} is not an object")
+    limits = [
+        seconds
+        for seconds in (
+            parse_gateway_duration(f"{where}.request", raw.get("request")),
+            parse_gateway_duration(f"{where}.backendRequest", raw.get("backendRequest")),
+        )
+        if seconds is not None
+    ]
+    return min(limits) if limits else None
 
 
 def _parse_match(where: str, raw: object) -> RouteMatch:
@@ -355,10 +434,13 @@ def _string_matches(where: str, raw: object, *, lower_names: bool) -> tuple[Stri
         return ()
     if not isinstance(raw, Sequence) or isinstance(raw, str):
         raise ObjectError(f"{where} is not a list")
-    out = []
+    out: list[StringMatch] = []
     for index, item in enumerate(raw):
         if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
             raise ObjectError(f"{where}[{index}] needs a name")
+        # The spec: of entries with equivalent names only the first is considered.
+        if any(m.name.lower() == item["name"].lower() if lower_names else m.name == item["name"] for m in out):
+            continue
         kind = str(item.get("type", "Exact"))
         value = str(item.get("value", ""))
         if kind not in ("Exact", "RegularExpression"):
@@ -386,7 +468,9 @@ def _parse_backend_ref(namespace: str, where: str, raw: object) -> BackendRef:
     elif raw.get("namespace", namespace) != namespace:
         # Would need a ReferenceGrant, which the mesh does not watch.
         problem = f"cross-namespace backendRef to {raw.get('namespace')}/{name} is not permitted"
-    return BackendRef(name=name, weight=weight, problem=problem)
+    return BackendRef(
+        name=name, weight=weight, problem=problem, filters=parse_filters(namespace, f"{where}.filters", raw.get("filters"))
+    )
 
 
 def _compile(where: str, text: str) -> re.Pattern[str]:

@@ -12,7 +12,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from e2e.mesh.objects import HTTPRoute, Pod, Service, TrafficSplit
-from e2e.mesh.routing import Observed, Rejected
+from e2e.mesh.route_groups import HTTPRouteGroup
+from e2e.mesh.routes import Rejected
+from e2e.mesh.routing import Observed
 from e2e.mesh.watch import Relisted, Removed, Upserted, WatchEvent
 
 
@@ -60,7 +62,7 @@ class ClusterState:
         }
 
     def observed(self) -> Observed:
-        services, pods, splits, routes, rejected = [], [], [], [], []
+        services, pods, splits, routes, groups, rejected = [], [], [], [], [], []
         for store in self._objects.values():
             for obj in store.values():
                 if isinstance(obj, Service):
@@ -71,6 +73,8 @@ class ClusterState:
                     splits.append(obj)
                 elif isinstance(obj, HTTPRoute):
                     routes.append(obj)
+                elif isinstance(obj, HTTPRouteGroup):
+                    groups.append(obj)
                 elif isinstance(obj, Rejected):
                     rejected.append(obj)
         return Observed(
@@ -78,5 +82,6 @@ class ClusterState:
             pods=tuple(pods),
             splits=tuple(splits),
             http_routes=tuple(routes),
+            route_groups=tuple(groups),
             rejected=tuple(rejected),
         )

@@ -37,7 +37,7 @@ from e2e.mesh.kubeapi import (
     status_error,
 )
 from e2e.mesh.objects import ObjectError
-from e2e.mesh.routing import Rejected
+from e2e.mesh.routes import Rejected
 
 log = logging.getLogger(__name__)
 

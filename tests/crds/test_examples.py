@@ -195,7 +195,7 @@ def test_schema_defaults_in_full() -> None:
     stored = load_crds()["Canary"].admit(_wrap("Canary", MINIMAL_CANARIES["metrics-and-webhooks"])).object["spec"]
     assert stored == {
         "targetRef": {"name": "app", "apiVersion": "apps/v1", "kind": "Deployment"},
-        "service": {"port": 80, "portName": "http"},
+        "service": {"port": 80, "portName": "http", "portDiscovery": False},
         "progressDeadlineSeconds": 600,
         "skipAnalysis": False,
         "suspend": False,

@@ -215,7 +215,7 @@ SO_REF = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "pod
 CASES += [
     # Flagger's fields this controller refuses, each by name (canary/domain/flagger_fields.py).
     *(Bad(f"flagger-{f.path.replace('[]', '')}", {f.path.replace("[]", "[0]"): True if f.path in (
-        "spec.service.portDiscovery", "spec.service.delegation") else {"any": "value"}}, f.path.replace("[]", "[0]"))
+        "spec.service.delegation",) else {"any": "value"}}, f.path.replace("[]", "[0]"))
       for f in refused(CANARY_FIELDS)),
     *(Bad(f"provider-{name}", {"spec.provider": name}, "spec.provider") for name in REFUSED_PROVIDERS),
     Bad("targetRef-kind-daemonset", {"spec.targetRef.kind": "DaemonSet"}, "spec.targetRef.kind"),

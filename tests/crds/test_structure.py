@@ -34,7 +34,7 @@ def schema_of(kind: str) -> Mapping[str, Any]:
 
 
 #: Refused Flagger fields whose value is not a boolean (those are declared as booleans).
-REFUSED_PATHS = {f.path for f in refused(CANARY_FIELDS)} - {"spec.service.portDiscovery", "spec.service.delegation"}
+REFUSED_PATHS = {f.path for f in refused(CANARY_FIELDS)} - {"spec.service.delegation"}
 REFUSED_TEMPLATE_PATHS = {f.path for f in refused(METRIC_TEMPLATE_FIELDS)}
 
 

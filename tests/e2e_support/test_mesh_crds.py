@@ -21,7 +21,8 @@ from kubernetes import client
 from canary.routers.base import RouteTarget, Weights
 from canary.routers.gatewayapi import HTTPRouteRouter
 from canary.routers.quantity import parse_weight
-from canary.routers.smi import SMI_VERSIONS, TrafficSplitRouter
+from canary.domain.providers import SMI_VERSIONS
+from canary.routers.smi import TrafficSplitRouter
 from e2e.crds import (
     CRD_ROOT,
     FLAVOURS,

@@ -8,7 +8,8 @@ import pytest
 from canary.domain.spec import parse_canary_spec
 from canary.kube.revision import REVISION_ANNOTATION, ConfigRef
 from canary.kube.workloads import (
-    config_copy, deployment_readiness, owner_reference, primary_deployment, promotion_patch, service_bodies,
+    config_copy, deployment_readiness, discovered_ports, owner_reference, primary_deployment, promotion_patch,
+    service_bodies,
     service_matches,
 )
 
@@ -314,3 +315,24 @@ def test_service_metadata_and_app_protocol_follow_the_spec() -> None:
                            apex)
     plain_port = {**apex, "spec": {**apex["spec"], "ports": [{"port": 9898, "targetPort": 9898}]}}
     assert not service_matches(plain_port, apex)
+
+
+def test_port_discovery_adds_every_other_container_port() -> None:
+    target = _target()
+    target["spec"]["template"]["spec"]["containers"] = [
+        {"name": "app", "ports": [{"containerPort": 9898, "name": "http"}, {"containerPort": 9797, "name": "metrics"}]},
+        {"name": "sidecar", "ports": [{"containerPort": 9999, "protocol": "UDP"}, {"containerPort": 9797}]},
+    ]
+    spec = _spec(portDiscovery=True)
+    discovered = discovered_ports(spec, target)
+    assert discovered == [
+        {"name": "metrics", "port": 9797, "targetPort": 9797, "protocol": "TCP"},
+        {"name": "tcp-9999", "port": 9999, "targetPort": 9999, "protocol": "UDP"},
+    ]
+    assert discovered_ports(_spec(), target) == []
+    bodies = service_bodies(spec, "test", {"app": "podinfo"}, OWNER, discovered)
+    assert [p["port"] for p in bodies["podinfo-canary"]["spec"]["ports"]] == [9898, 9797, 9999]
+    # A Service missing a discovered port is converged.
+    main_only = {**bodies["podinfo"], "spec": {**bodies["podinfo"]["spec"],
+                                               "ports": bodies["podinfo"]["spec"]["ports"][:1]}}
+    assert not service_matches(main_only, bodies["podinfo"])

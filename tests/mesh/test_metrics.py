@@ -23,7 +23,7 @@ from e2e.mesh.metrics import (
     RequestRecord,
     make_metrics,
 )
-from e2e.mesh.routing import Endpoint
+from e2e.mesh.routes import Endpoint
 
 Sample = tuple[str, dict[str, str], float]
 

@@ -4,7 +4,8 @@ import pytest
 
 from canary.routers.base import RouteTarget, Weights
 from canary.routers.gatewayapi import HTTPRouteRouter
-from canary.routers.smi import SMI_VERSIONS, TrafficSplitRouter
+from canary.domain.providers import SMI_VERSIONS
+from canary.routers.smi import TrafficSplitRouter
 from e2e.mesh.objects import (
     ObjectError,
     owning_deployment,
@@ -43,9 +44,10 @@ def test_quantities_are_read_in_later_versions_too() -> None:
     assert [b.weight for b in parse_traffic_split(body, "v1alpha2").backends] == [Fraction(1, 2), Fraction(1)]
 
 
-def test_v1alpha3_matches_are_flagged() -> None:
+def test_v1alpha3_matches_name_route_groups() -> None:
     body = split_obj("test", "podinfo", [("a", 1)], version="v1alpha3", matches=True)
-    assert parse_traffic_split(body, "split.smi-spec.io/v1alpha3").has_matches
+    parsed = parse_traffic_split(body, "split.smi-spec.io/v1alpha3")
+    assert parsed.has_matches and parsed.route_groups == ("ab",)
 
 
 @pytest.mark.parametrize(
@@ -87,15 +89,20 @@ def test_http_route_defaults() -> None:
     assert [b.weight for b in route.rules[0].backends] == [1, 3]
 
 
-def test_http_route_parents_other_than_same_namespace_services_are_ignored() -> None:
+def test_http_route_parents_services_gateways_and_ignored() -> None:
     body = http_route_obj("test", "podinfo", [("a", 1)])
     body["spec"]["parentRefs"] = [
-        {"name": "gw"},  # a Gateway (the group defaults to the Gateway API's)
+        {"name": "gw"},  # a Gateway (the group and kind default to the Gateway API's Gateway)
+        {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "edge", "namespace": "infra"},
         {"group": "", "kind": "Service", "name": "other", "namespace": "elsewhere"},
+        {"group": "example.com", "kind": "Mesh", "name": "m"},
         {"group": "", "kind": "Service", "name": "podinfo"},
     ]
+    body["spec"]["hostnames"] = ["App.Example.com", "*.example.org"]
     route = parse_http_route(body, "gateway.networking.k8s.io/v1")
     assert route.parent_services == ("podinfo",)
+    assert route.parent_gateways == ("test/gw", "infra/edge")
+    assert route.hostnames == ("app.example.com", "*.example.org")
     assert len(route.ignored_parents) == 2
 
 

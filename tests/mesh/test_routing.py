@@ -6,18 +6,11 @@ import pytest
 
 from canary.routers.base import RouteTarget, Weights
 from canary.routers.gatewayapi import HTTPRouteRouter
-from canary.routers.smi import SMI_VERSIONS, TrafficSplitRouter
+from canary.domain.providers import SMI_VERSIONS
+from canary.routers.smi import TrafficSplitRouter
 from e2e.mesh.objects import parse_http_route, parse_traffic_split
-from e2e.mesh.routing import (
-    EMPTY_TABLE,
-    Backend,
-    Observed,
-    Rejected,
-    Rule,
-    build_table,
-    carry_since,
-    route_json,
-)
+from e2e.mesh.routes import Backend, Rejected, Rule
+from e2e.mesh.routing import EMPTY_TABLE, Observed, build_table, carry_since, route_json
 from tests.mesh.factories import http_route, http_route_obj, pod, podinfo_world, service, split
 
 TARGET = RouteTarget(namespace="test", apex="podinfo", primary="podinfo-primary", canary="podinfo-canary", port=9898)

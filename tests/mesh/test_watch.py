@@ -11,7 +11,7 @@ import pytest
 from e2e.mesh.app import default_resources
 from e2e.mesh.kubeapi import TransportError
 from e2e.mesh.objects import TrafficSplit
-from e2e.mesh.routing import Rejected
+from e2e.mesh.routes import Rejected
 from e2e.mesh.state import ClusterState
 from e2e.mesh.watch import Relisted, ResourceKind, WatchEvent, Watcher
 from tests.mesh.factories import http_route_obj, pod_obj, service_obj, split_obj
@@ -63,7 +63,7 @@ class Harness:
     def names(self, kind: str) -> set[str]:
         observed = self.state.observed()
         objs = {"Service": observed.services, "Pod": observed.pods, "TrafficSplit": observed.splits,
-                "HTTPRoute": observed.http_routes}[kind]  # fmt: skip
+                "HTTPRoute": observed.http_routes, "HTTPRouteGroup": observed.route_groups}[kind]  # fmt: skip
         return {o.meta.name for o in objs}
 
 
@@ -178,7 +178,7 @@ def test_unusable_objects_arrive_as_rejected(harness: Harness) -> None:
 
 
 def test_all_synced_once_every_resource_reported(harness: Harness) -> None:
-    harness.start("Service", "Pod", "TrafficSplit", "HTTPRoute")
+    harness.start(*harness.resources)
     harness.wait(harness.state.synced)
 
 

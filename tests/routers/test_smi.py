@@ -5,7 +5,8 @@ from typing import Any
 import pytest
 
 from canary.routers.base import RouteTarget, Weights
-from canary.routers.smi import SMI_VERSIONS, TrafficSplitRouter, milli_quantity
+from canary.domain.providers import SMI_VERSIONS
+from canary.routers.smi import TrafficSplitRouter, milli_quantity
 
 OWNER = {
     "apiVersion": "flagger.app/v1beta1",
