@@ -315,6 +315,8 @@ class Executor:
         key, _copy = scaler_keys(target.namespace, ref)
         res = SCALER_RESOURCES[ref.kind]
         seen = target.seen(key)
+        if seen is None:  # never an unconditional write to someone else's object
+            raise NotFound(f"{ref.kind.value} {target.namespace}/{ref.name} was not observed", 404)
         patch = _rv_patch(seen, {"metadata": {"annotations": {KEDA_PAUSED_REPLICAS: "0" if paused else None}}})
         await self._conditional(target, key, seen, self.api.call(
             self.api.custom.patch_namespaced_custom_object, res.group, res.version, target.namespace, res.plural,
