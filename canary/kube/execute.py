@@ -23,8 +23,8 @@ import aiohttp
 from kubernetes.client import V1DeleteOptions, V1Preconditions
 
 from canary.domain.actions import (
-    Action, EnsurePrimary, EnsureServices, Event, Notify, PromotePrimary, RestoreTarget, ScaleCanary, SetFinalizer,
-    SetRoute,
+    Action, EnsurePrimary, EnsurePrimaryScaler, EnsureServices, Event, Notify, PauseTargetScaler, PromotePrimary,
+    RestoreTarget, ScaleCanary, SetFinalizer, SetRoute,
 )
 from canary.domain.spec import CanarySpec, WebhookSpec, WebhookType
 from canary.domain.status import CanaryStatus, Phase
@@ -35,6 +35,7 @@ from canary.kube.api import (
 from canary.kube.cache import ClusterCache, Kind, ObjectKey, resource_version
 from canary.kube.observe import Observation
 from canary.kube.revision import REVISION_ANNOTATION, ConfigRef, data_digest
+from canary.kube.scalers import KEDA_PAUSED_REPLICAS, SCALER_RESOURCES, primary_scaler, scaler_keys
 from canary.kube.workloads import (
     MANAGED_BY, config_copy, discovered_ports, match_labels, owner_reference, primary_deployment, primary_name, promotion_patch,
     service_bodies,
@@ -171,6 +172,9 @@ class Executor:
                 return self.api.to_dict(await self.api.call(self.api.core.read_namespaced_config_map, name, ns))
             if key.kind is Kind.SECRET:
                 return self.api.to_dict(await self.api.call(self.api.core.read_namespaced_secret, name, ns))
+            scaler = next((r for r in SCALER_RESOURCES.values() if r.kind is key.kind), None)
+            if scaler is not None:
+                return await self.api.get_custom(scaler.group, scaler.version, ns, scaler.plural, name)
             if key.kind is Kind.ROUTE and router is not None:
                 res = router.resource
                 return await self.api.get_custom(res.group, res.version, ns, res.plural, name.split("/", 1)[-1])
@@ -183,6 +187,8 @@ class Executor:
         log.info("action", action=type(action).__name__, detail=str(action))
         if isinstance(action, EnsurePrimary):
             await self._ensure_primary(target, action.replicas)
+        elif isinstance(action, EnsurePrimaryScaler):
+            await self._ensure_primary_scaler(target)
         elif isinstance(action, EnsureServices):
             await self._ensure_services(target)
         elif isinstance(action, PromotePrimary):
@@ -196,6 +202,8 @@ class Executor:
                 self.api.apps.patch_namespaced_deployment, key.name, key.namespace,
                 _rv_patch(version, {"spec": {"replicas": action.replicas}}), _content_type=MERGE_PATCH,
             ))
+        elif isinstance(action, PauseTargetScaler):
+            await self._pause_target_scaler(target, action.paused)
         elif isinstance(action, RestoreTarget):
             await self._restore_target(target)
         elif isinstance(action, SetFinalizer):
@@ -274,6 +282,49 @@ class Executor:
         key = ObjectKey(Kind.DEPLOYMENT, target.namespace, body["metadata"]["name"])
         await self._conditional(target, key, None, self.api.call(self.api.apps.create_namespaced_deployment,
                                                          target.namespace, body))
+
+    async def _ensure_primary_scaler(self, target: Target) -> None:
+        """Create the primary's copy of the target's scaler, or replace its spec with the copy's."""
+        ref = target.spec.autoscaler_ref
+        if ref is None:
+            return
+        source_key, key = scaler_keys(target.namespace, ref)
+        source = target.observation.body(source_key)
+        if source is None:
+            raise NotFound(f"{ref.kind.value} {target.namespace}/{ref.name} was not observed", 404)
+        body = primary_scaler(source, ref, target.spec.target_ref.name, owner_reference(target.canary))
+        res = SCALER_RESOURCES[ref.kind]
+        seen = target.seen(key)
+        custom = self.api.custom
+        if seen is None:
+            await self._conditional(target, key, None, self.api.call(
+                custom.create_namespaced_custom_object, res.group, res.version, target.namespace, res.plural, body))
+            return
+        # Only the spec is ours to set: labels and annotations others put on the copy (KEDA
+        # records its own) survive. The version precondition makes a changed copy a 409.
+        ops = [
+            {"op": "replace", "path": "/metadata/resourceVersion", "value": seen},
+            {"op": "replace", "path": "/spec", "value": body["spec"]},
+        ]
+        await self._conditional(target, key, seen, self.api.call(
+            custom.patch_namespaced_custom_object, res.group, res.version, target.namespace, res.plural, key.name,
+            ops, _content_type=JSON_PATCH))
+
+    async def _pause_target_scaler(self, target: Target, paused: bool) -> None:
+        """KEDA's paused-replicas annotation on the target's ScaledObject: "0" holds the canary
+        at zero, its removal lets KEDA scale it again. Nothing else of the object is touched."""
+        ref = target.spec.autoscaler_ref
+        if ref is None:
+            return
+        key, _copy = scaler_keys(target.namespace, ref)
+        res = SCALER_RESOURCES[ref.kind]
+        seen = target.seen(key)
+        if seen is None:  # never an unconditional write to someone else's object
+            raise NotFound(f"{ref.kind.value} {target.namespace}/{ref.name} was not observed", 404)
+        patch = _rv_patch(seen, {"metadata": {"annotations": {KEDA_PAUSED_REPLICAS: "0" if paused else None}}})
+        await self._conditional(target, key, seen, self.api.call(
+            self.api.custom.patch_namespaced_custom_object, res.group, res.version, target.namespace, res.plural,
+            key.name, patch, _content_type=MERGE_PATCH))
 
     async def _promote(self, target: Target, revision: str) -> None:
         if target.observation.observed.target.checksum != revision:

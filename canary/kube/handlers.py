@@ -25,6 +25,9 @@ WATCHED: tuple[tuple[str, str, Kind], ...] = (
     ("", "secrets", Kind.SECRET),
     (CANARY_GROUP, "metrictemplates", Kind.METRIC_TEMPLATE),
     *((group, plural, Kind.ROUTE) for group, plural in WATCHED_ROUTES),
+    # spec.autoscalerRef: the target's scaler and the primary's copy (KEDA's only where installed).
+    ("autoscaling", "horizontalpodautoscalers", Kind.HPA),
+    ("keda.sh", "scaledobjects", Kind.SCALED_OBJECT),
 )
 
 

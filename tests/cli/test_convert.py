@@ -231,11 +231,11 @@ def test_an_older_flagger_version_is_ported_too() -> None:
 def test_an_already_ported_canary_is_checked_the_same_way() -> None:
     doc = canary()
     doc["apiVersion"] = "canary.dev/v1alpha1"
-    doc["spec"]["autoscalerRef"] = {"name": "podinfo"}
+    doc["spec"]["ingressRef"] = {"name": "podinfo"}
     code, out, err = run(["convert", "-f", "-"], stdin=yaml.safe_dump(doc, sort_keys=False))
     assert code == ExitCode.REFUSED
     assert yaml.safe_load(out) == doc
-    assert "refused spec.autoscalerRef: " in err
+    assert "refused spec.ingressRef: " in err
 
 
 @pytest.mark.parametrize(("service", "field", "words"), [

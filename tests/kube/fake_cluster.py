@@ -45,11 +45,14 @@ CUSTOM_KINDS: Mapping[str, str] = {
     f"metrictemplates.{CANARY_GROUP}": "MetricTemplate",
     "trafficsplits.split.smi-spec.io": "TrafficSplit",
     "httproutes.gateway.networking.k8s.io": "HTTPRoute",
+    # Built in, but the controller reaches both autoscaler kinds through the custom objects API.
+    "horizontalpodautoscalers.autoscaling": "HorizontalPodAutoscaler",
+    "scaledobjects.keda.sh": "ScaledObject",
 }
 ROUTE_KINDS = frozenset({"TrafficSplit", "HTTPRoute"})
 _WATCHED: Mapping[str, Kind] = {
     "Deployment": Kind.DEPLOYMENT, "Service": Kind.SERVICE, "ConfigMap": Kind.CONFIG_MAP, "Secret": Kind.SECRET,
-    "MetricTemplate": Kind.METRIC_TEMPLATE,
+    "MetricTemplate": Kind.METRIC_TEMPLATE, "HorizontalPodAutoscaler": Kind.HPA, "ScaledObject": Kind.SCALED_OBJECT,
 }
 
 
@@ -289,6 +292,7 @@ class FakeCluster:
 
     def __post_init__(self) -> None:
         self.served.setdefault(CANARY_GROUP, [CANARY_VERSION])
+        self.served.setdefault("autoscaling", ["v1", "v2"])  # every cluster serves these
         self.api = FakeKubeApi(self)
 
     # --- what tests use ----------------------------------------------------------------------
