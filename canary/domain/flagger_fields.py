@@ -98,7 +98,8 @@ CANARY_FIELDS: tuple[FieldSupport, ...] = (
     _no("spec.service.gateways", _ISTIO + "; use spec.service.gatewayRefs with spec.provider: gatewayapi"),
     _gw("spec.service.gatewayRefs", "the HTTPRoute's parentRefs (a Gateway for north-south; the apex Service "
                                     "when unset, for GAMMA mesh routing)"),
-    _gw("spec.service.hosts", "the HTTPRoute's hostnames"),
+    _gw("spec.service.hosts", "the HTTPRoute's hostnames; needs gatewayRefs to a Gateway (a mesh ignores "
+                              "hostnames on a route attached to a Service)"),
     _no("spec.service.delegation", _ISTIO),
     _no("spec.service.trafficPolicy", _ISTIO + "; configure load balancing and TLS in your mesh or gateway"),
     _no("spec.service.match", _ISTIO + "; use spec.analysis.match for A/B testing"),

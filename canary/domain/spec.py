@@ -412,6 +412,8 @@ def parse_webhook(raw: Mapping[str, Any], path: str) -> WebhookSpec:
 
 
 _MATCH_KINDS = tuple(k.value for k in MatchKind)
+#: Header and query-parameter conditions per A/B item: what one HTTPRoute match may hold.
+MATCH_CONDITIONS_MAX = 16
 
 
 def _string_match(value: object, path: str) -> StringMatch:
@@ -435,6 +437,10 @@ def parse_match(raw: Mapping[str, Any], path: str) -> RequestMatch:
               for k, v in _mapping(raw.get("queryParams"), f"{path}.queryParams").items()}
     if not headers and not params:
         raise SpecError(path, "set headers or queryParams")
+    for part, conditions in (("headers", headers), ("queryParams", params)):
+        if len(conditions) > MATCH_CONDITIONS_MAX:
+            raise SpecError(f"{path}.{part}", f"has {len(conditions)} conditions; the Gateway API allows at most "
+                                              f"{MATCH_CONDITIONS_MAX}")
     for name, match in params.items():
         if match.kind is MatchKind.PREFIX:
             raise SpecError(f"{path}.queryParams.{name}", "use exact or regex: the Gateway API has no prefix "
