@@ -70,8 +70,8 @@ _NOT_YET = "not implemented yet (issue 9 continues)"
 CANARY_FIELDS: tuple[FieldSupport, ...] = (
     _ok("spec.provider", "the router (and the builtin checks' mesh): smi, smi:v1alphaN, gatewayapi, "
                          "gatewayapi:v1, gatewayapi:v1beta1, linkerd, osm; other meshes are refused by name"),
-    _no("spec.metricsServer", "builtin checks read the controller's --prometheus-address; to read another "
-                              "Prometheus, put the query in a MetricTemplate with spec.provider.address"),
+    _ok("spec.metricsServer", "the Prometheus this Canary's builtin checks ask, instead of the controller's "
+                              "--prometheus-address"),
     _ok("spec.targetRef.apiVersion", "apps/v1"),
     _ok("spec.targetRef.kind", "Deployment (DaemonSet is " + _NOT_YET + ")"),
     _ok("spec.targetRef.name", "the workload released"),

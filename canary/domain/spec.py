@@ -260,6 +260,7 @@ class CanarySpec:
     service: ServiceSpec
     analysis: AnalysisSpec
     provider: str | None = None  # a key of canary.domain.providers.PROVIDERS
+    metrics_server: str | None = None  # Flagger's per-Canary Prometheus for the builtin checks
     progress_deadline_seconds: int = 600
     skip_analysis: bool = False
     suspend: bool = False
@@ -640,6 +641,8 @@ def parse_canary_spec(raw: Mapping[str, Any]) -> CanarySpec:
         service=service,
         analysis=parse_analysis(_mapping(analysis_raw, analysis_path), analysis_path),
         provider=provider,
+        metrics_server=None if raw.get("metricsServer") is None else _http_url(raw["metricsServer"],
+                                                                              "spec.metricsServer"),
         progress_deadline_seconds=_int(raw.get("progressDeadlineSeconds", 600), "spec.progressDeadlineSeconds",
                                        bounds.PROGRESS_DEADLINE_SECONDS),
         skip_analysis=_bool(raw, "skipAnalysis", "spec"),
