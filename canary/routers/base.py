@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from canary.domain.weights import Weights
 from canary.routers.options import NO_OPTIONS, RouteOptions
 
-__all__ = ["RouteOptions", "RouteResource", "RouteTarget", "Router", "Weights"]
+__all__ = ["Companion", "RouteOptions", "RouteResource", "RouteTarget", "Router", "Weights"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,22 @@ class RouteResource:
         return f"{self.group}/{self.version}"
 
 
+@dataclass(frozen=True)
+class Companion:
+    """An object a route names and cannot work without (an SMI ``HTTPRouteGroup`` that a
+    TrafficSplit's ``matches`` refer to). The Kubernetes layer writes it before the route, fenced
+    like the route, and counts the route as written only while the companion's ``spec`` in the
+    cluster equals ``body``'s. Owned by the Canary like the route, so garbage collection removes
+    it; one nobody references any more routes nothing, so it is left in place between runs."""
+
+    resource: RouteResource
+    body: Mapping[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.body["metadata"]["name"])
+
+
 class Router(Protocol):
     """One implementation per API and version; see ``canary.routers.factory``."""
 
@@ -73,4 +89,14 @@ class Router(Protocol):
         """Weights of an object found in the cluster, as percentages (with ``experiment`` when
         the object routes the experiment); ``None`` when the object is not what ``build`` writes
         for ``target`` (someone else changed it, or the Canary's options did)."""
+        ...
+
+    @property
+    def companion_resources(self) -> tuple[RouteResource, ...]:
+        """Every kind of :class:`Companion` this router may write (to watch and re-read them)."""
+        ...
+
+    def companions(self, target: RouteTarget) -> tuple[Companion, ...]:
+        """The objects the route for ``target`` names, complete; empty for most routers. They do
+        not depend on the weights: one is harmless while the route does not name it."""
         ...

@@ -10,7 +10,7 @@ each combination is tested without a cluster.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 from canary.domain.observed import Problem
 from canary.domain.spec import ParentRef
@@ -21,12 +21,14 @@ from canary.routers.base import Router, RouteResource
 from canary.routers.gateway_durations import gateway_duration
 from canary.routers.gatewayapi import HTTPRouteRouter
 from canary.routers.options import RouteOptions
-from canary.routers.smi import TrafficSplitRouter
+from canary.routers.smi import MATCH_FIELD, TrafficSplitRouter
+from canary.routers.smi_route_groups import SPECS_VERSION_FOR_SPLIT
 
 _PINNED_PREFIX = f"{SMI}:"
-#: Every kind of object a router may write; the Kubernetes layer watches all of them.
+#: Every kind of object a router may write, companions included; the Kubernetes layer watches all of them.
 ROUTE_RESOURCES: tuple[RouteResource, ...] = (
     *(TrafficSplitRouter(v).resource for v in SMI_VERSIONS),
+    *(r for v in SMI_VERSIONS for r in TrafficSplitRouter(v).companion_resources),
     HTTPRouteRouter().resource,
 )
 #: (group, plural) of every kind of route object, once each: what the Kubernetes layer watches.
@@ -43,6 +45,7 @@ __all__ = [
     "discovery_group",
     "route_options_problem",
     "router_for",
+    "router_options_problem",
 ]
 
 
@@ -104,19 +107,31 @@ def router_for(provider: str, served_versions: Collection[str]) -> Router:
 def route_options_problem(provider: str, options: RouteOptions) -> Problem | None:
     """Why ``provider``'s router cannot apply the Canary's route options, or ``None``.
 
-    An SMI TrafficSplit has weights and nothing else, so every option is refused by name rather
-    than dropped. The Gateway API says them all, as long as its format can say the values."""
+    An SMI TrafficSplit has weights and, from v1alpha3 on, ``matches`` naming an HTTPRouteGroup:
+    of the options it applies A/B matches on headers (see :func:`router_options_problem` for the
+    version), and every other option is refused by name rather than dropped. The Gateway API
+    says them all, as long as its format can say the values."""
     chosen = parse_provider(provider)
     if chosen.router is RouterKind.SMI:
-        if not options.fields:
-            return None
-        names = ", ".join(options.fields)
-        return Problem(
-            options.fields[0], "InvalidSpec",
-            f"{names} {'is' if len(options.fields) == 1 else 'are'} applied only with spec.provider: "
-            f"{GATEWAY_API} (an HTTPRoute); spec.provider {provider!r} writes an SMI TrafficSplit, which "
-            f"carries only weights. Set spec.provider: {GATEWAY_API}, or remove {names}",
-        )
+        others = tuple(f for f in options.fields if f != MATCH_FIELD)
+        if others:
+            names = ", ".join(others)
+            return Problem(
+                others[0], "InvalidSpec",
+                f"{names} {'is' if len(others) == 1 else 'are'} applied only with spec.provider: "
+                f"{GATEWAY_API} (an HTTPRoute); spec.provider {provider!r} writes an SMI TrafficSplit, which "
+                f"carries only weights and A/B header matches. Set spec.provider: {GATEWAY_API}, or remove {names}",
+            )
+        for index, match in enumerate(options.match):
+            if match.query_params:
+                field = f"{MATCH_FIELD}[{index}].queryParams"
+                return Problem(
+                    field, "InvalidSpec",
+                    f"{field}: spec.provider {provider!r} does A/B testing with an SMI HTTPRouteGroup, which "
+                    f"matches headers (cookies as the cookie header) but not query parameters. Match a header "
+                    f"instead, or set spec.provider: {GATEWAY_API}",
+                )
+        return None
     if options.hosts and all(_is_service(ref) for ref in options.parent_refs):
         return Problem(
             "spec.service.hosts", "InvalidSpec",
@@ -131,6 +146,34 @@ def route_options_problem(provider: str, options: RouteOptions) -> Problem | Non
                 gateway_duration(value, field)
             except SpecError as exc:
                 return Problem(exc.field, "InvalidSpec", str(exc))
+    return None
+
+
+def router_options_problem(router: Router, options: RouteOptions,
+                           served: Mapping[str, Collection[str]]) -> Problem | None:
+    """Why the router chosen for the cluster cannot apply the Canary's options, or ``None``:
+    what :func:`route_options_problem` cannot know before the SMI version is chosen. ``served``
+    holds the served versions of each group in ``router.companion_resources``."""
+    if not isinstance(router, TrafficSplitRouter) or not options.match:
+        return None
+    if router.version not in SPECS_VERSION_FOR_SPLIT:
+        with_matches = tuple(SPECS_VERSION_FOR_SPLIT)  # newest first
+        newer = " or ".join(with_matches)
+        return Problem(
+            MATCH_FIELD, "InvalidSpec",
+            f"{MATCH_FIELD}: A/B testing with SMI needs TrafficSplit {newer}, whose spec.matches names an "
+            f"HTTPRouteGroup; the TrafficSplit written here is {router.version}, which has no matches. Serve "
+            f"split.smi-spec.io {newer} (and pin it with spec.provider: {_PINNED_PREFIX}{with_matches[0]} if "
+            f"needed), or set spec.provider: {GATEWAY_API}",
+        )
+    for res in router.companion_resources:
+        if res.version not in served.get(res.group, ()):
+            return Problem(
+                MATCH_FIELD, "RouterUnavailable",
+                f"{MATCH_FIELD}: TrafficSplit {router.version} names its A/B conditions in an {res.kind} "
+                f"{res.api_version}, and the cluster does not serve {res.plural}.{res.group}/{res.version}: "
+                f"install the SMI Traffic Specs CRD of that version, or set spec.provider: {GATEWAY_API}",
+            )
     return None
 
 

@@ -32,7 +32,7 @@ from fractions import Fraction
 from typing import Any
 
 from canary.errors import CanaryError, RouterError
-from canary.routers.base import RouteResource, RouteTarget, Weights
+from canary.routers.base import Companion, RouteResource, RouteTarget, Weights
 from canary.routers.httproute_normal import normal_spec
 from canary.routers.httproute_rules import (
     cookie_match,
@@ -61,6 +61,13 @@ class HTTPRouteRouter:
     @property
     def resource(self) -> RouteResource:
         return RouteResource(group=GROUP, version=VERSION, plural=PLURAL, kind=KIND)
+
+    @property
+    def companion_resources(self) -> tuple[RouteResource, ...]:
+        return ()
+
+    def companions(self, target: RouteTarget) -> tuple[Companion, ...]:
+        return ()  # an HTTPRoute carries everything itself
 
     def build(self, target: RouteTarget, weights: Weights) -> dict[str, Any]:
         spec: dict[str, Any] = {"parentRefs": _parent_refs(target)}

@@ -18,6 +18,7 @@ from canary.routers.factory import (
     discovery_group,
     route_options_problem,
     router_for,
+    router_options_problem,
 )
 from canary.routers.gatewayapi import HTTPRouteRouter
 from canary.routers.options import RouteOptions
@@ -176,9 +177,12 @@ def test_flagger_gateway_api_versions_write_the_v1_route(provider: str) -> None:
 
 
 def test_route_resources_cover_every_router() -> None:
-    written = {router_for(p, SERVED[discovery_group(p)]).resource for p in PROVIDERS}
+    routers = [router_for(p, SERVED[discovery_group(p)]) for p in PROVIDERS]
+    routers += [router_for(f"smi:{v}", EVERYTHING) for v in SMI_VERSIONS]
+    written = {r.resource for r in routers} | {c for r in routers for c in r.companion_resources}
     assert set(ROUTE_RESOURCES) == written
-    assert len(ROUTE_RESOURCES) == len(written) == 5
+    # Four TrafficSplit versions, the HTTPRouteGroups of the two with matches, one HTTPRoute.
+    assert len(ROUTE_RESOURCES) == len(written) == 7
 
 
 @pytest.mark.parametrize("provider", list(PROVIDERS))
@@ -194,7 +198,8 @@ def test_discovery_group_of_an_unknown_provider_names_the_field() -> None:
 
 
 def test_watched_routes_name_each_route_kind_once() -> None:
-    assert WATCHED_ROUTES == (("split.smi-spec.io", "trafficsplits"), ("gateway.networking.k8s.io", "httproutes"))
+    assert WATCHED_ROUTES == (("split.smi-spec.io", "trafficsplits"), ("specs.smi-spec.io", "httproutegroups"),
+                              ("gateway.networking.k8s.io", "httproutes"))
 
 
 def _options(service: dict[str, Any] | None = None, analysis: dict[str, Any] | None = None) -> RouteOptions:
@@ -222,14 +227,63 @@ GATEWAY_PROVIDERS = [p for p in PROVIDERS if discovery_group(p) == "gateway.netw
 
 
 @pytest.mark.parametrize("provider", SMI_PROVIDERS)
-@pytest.mark.parametrize("field", list(ROUTE_OPTIONS))
-def test_an_smi_provider_refuses_every_route_option_by_name(field: str, provider: str) -> None:
+@pytest.mark.parametrize("field", [f for f in ROUTE_OPTIONS if f != "spec.analysis.match"])
+def test_an_smi_provider_refuses_every_route_option_but_match_by_name(field: str, provider: str) -> None:
     problem = route_options_problem(provider, ROUTE_OPTIONS[field])
     assert problem == Problem(
         field, "InvalidSpec",
         f"{field} is applied only with spec.provider: gatewayapi (an HTTPRoute); spec.provider {provider!r} "
-        f"writes an SMI TrafficSplit, which carries only weights. Set spec.provider: gatewayapi, or remove {field}",
+        f"writes an SMI TrafficSplit, which carries only weights and A/B header matches. Set spec.provider: "
+        f"gatewayapi, or remove {field}",
     )
+
+
+@pytest.mark.parametrize("provider", SMI_PROVIDERS)
+def test_an_smi_provider_takes_header_matches_before_the_version_is_known(provider: str) -> None:
+    assert route_options_problem(provider, ROUTE_OPTIONS["spec.analysis.match"]) is None
+
+
+@pytest.mark.parametrize("provider", SMI_PROVIDERS)
+def test_an_smi_provider_refuses_query_parameter_matches_by_name(provider: str) -> None:
+    options = _options(analysis={"iterations": 3, "match": [
+        {"headers": {"x-a": {"exact": "1"}}}, {"queryParams": {"beta": {"exact": "on"}}}]})
+    problem = route_options_problem(provider, options)
+    assert problem is not None
+    assert (problem.field, problem.reason) == ("spec.analysis.match[1].queryParams", "InvalidSpec")
+    assert problem.message.startswith(
+        "spec.analysis.match[1].queryParams: spec.provider " + repr(provider) + " does A/B testing with an SMI "
+        "HTTPRouteGroup, which matches headers (cookies as the cookie header) but not query parameters")
+
+
+SPECS = "specs.smi-spec.io"
+MATCH = ROUTE_OPTIONS["spec.analysis.match"]
+
+
+@pytest.mark.parametrize("version", ["v1alpha1", "v1alpha2"])
+def test_match_with_a_traffic_split_without_matches_is_refused_naming_the_version(version: str) -> None:
+    router = router_for("smi", {version})
+    problem = router_options_problem(router, MATCH, {})
+    assert problem is not None
+    assert (problem.field, problem.reason) == ("spec.analysis.match", "InvalidSpec")
+    assert (f"needs TrafficSplit v1alpha4 or v1alpha3, whose spec.matches names an HTTPRouteGroup; the "
+            f"TrafficSplit written here is {version}, which has no matches") in problem.message
+
+
+@pytest.mark.parametrize(("version", "specs"), [("v1alpha4", "v1alpha4"), ("v1alpha3", "v1alpha3")])
+def test_match_needs_the_route_group_version_paired_with_the_split(version: str, specs: str) -> None:
+    router = router_for("smi", {version})
+    assert router_options_problem(router, MATCH, {SPECS: [specs]}) is None
+    other = "v1alpha3" if specs == "v1alpha4" else "v1alpha4"
+    for served in ({}, {SPECS: [other]}):
+        problem = router_options_problem(router, MATCH, served)
+        assert problem is not None and (problem.field, problem.reason) == ("spec.analysis.match", "RouterUnavailable")
+        assert f"the cluster does not serve httproutegroups.specs.smi-spec.io/{specs}" in problem.message
+
+
+@pytest.mark.parametrize("provider", [*SMI_PROVIDERS, *GATEWAY_PROVIDERS])
+def test_without_match_the_chosen_router_refuses_nothing(provider: str) -> None:
+    router = router_for(provider, SERVED[discovery_group(provider)])
+    assert router_options_problem(router, _options(), {}) is None
 
 
 def test_an_smi_refusal_lists_every_option_set() -> None:
