@@ -33,7 +33,7 @@ from canary.kube.api import (
     CANARY_GROUP, CANARY_PLURAL, CANARY_VERSION, JSON_PATCH, MERGE_PATCH, REVERT_FINALIZER, KubeApi,
 )
 from canary.kube.cache import ClusterCache, Kind, ObjectKey, resource_version
-from canary.kube.observe import Observation
+from canary.kube.observe import Observation, companion_current, companion_key
 from canary.kube.revision import REVISION_ANNOTATION, ConfigRef, data_digest
 from canary.kube.scalers import KEDA_PAUSED_REPLICAS, SCALER_RESOURCES, primary_scaler, scaler_keys
 from canary.kube.workloads import (
@@ -42,7 +42,7 @@ from canary.kube.workloads import (
     service_matches,
 )
 from canary.notify.webhooks import WebhookPayload, notify
-from canary.routers.base import Router, RouteTarget
+from canary.routers.base import Companion, Router, RouteTarget
 from canary.telemetry import bind_canary
 
 T = TypeVar("T")
@@ -176,8 +176,10 @@ class Executor:
             if scaler is not None:
                 return await self.api.get_custom(scaler.group, scaler.version, ns, scaler.plural, name)
             if key.kind is Kind.ROUTE and router is not None:
-                res = router.resource
-                return await self.api.get_custom(res.group, res.version, ns, res.plural, name.split("/", 1)[-1])
+                group, _, plain = name.partition("/")
+                res = next((r for r in (router.resource, *router.companion_resources) if r.group == group), None)
+                if res is not None:
+                    return await self.api.get_custom(res.group, res.version, ns, res.plural, plain)
         except NotFound:
             return None
         raise LookupError(f"cannot re-read {key}")
@@ -420,6 +422,9 @@ class Executor:
         route_target = replace(route_target, revision=status.last_applied_spec)
         res = router.resource
         body = router.build(route_target, action.weights)
+        # Before the route: a route naming an object not there yet would route nothing for a moment.
+        for companion in router.companions(route_target):
+            await self._set_companion(target, companion)
         key = ObjectKey.route(res.group, target.namespace, route_target.apex)
         seen = target.seen(key)
         custom = self.api.custom
@@ -433,6 +438,28 @@ class Executor:
             custom.replace_namespaced_custom_object, res.group, res.version, target.namespace, res.plural,
             route_target.apex, body))
         self._check_stored_route(router, route_target, action, stored)
+
+    async def _set_companion(self, target: Target, companion: Companion) -> None:
+        """Create the companion, or replace it when it is not as built; fenced like the route."""
+        key = companion_key(target.namespace, companion)
+        # Companions do not depend on the weights: one written by this Decision already is as built.
+        if key in target.written or companion_current(companion, target.observation.body(key)):
+            return
+        res, custom = companion.resource, self.api.custom
+        body = dict(companion.body)
+        seen = target.seen(key)
+        if seen is None:
+            stored = await self._conditional(target, key, None, self.api.call(
+                custom.create_namespaced_custom_object, res.group, res.version, target.namespace, res.plural, body))
+        else:
+            body["metadata"] = {**body["metadata"], "resourceVersion": seen}
+            stored = await self._conditional(target, key, seen, self.api.call(
+                custom.replace_namespaced_custom_object, res.group, res.version, target.namespace, res.plural,
+                companion.name, body))
+        if stored is not None and not companion_current(companion, stored):
+            raise RouterError(
+                f"the API server did not store the {res.kind} {target.namespace}/{companion.name} as written: its "
+                f"{res.plural}.{res.group} CRD dropped or changed a field. Upgrade the CRD to {res.api_version}")
 
     @staticmethod
     def _check_stored_route(router: Router, route_target: RouteTarget, action: SetRoute,

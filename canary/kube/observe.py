@@ -15,7 +15,7 @@ from canary.kube.scalers import held_at_zero, pausable, primary_scaler, scaler_i
 from canary.kube.workloads import (
     deployment_readiness, discovered_ports, match_labels, owner_reference, primary_name, service_bodies, service_matches,
 )
-from canary.routers.base import RouteOptions, Router, RouteTarget
+from canary.routers.base import Companion, RouteOptions, Router, RouteTarget
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,15 @@ class Observation:
     def version(self, key: ObjectKey) -> str | None:
         body = self.bodies.get(key)
         return None if body is None else resource_version(body)
+
+
+def companion_key(namespace: str, companion: Companion) -> ObjectKey:
+    return ObjectKey.route(companion.resource.group, namespace, companion.name)
+
+
+def companion_current(companion: Companion, found: Mapping[str, Any] | None) -> bool:
+    """Whether ``found`` (the cluster's copy) routes what ``companion`` was built to."""
+    return found is not None and found.get("spec") == companion.body.get("spec")
 
 
 def route_target(canary: Mapping[str, Any], spec: CanarySpec) -> RouteTarget:
@@ -116,6 +125,16 @@ def observe(canary: Mapping[str, Any], spec: CanarySpec, cache: ClusterCache, ro
         if found is not None:
             bodies[route_key] = found
             route = RouteState(exists=True, weights=router.read_weights(rt, found))
+        # The route names its companions: while one is missing or not as built, the route does
+        # not route what its weights say, so it reads as unknown and is set again (companions first).
+        for companion in router.companions(rt):
+            key = companion_key(namespace, companion)
+            deps.add(key)
+            have = cache.get(key)
+            if have is not None:
+                bodies[key] = have
+            if route.exists and not companion_current(companion, have):
+                route = RouteState(exists=True, weights=None)
 
     scaler: ScalerState | None = None
     if spec.autoscaler_ref is not None:

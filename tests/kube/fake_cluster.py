@@ -45,11 +45,17 @@ CUSTOM_KINDS: Mapping[str, str] = {
     f"metrictemplates.{CANARY_GROUP}": "MetricTemplate",
     "trafficsplits.split.smi-spec.io": "TrafficSplit",
     "httproutes.gateway.networking.k8s.io": "HTTPRoute",
+    # An SMI TrafficSplit's A/B conditions (its route's companion); watched like the routes.
+    "httproutegroups.specs.smi-spec.io": "HTTPRouteGroup",
     # Built in, but the controller reaches both autoscaler kinds through the custom objects API.
     "horizontalpodautoscalers.autoscaling": "HorizontalPodAutoscaler",
     "scaledobjects.keda.sh": "ScaledObject",
 }
 ROUTE_KINDS = frozenset({"TrafficSplit", "HTTPRoute"})
+#: Watched under ``Kind.ROUTE`` keys like the routes, by the group of each kind.
+ROUTE_GROUPS: Mapping[str, str] = {
+    "TrafficSplit": "split.smi-spec.io", "HTTPRoute": "gateway.networking.k8s.io", "HTTPRouteGroup": "specs.smi-spec.io",
+}
 _WATCHED: Mapping[str, Kind] = {
     "Deployment": Kind.DEPLOYMENT, "Service": Kind.SERVICE, "ConfigMap": Kind.CONFIG_MAP, "Secret": Kind.SECRET,
     "MetricTemplate": Kind.METRIC_TEMPLATE, "HorizontalPodAutoscaler": Kind.HPA, "ScaledObject": Kind.SCALED_OBJECT,
@@ -356,6 +362,9 @@ class FakeCluster:
         if body.get("kind") == "HTTPRoute":
             refs = body["spec"]["rules"][-1]["backendRefs"]  # the split rule is last
             return Weights(primary=refs[0]["weight"], canary=refs[1]["weight"])
+        if body["spec"].get("matches"):
+            # Only the named groups' requests are split (all to the canary); the rest go to the apex.
+            return Weights(primary=100, canary=0, experiment=True)
         backends = body["spec"]["backends"]
         primary, canary = (parse_weight(b["weight"]) for b in backends)
         assert primary is not None and canary is not None
@@ -537,9 +546,8 @@ class FakeCluster:
         if kind == "Canary":
             if view is not None:
                 self.registry.canary_changed(ObjectKey(Kind.CANARY, namespace, name), view)
-        elif kind in ROUTE_KINDS:
-            group = (view or {}).get("apiVersion", "").split("/")[0] or (
-                "gateway.networking.k8s.io" if kind == "HTTPRoute" else "split.smi-spec.io")
+        elif kind in ROUTE_GROUPS:
+            group = (view or {}).get("apiVersion", "").split("/")[0] or ROUTE_GROUPS[kind]
             self.registry.object_changed(ObjectKey.route(group, namespace, name), view)
         elif kind in _WATCHED:
             self.registry.object_changed(ObjectKey(_WATCHED[kind], namespace, name), view)
