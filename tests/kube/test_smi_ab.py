@@ -7,11 +7,18 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import aiohttp
 import pytest
 
-from canary.domain.status import ConditionType, Phase
+from canary.domain.actions import SetRoute
+from canary.domain.spec import parse_canary_spec
+from canary.domain.status import CanaryStatus, ConditionType, Phase
 from canary.domain.weights import ALL_PRIMARY, Weights
-from tests.kube.fake_cluster import FakeCluster
+from canary.kube.cache import ClusterCache, ObjectKey
+from canary.kube.execute import Executor, StaleWrite, Target
+from canary.kube.observe import observe
+from canary.routers.smi import TrafficSplitRouter
+from tests.kube.fake_cluster import ROUTE_GROUPS, FakeCluster
 from tests.kube.harness import LINKERD_SMI, NS, SMI, canary_body, cluster_with_app, release
 
 SPECS = "specs.smi-spec.io"
@@ -135,3 +142,43 @@ async def test_query_parameter_matches_stall_an_smi_canary_naming_the_field() ->
     assert message.startswith("spec.analysis.match[0].queryParams: spec.provider 'smi' does A/B testing with an "
                               "SMI HTTPRouteGroup")
     assert cluster.route_writes() == []
+
+
+def edit_group(cluster: FakeCluster, headers: dict[str, str]) -> None:
+    group = cluster.get("HTTPRouteGroup", NS, "podinfo")
+    assert group is not None
+    group["spec"]["matches"][0]["headers"] = headers
+    cluster.apply(group)
+
+
+def _target(cluster: FakeCluster, cache: ClusterCache, canary: dict[str, Any]) -> Target:
+    """The decision's snapshot: every route and companion in the cluster now, through the cache."""
+    for (kind, namespace, name), obj in cluster.objects.items():
+        if kind in ROUTE_GROUPS:
+            cache.put(ObjectKey.route(ROUTE_GROUPS[kind], namespace, name), copy.deepcopy(obj))
+    spec = parse_canary_spec(canary["spec"])
+    router = TrafficSplitRouter("v1alpha4")
+    return Target(canary=canary, spec=spec, observation=observe(canary, spec, cache, router), router=router)
+
+
+async def test_a_group_changed_since_the_decision_is_not_overwritten_and_is_re_read() -> None:
+    cluster = cluster_with_app(SDK)
+    canary = cluster.apply(ab_canary())
+    cache = ClusterCache()
+    async with aiohttp.ClientSession() as session:
+        executor = Executor(cluster.api, cache, session)
+        await executor.run(_target(cluster, cache, canary), SetRoute(ALL_PRIMARY), CanaryStatus())
+        # Someone edits the group; the decision sees that edit and means to put the group back ...
+        edit_group(cluster, {"x-canary": "^beta$"})
+        target = _target(cluster, cache, canary)
+        # ... but the group changes again after its snapshot: the decision rests on a stale view.
+        edit_group(cluster, {"x-canary": ".*"})
+        with pytest.raises(StaleWrite) as caught:
+            await executor.run(target, SetRoute(AB), CanaryStatus())
+        current = await executor.read_current(caught.value.key, target.router)
+    assert caught.value.key == ObjectKey.route(SPECS, NS, "podinfo")
+    assert [c.method for c in cluster.calls[-2:]] == ["replace_namespaced_custom_object", "get_namespaced_custom_object"]
+    assert current is not None and current["spec"]["matches"][0]["headers"] == {"x-canary": ".*"}
+    # The split was not touched: the group is written first, and its refusal stopped the action.
+    split = cluster.get("TrafficSplit", NS, "podinfo")
+    assert split is not None and "matches" not in split["spec"]
