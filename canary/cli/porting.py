@@ -225,12 +225,39 @@ def _provider_findings(spec: Mapping[str, Any], options: PortOptions) -> list[Fi
         for where in occurrences_in_canary(spec, entry.path):
             if provider.router is RouterKind.GATEWAY_API:
                 findings.append(Finding(where, Severity.NOTE, f"{entry.note}; applied only with provider gatewayapi"))
+            elif entry.path == SMI_AB_FIELD:
+                findings.extend(_smi_match_findings(spec, where, name))
             else:
                 findings.append(Finding(
                     where, Severity.REFUSED,
                     f"{where} applies only with provider gatewayapi ({entry.note}); with {which} "
                     f"{name!r} the controller refuses the Canary: condition Stalled, reason InvalidSpec"))
     return findings
+
+
+#: The one provider-dependent field an SMI router applies too: A/B through an HTTPRouteGroup.
+SMI_AB_FIELD = "spec.analysis.match"
+
+
+def _smi_match_findings(spec: Mapping[str, Any], where: str, provider: str) -> list[Finding]:
+    """A/B with an SMI provider: header and cookie conditions go into an HTTPRouteGroup that
+    TrafficSplit v1alpha3/v1alpha4 names; query parameters have no place there."""
+    analysis = spec.get(where.split(".")[1])
+    items = analysis.get("match") if isinstance(analysis, Mapping) else None
+    refused = [
+        Finding(f"{where}[{i}].queryParams", Severity.REFUSED,
+                f"{where}[{i}].queryParams: provider {provider!r} does A/B testing with an SMI HTTPRouteGroup, which "
+                "matches headers (cookies as the cookie header) but not query parameters; with provider "
+                f"{provider!r} the controller refuses the Canary: condition Stalled, reason InvalidSpec")
+        for i, item in enumerate(items if isinstance(items, list) else [])
+        if isinstance(item, Mapping) and item.get("queryParams")
+    ]
+    return refused or [Finding(
+        where, Severity.DIFFERS,
+        f"with provider {provider!r} the conditions go into an SMI HTTPRouteGroup that the TrafficSplit names "
+        "while the canary is judged (Flagger's SMI router has no A/B). It needs TrafficSplit v1alpha3 or v1alpha4 "
+        "and the paired HTTPRouteGroup CRD; where the cluster serves only v1alpha1/v1alpha2 (Linkerd's and OSM's "
+        "SMI) the controller refuses the Canary: condition Stalled")]
 
 
 def _router_findings(spec: Mapping[str, Any], options: PortOptions) -> list[Finding]:

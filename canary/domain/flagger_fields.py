@@ -35,7 +35,7 @@ __all__ = [
 
 class Support(StrEnum):
     IMPLEMENTED = "implemented"  # Flagger's meaning
-    PROVIDER = "depends on provider"  # implemented with gatewayapi; refused (Stalled) with smi
+    PROVIDER = "depends on provider"  # implemented with gatewayapi; refused (Stalled) with smi unless the note says
     REFUSED = "refused"  # present at all: refused, with the message below
 
 
@@ -137,7 +137,8 @@ CANARY_FIELDS: tuple[FieldSupport, ...] = (
     _ok("spec.analysis.metrics", "metric checks"),
     _ok("spec.analysis.webhooks", "gates, checks and notifications"),
     _gw("spec.analysis.match", "A/B: requests matching these header, cookie or query conditions go to the "
-                               "canary (HTTPRoute matches)"),
+                               "canary (HTTPRoute matches); with smi, header and cookie conditions only, through "
+                               "an HTTPRouteGroup named by TrafficSplit v1alpha3/v1alpha4 `matches`"),
     _gw("spec.analysis.sessionAffinity", "cookie-based stickiness to the canary (cookieName, maxAge, "
                                          "primaryCookieName)"),
     _ok("spec.analysis.metrics[].name", "a builtin or any name with templateRef"),

@@ -261,3 +261,21 @@ def test_a_north_south_canary_with_every_gateway_option_is_accepted() -> None:
         backendTimeout="1.5s", headers={"request": {"set": {"x-a": "1"}}}, rewrite={"uri": "/v2"})
     code, _, err = run(["lint", "-f", "-"], stdin=yaml.safe_dump(doc))
     assert code == ExitCode.OK, err
+
+
+@pytest.mark.parametrize("provider", ["smi", "linkerd"])
+def test_smi_ab_by_header_is_accepted_with_what_it_needs_and_query_parameters_are_refused(provider: str) -> None:
+    doc = canary(iterations=3, match=[{"headers": {"x-canary": {"exact": "insider"}}}])
+    del doc["spec"]["analysis"]["stepWeight"]
+    doc["spec"]["provider"] = provider
+    code, _, err = run(["lint", "-f", "-"], stdin=yaml.safe_dump(doc))
+    assert code == ExitCode.OK, err
+    assert (f"differs spec.analysis.match: with provider {provider!r} the conditions go into an SMI HTTPRouteGroup "
+            "that the TrafficSplit names") in err
+    assert "needs TrafficSplit v1alpha3 or v1alpha4" in err
+
+    doc["spec"]["analysis"]["match"].append({"queryParams": {"beta": {"exact": "on"}}})
+    code, _, err = run(["lint", "-f", "-"], stdin=yaml.safe_dump(doc))
+    assert code == ExitCode.REFUSED, err
+    assert (f"refused spec.analysis.match[1].queryParams: spec.analysis.match[1].queryParams: provider {provider!r} "
+            "does A/B testing with an SMI HTTPRouteGroup") in err
