@@ -81,9 +81,12 @@ def observe(canary: Mapping[str, Any], spec: CanarySpec, cache: ClusterCache, ro
     digests: dict[ConfigRef, str | None] = {}
     services_ready = False
     if target_body is None:
-        problem = Problem("spec.targetRef.name", "TargetNotFound",
-                          f"Deployment {target_name!r} not found in namespace {namespace!r}: create it or "
-                          "correct spec.targetRef.name")
+        # A spec the provider cannot carry out (or a router the cluster does not serve) stops the
+        # Canary whatever else is there: creating the Deployment would not get it past that, so
+        # that is the problem to report first.
+        problem = problem or Problem("spec.targetRef.name", "TargetNotFound",
+                                     f"Deployment {target_name!r} not found in namespace {namespace!r}: create it "
+                                     "or correct spec.targetRef.name")
     else:
         template = (target_body.get("spec") or {}).get("template") or {}
         refs = config_refs(template.get("spec") or {})

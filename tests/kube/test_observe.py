@@ -99,6 +99,12 @@ def test_the_router_problem_is_passed_through() -> None:
     assert observed.route == RouteState()
 
 
+def test_a_refused_spec_is_reported_before_a_missing_target() -> None:
+    # Creating the Deployment would not get the Canary past the refusal, so it is named first.
+    problem = Problem("spec.analysis.match[0].queryParams", "InvalidSpec", "an HTTPRouteGroup matches headers")
+    assert _observe(_cache(target=False), router=None, router_problem=problem).observed.problem == problem
+
+
 def test_target_facts() -> None:
     observation = _observe(_cache())
     target = observation.observed.target
