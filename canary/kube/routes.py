@@ -43,9 +43,10 @@ class RouterDirectory:
             refused = factory.route_options_problem(provider, RouteOptions.of(spec))
             if refused is not None:
                 return None, refused
+            options = RouteOptions.of(spec)
             router = factory.router_for(provider, await self.served(factory.discovery_group(provider)))
-            served = {res.group: await self.served(res.group) for res in router.companion_resources}
-            refused = factory.router_options_problem(router, RouteOptions.of(spec), served)
+            served = {group: await self.served(group) for group in factory.companion_groups(router, options)}
+            refused = factory.router_options_problem(router, options, served)
             return (None, refused) if refused is not None else (router, None)
         except SpecError as exc:
             return None, Problem("spec.provider", "InvalidProvider", str(exc))

@@ -42,6 +42,7 @@ __all__ = [
     "SMI_VERSIONS",
     "WATCHED_ROUTES",
     "choose_smi_version",
+    "companion_groups",
     "discovery_group",
     "route_options_problem",
     "router_for",
@@ -149,11 +150,19 @@ def route_options_problem(provider: str, options: RouteOptions) -> Problem | Non
     return None
 
 
+def companion_groups(router: Router, options: RouteOptions) -> tuple[str, ...]:
+    """The API groups whose served versions :func:`router_options_problem` needs: those of the
+    companions ``router`` writes for these options (none for most Canaries, so no discovery)."""
+    if isinstance(router, TrafficSplitRouter) and options.match:
+        return tuple(dict.fromkeys(r.group for r in router.companion_resources))
+    return ()
+
+
 def router_options_problem(router: Router, options: RouteOptions,
                            served: Mapping[str, Collection[str]]) -> Problem | None:
     """Why the router chosen for the cluster cannot apply the Canary's options, or ``None``:
     what :func:`route_options_problem` cannot know before the SMI version is chosen. ``served``
-    holds the served versions of each group in ``router.companion_resources``."""
+    holds the served versions of each group :func:`companion_groups` names."""
     if not isinstance(router, TrafficSplitRouter) or not options.match:
         return None
     if router.version not in SPECS_VERSION_FOR_SPLIT:

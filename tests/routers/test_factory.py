@@ -15,6 +15,7 @@ from canary.routers.factory import (
     SMI_VERSIONS,
     WATCHED_ROUTES,
     choose_smi_version,
+    companion_groups,
     discovery_group,
     route_options_problem,
     router_for,
@@ -281,9 +282,18 @@ def test_match_needs_the_route_group_version_paired_with_the_split(version: str,
 
 
 @pytest.mark.parametrize("provider", [*SMI_PROVIDERS, *GATEWAY_PROVIDERS])
-def test_without_match_the_chosen_router_refuses_nothing(provider: str) -> None:
+def test_without_match_the_chosen_router_refuses_nothing_and_needs_no_discovery(provider: str) -> None:
     router = router_for(provider, SERVED[discovery_group(provider)])
+    assert companion_groups(router, _options()) == ()
     assert router_options_problem(router, _options(), {}) is None
+
+
+@pytest.mark.parametrize(("version", "groups"), [
+    ("v1alpha4", (SPECS,)), ("v1alpha3", (SPECS,)), ("v1alpha2", ()), ("v1alpha1", ())])
+def test_match_needs_the_route_group_discovered_only_where_the_split_can_name_one(
+        version: str, groups: tuple[str, ...]) -> None:
+    assert companion_groups(router_for("smi", {version}), MATCH) == groups
+    assert companion_groups(router_for("gatewayapi", GATEWAY), MATCH) == ()
 
 
 def test_an_smi_refusal_lists_every_option_set() -> None:
