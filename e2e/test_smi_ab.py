@@ -1,6 +1,7 @@
 """A/B testing with SMI: ``analysis.match`` through an HTTPRouteGroup that the TrafficSplit names.
 
-An SMI v1alpha4 mesh (flavour "sdk": TrafficSplit and HTTPRouteGroup v1alpha4) and a blue/green
+An SMI v1alpha4 mesh (flavour "sdk": TrafficSplit and HTTPRouteGroup v1alpha4; and v1alpha3, as
+Traefik Mesh serves them, flavour "traefik") and a blue/green
 Canary with iterations and a header match, held in the A/B stage by a confirm-promotion gate.
 While it is judged, two loads run at once through the simulated data plane, one with the header
 and one without: every matching request reaches the canary, and none of the others do (they go
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from e2e.conftest import StartController
 from e2e.harness import app
 from e2e.harness.environment import Environment
@@ -21,23 +24,25 @@ from e2e.test_gateway_routes import Gate, gate  # noqa: F401 - the fixture is us
 from e2e.test_mesh_rules import drive
 
 NAME = "podinfo"
-SPLIT = ("split.smi-spec.io", "v1alpha4", "trafficsplits")
-GROUP = ("specs.smi-spec.io", "v1alpha4", "httproutegroups")
+SPLIT, GROUP = ("split.smi-spec.io", "trafficsplits"), ("specs.smi-spec.io", "httproutegroups")
 MATCH = [{"headers": {"x-canary": {"exact": "insider"}}}]
 #: Sampled one by one to see which pods the apex sends unmatched requests to.
 PROBES = 20
 
 
-def _object(kube: Kube, resource: tuple[str, str, str]) -> dict[str, Any]:
-    found = kube.custom_object(*resource, NAME)
-    assert found is not None, f"no {resource[2]} {NAME}"
+def _object(kube: Kube, resource: tuple[str, str], version: str) -> dict[str, Any]:
+    found = kube.custom_object(resource[0], version, resource[1], NAME)
+    assert found is not None, f"no {resource[1]} {NAME}"
     return found
 
 
+# The flavour and the version it serves of both TrafficSplit and HTTPRouteGroup.
+@pytest.mark.parametrize(("flavour", "version"), [("sdk", "v1alpha4"), ("traefik", "v1alpha3")])
 def test_smi_ab_by_header_sends_only_matching_requests_to_the_canary_then_promotes(
-    env: Environment, kube: Kube, start_controller: StartController, gate: Gate  # noqa: F811
+    env: Environment, kube: Kube, start_controller: StartController, gate: Gate, flavour: str,  # noqa: F811
+    version: str,
 ) -> None:
-    env.use_flavour("sdk")
+    env.use_flavour(flavour)
     start_controller()
     ns, client = kube.namespace, env.mesh.client
     body = app.canary(NAME, ns, provider="smi", metrics=[], webhooks=[
@@ -51,7 +56,8 @@ def test_smi_ab_by_header_sends_only_matching_requests_to_the_canary_then_promot
 
     ship(kube, NAME, "2")
     kube.wait_for_phase(NAME, "WaitingPromotion", timeout=90)
-    split, group = _object(kube, SPLIT), _object(kube, GROUP)
+    split, group = _object(kube, SPLIT, version), _object(kube, GROUP, version)
+    assert group["apiVersion"] == f"specs.smi-spec.io/{version}"
     assert split["spec"]["matches"] == [{"kind": "HTTPRouteGroup", "name": NAME}], split
     assert group["spec"] == {"matches": [
         {"name": "ab-0", "pathRegex": ".*", "methods": ["*"], "headers": {"x-canary": "^insider$"}}]}, group
@@ -78,7 +84,7 @@ def test_smi_ab_by_header_sends_only_matching_requests_to_the_canary_then_promot
     assert final["phase"] == "Succeeded", final
     assert template_version(kube.deployment(f"{NAME}-primary")) == "2"
     # Released: the split names no group, and matching requests are served by the promoted primary.
-    wait_for(lambda: _object(kube, SPLIT)["spec"].get("matches"), lambda m: not m, timeout=30,
+    wait_for(lambda: _object(kube, SPLIT, version)["spec"].get("matches"), lambda m: not m, timeout=30,
              what="the split without matches")
     wait_for(lambda: {client.send(ns, NAME, headers={"x-canary": "insider"}).backend for _ in range(PROBES)},
              lambda backends: backends == {f"{NAME}-primary"}, timeout=30, what="matching requests on the primary")
