@@ -15,12 +15,13 @@ import kopf
 from canary.kube.api import CANARY_GROUP, CANARY_PLURAL, CANARY_VERSION
 from canary.kube.cache import Kind, ObjectKey
 from canary.kube.reconciler import ReconcilerRegistry
+from canary.kube.workload_kinds.registry import WORKLOAD_KINDS
 from canary.routers.gatewayapi import GROUP as GATEWAY_GROUP
 from canary.routers.smi import GROUP as SMI_GROUP
 
 #: Resources watched only to keep the caches fresh and wake the Canaries that use them.
 WATCHED: tuple[tuple[str, str, Kind], ...] = (
-    ("apps", "deployments", Kind.DEPLOYMENT),
+    *((workload.group, workload.plural, workload.kind) for workload in WORKLOAD_KINDS.values()),
     ("", "services", Kind.SERVICE),
     ("", "configmaps", Kind.CONFIG_MAP),
     ("", "secrets", Kind.SECRET),
@@ -28,7 +29,6 @@ WATCHED: tuple[tuple[str, str, Kind], ...] = (
     (SMI_GROUP, "trafficsplits", Kind.ROUTE),
     (GATEWAY_GROUP, "httproutes", Kind.ROUTE),
 )
-
 
 
 def _key(kind: Kind, group: str, namespace: str, name: str) -> ObjectKey:
