@@ -71,7 +71,8 @@ CANARY_FIELDS: tuple[FieldSupport, ...] = (
     _no("spec.metricsServer", "builtin checks read the controller's --prometheus-address; to read another "
                               "Prometheus, put the query in a MetricTemplate with spec.provider.address"),
     _ok("spec.targetRef.apiVersion", "apps/v1"),
-    _ok("spec.targetRef.kind", "Deployment (DaemonSet is " + _NOT_YET + ")"),
+    _ok("spec.targetRef.kind", "Deployment or DaemonSet (scaled to zero by a node selector no node matches, "
+                               "as Flagger does)"),
     _ok("spec.targetRef.name", "the workload released"),
     _no("spec.autoscalerRef", "a -primary copy of the target's HorizontalPodAutoscaler or ScaledObject is "
                               + _NOT_YET + "; remove autoscalerRef until then"),

@@ -48,6 +48,10 @@ class ProviderType(StrEnum):
     SMI = "smi"
 
 
+#: The kinds of workload a Canary can release (``spec.targetRef.kind``), as the CRD admits them.
+TARGET_KINDS = ("Deployment", "DaemonSet")
+
+
 @dataclass(frozen=True)
 class TargetRef:
     name: str
@@ -576,8 +580,9 @@ def parse_canary_spec(raw: Mapping[str, Any]) -> CanarySpec:
     refuse_flagger_only_fields({"spec": raw}, CANARY_FIELDS)
     target = _mapping(raw.get("targetRef"), "spec.targetRef")
     kind = target.get("kind", "Deployment")
-    if kind != "Deployment":
-        raise SpecError("spec.targetRef.kind", f"{kind!r} is not supported; point targetRef at a Deployment")
+    if kind not in TARGET_KINDS:
+        raise SpecError("spec.targetRef.kind", f"{kind!r} is not supported; point targetRef at a "
+                        f"{' or a '.join(TARGET_KINDS)}")
     target_ref = TargetRef(
         name=_str(target.get("name"), "spec.targetRef.name"),
         kind=kind,
