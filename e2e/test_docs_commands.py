@@ -36,19 +36,18 @@ import shlex
 import signal
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 import pytest
 import yaml
-from kubernetes.client.exceptions import ApiException
 
 from e2e.harness.controller import Controller, ControllerOptions
 from e2e.harness.doc_commands import DocCommand, kubectl_commands
 from e2e.harness.environment import Environment
-from e2e.harness.kube import Kube, wait_for
+from e2e.harness.kube import Kube, exists, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = (REPO / "README.md", REPO / "docs" / "operations.md")
@@ -163,16 +162,6 @@ def _drain(stream: IO[str] | None, into: list[str]) -> threading.Thread:
     return reader
 
 
-def _exists(read: Callable[[], object]) -> bool:
-    try:
-        read()
-    except ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise
-    return True
-
-
 @dataclass
 class Ran:
     command: DocCommand
@@ -277,21 +266,21 @@ class DocsScenario:
     # --- what a reader waits for before the next step ---------------------------------------
     def settle(self) -> None:
         """The controller runs once the namespace exists; a new Canary is initialized."""
-        if self.controller is None and _exists(lambda: self.kube.core.read_namespace(self.namespace)):
+        if self.controller is None and exists(lambda: self.kube.core.read_namespace(self.namespace)):
             # Pods need the default ServiceAccount, which the controller-manager creates.
-            wait_for(lambda: _exists(lambda: self.kube.core.read_namespaced_service_account("default", self.namespace)),
+            wait_for(lambda: exists(lambda: self.kube.core.read_namespaced_service_account("default", self.namespace)),
                      bool, timeout=30, what=f"ServiceAccount default in {self.namespace}")
             options = ControllerOptions(kubeconfig=self.env.kubeconfig, namespace=self.namespace,
                                         prometheus_url=self.env.prometheus.url)
             self.controller = Controller(options, self.env.workdir / "logs", self.env.api)
             self.controller.start()
-        if self.controller is not None and _exists(lambda: self.kube.canary(DOC_CANARY)):
+        if self.controller is not None and exists(lambda: self.kube.canary(DOC_CANARY)):
             wait_for(lambda: self.kube.status(DOC_CANARY), lambda st: st.get("phase") not in (None, "", "Initializing"),
                      timeout=120, what=f"the controller to initialize Canary {self.namespace}/{DOC_CANARY}")
 
     def phase(self) -> str:
         """The Canary's phase now, or "-" before the controller or the Canary exist."""
-        if self.controller is None or not _exists(lambda: self.kube.canary(DOC_CANARY)):
+        if self.controller is None or not exists(lambda: self.kube.canary(DOC_CANARY)):
             return "-"
         return str(self.kube.status(DOC_CANARY).get("phase") or "-")
 

@@ -19,6 +19,7 @@ from canary.cli import client as client_module
 from canary.cli.annotate import Action, annotate
 from canary.cli.args import build_parser, server_settings_from_args, settings_from_args
 from canary.cli.client import CanaryClient
+from canary.cli.convert import convert
 from canary.cli.errors import CliError, ExitCode, UsageError
 from canary.cli.status import show_status, watch_status
 from canary.cli.wait import Goal, wait_for
@@ -50,6 +51,7 @@ def execute(
     *,
     connect: Connect = client_module.connect,
     env: Mapping[str, str] | None = None,
+    stdin: TextIO | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
     clock: Callable[[], float] = time.monotonic,
@@ -67,6 +69,8 @@ def execute(
             return _run(args, env)
         if args.command == "metrics-server":
             return _metrics_server(args, env)
+        if args.command in ("convert", "lint"):
+            return convert(args, stdin=stdin or sys.stdin, out=out, err=err)
         return _client_command(args, connect, env, out, err, clock, now)
     except CliError as exc:
         print(f"canary: error: {exc}", file=err)

@@ -172,6 +172,36 @@ def _wait_options(default: str) -> _Parser:
     return waiting
 
 
+def _add_porting(sub: argparse._SubParsersAction[_Parser]) -> None:
+    """``convert`` and ``lint``: the same checks; ``convert`` also writes the ported manifest."""
+    summaries = {
+        "convert": "port a Flagger manifest: rewrite apiVersion and report what changes, field by field",
+        "lint": "report, field by field, what a Flagger manifest would become, without writing it",
+    }
+    for command, summary in summaries.items():
+        porting = sub.add_parser(
+            command, help=summary, formatter_class=argparse.RawDescriptionHelpFormatter,
+            description=f"{summary[0].upper()}{summary[1:]}.\n\n"
+                        "Reads Flagger's flagger.app/v1beta1 Canary and MetricTemplate objects (other kinds\n"
+                        "pass through unchanged) and reports on stderr each field that would be refused,\n"
+                        "that behaves differently from Flagger, or that is worth knowing about.\n"
+                        "Exit 0: everything would be accepted; 4: something would be refused; 3: the\n"
+                        "file could not be read; 64: wrong flags.",
+        )
+        porting.add_argument("-f", "--filename", dest="file", required=True, metavar="FILE",
+                             help="multi-document YAML; - for standard input")
+        if command == "convert":
+            porting.add_argument("-o", "--output", metavar="FILE",
+                                 help="write the ported manifest here (default: standard output); comments "
+                                      "are kept where the edit allows")
+        porting.add_argument("--flagger-no-data", action="store_true",
+                             help="write noDataPolicy: fail into each analysis, so that a check without data "
+                                  "fails as in Flagger (default here: hold)")
+        porting.add_argument("--default-provider", choices=DEFAULT_PROVIDERS, default=Settings().default_provider,
+                             help="the controller's --default-provider, which decides for Canaries without "
+                                  "spec.provider (default: %(default)s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="canary", description="Progressive delivery for Kubernetes: the controller and its "
                                                 "on-call tools.")
@@ -179,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     _add_run(sub)
     _add_metrics_server(sub)
+    _add_porting(sub)
 
     common = _client_options()
     status = sub.add_parser("status", parents=[common], help="show Canaries, their weight, checks and conditions",

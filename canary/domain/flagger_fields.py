@@ -26,6 +26,8 @@ __all__ = [
     "METRIC_TEMPLATE_FIELDS",
     "FieldSupport",
     "Support",
+    "occurrences",
+    "occurrences_in_canary",
     "refuse_flagger_only_fields",
     "refused",
 ]
@@ -168,26 +170,38 @@ def refused(fields: tuple[FieldSupport, ...]) -> tuple[FieldSupport, ...]:
     return tuple(f for f in fields if f.support is Support.REFUSED)
 
 
-def _present(obj: Mapping[str, Any], parts: list[str], prefix: str) -> Iterator[str]:
-    """Concrete paths (with indexes) at which ``parts`` is set in ``obj``."""
+def occurrences(obj: object, path: str) -> Iterator[str]:
+    """The concrete paths (``a.b[2].c``) at which the table path ``path`` (``a.b[].c``) is set in
+    ``obj``. ``null`` and ``false`` are not uses of a field: both are Flagger's "off"."""
+    yield from _walk(obj, path.split("."), "")
+
+
+def _walk(obj: object, parts: list[str], prefix: str) -> Iterator[str]:
     head, rest = parts[0], parts[1:]
-    is_list = head.endswith("[]")
     key = head.removesuffix("[]")
-    # ``false`` is Flagger's default of a boolean and means "off" there too: not a use of the field.
     if not isinstance(obj, Mapping) or obj.get(key) is None or obj.get(key) is False:
         return
     here = f"{prefix}.{key}" if prefix else key
+    value = obj[key]
     if not rest:
         yield here
-        return
-    items = list(enumerate(obj[key])) if is_list and isinstance(obj[key], list) else [(None, obj[key])]
-    for i, item in items:
-        yield from _present(item, rest, here if i is None else f"{here}[{i}]")
+    elif head.endswith("[]") and isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _walk(item, rest, f"{here}[{i}]")
+    else:
+        yield from _walk(value, rest, here)
 
 
-def refuse_flagger_only_fields(obj: Mapping[str, Any], fields: tuple[FieldSupport, ...]) -> None:
-    """Raise :class:`SpecError` for the first refused field set in ``obj`` (the whole object,
-    ``spec`` included, as the paths are written)."""
+def occurrences_in_canary(spec: Mapping[str, Any], path: str) -> Iterator[str]:
+    """:func:`occurrences` of a Canary's table path in its ``spec``, also under Flagger's
+    deprecated ``spec.canaryAnalysis``, which holds the same fields as ``spec.analysis``."""
+    yield from occurrences({"spec": spec}, path)
+    if path.startswith("spec.analysis."):
+        yield from occurrences({"spec": spec}, path.replace("spec.analysis.", "spec.canaryAnalysis.", 1))
+
+
+def refuse_flagger_only_fields(spec: Mapping[str, Any], fields: tuple[FieldSupport, ...]) -> None:
+    """Raise :class:`SpecError` for the first refused field set in ``spec``."""
     for f in refused(fields):
-        for where in _present(obj, f.path.split("."), ""):
+        for where in occurrences_in_canary(spec, f.path):
             raise SpecError(where, f"is not supported: {f.note}")

@@ -577,7 +577,7 @@ def parse_analysis(raw: Mapping[str, Any], path: str = "spec.analysis") -> Analy
 
 def parse_canary_spec(raw: Mapping[str, Any]) -> CanarySpec:
     """Parse ``.spec`` of a Canary; raises :class:`SpecError` naming the first wrong field."""
-    refuse_flagger_only_fields({"spec": raw}, CANARY_FIELDS)
+    refuse_flagger_only_fields(raw, CANARY_FIELDS)
     target = _mapping(raw.get("targetRef"), "spec.targetRef")
     kind = target.get("kind", "Deployment")
     if kind not in TARGET_KINDS:
@@ -614,7 +614,7 @@ def parse_canary_spec(raw: Mapping[str, Any]) -> CanarySpec:
 
 
 def parse_metric_template_spec(raw: Mapping[str, Any]) -> MetricTemplateSpec:
-    refuse_flagger_only_fields({"spec": raw}, METRIC_TEMPLATE_FIELDS)
+    refuse_flagger_only_fields(raw, METRIC_TEMPLATE_FIELDS)
     prov = _mapping(raw.get("provider"), "spec.provider")
     type_raw = prov.get("type", ProviderType.PROMETHEUS.value)
     try:

@@ -45,6 +45,17 @@ def wait_for(
         time.sleep(interval)
 
 
+def exists(read: Callable[[], object]) -> bool:
+    """Whether ``read()`` finds its object (a 404 says no; other errors are raised)."""
+    try:
+        read()
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
 @dataclass
 class Kube:
     """Typed shortcuts over one ApiClient, scoped to one namespace."""
@@ -71,7 +82,7 @@ class Kube:
         self.core.create_namespace({"metadata": {"name": self.namespace, "labels": {"canary.dev/e2e": "true"}}})
         # Pods need the default ServiceAccount, which the controller-manager creates.
         wait_for(
-            lambda: self._exists(lambda: self.core.read_namespaced_service_account("default", self.namespace)),
+            lambda: exists(lambda: self.core.read_namespaced_service_account("default", self.namespace)),
             bool,
             timeout=30,
             what=f"ServiceAccount default in {self.namespace}",
@@ -84,15 +95,6 @@ class Kube:
             if exc.status != 404:
                 raise
 
-    @staticmethod
-    def _exists(read: Callable[[], object]) -> bool:
-        try:
-            read()
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return True
 
     # --- workloads -----------------------------------------------------------------------
     def create(self, manifest: Mapping[str, Any]) -> None:

@@ -183,3 +183,13 @@ def test_mirror_session_affinity_and_ready_thresholds() -> None:
 @pytest.mark.parametrize("provider", ["linkerd", "osm", "gatewayapi:v1", "gatewayapi:v1beta1", "smi:v1alpha2"])
 def test_flagger_provider_values_are_accepted(provider: str) -> None:
     assert parse_canary_spec({**BASE, "provider": provider}).provider == provider
+
+
+@pytest.mark.parametrize("field", [f for f in refused(CANARY_FIELDS) if f.path.startswith("spec.analysis.")],
+                         ids=lambda f: f.path)
+def test_refused_fields_are_refused_under_canary_analysis_too(field: Any) -> None:
+    raw = spec_with(field.path, {"anything": 1})
+    raw["canaryAnalysis"] = raw.pop("analysis")
+    with pytest.raises(SpecError) as caught:
+        parse_canary_spec(raw)
+    assert caught.value.field == field.path.replace("[]", "[0]").replace("spec.analysis.", "spec.canaryAnalysis.")
