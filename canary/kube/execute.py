@@ -196,7 +196,7 @@ class Executor:
             workload = self._workload(target)
             await self._conditional(target, key, version, workload.patch(
                 self.api, key.namespace, key.name,
-                _rv_patch(version, workload.scale_patch(self._target_body(target), action.replicas)), MERGE_PATCH,
+                _rv_patch(version, workload.scale_patch(action.replicas)), MERGE_PATCH,
             ))
         elif isinstance(action, RestoreTarget):
             await self._restore_target(target)

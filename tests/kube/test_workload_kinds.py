@@ -102,14 +102,14 @@ def test_scaling_is_a_node_selector_that_leaves_the_revision_alone(user_selector
     revision = revision_of(DAEMON_SET.pod_template(running), {})
     assert DAEMON_SET.replicas(running) == 1
 
-    down_patch = DAEMON_SET.scale_patch(running, 0)
+    down_patch = DAEMON_SET.scale_patch(0)
     assert down_patch == {"spec": {"template": {"spec": {"nodeSelector": {SCALE_TO_ZERO_KEY: "true"}}}}}
     down = merge_patch(running, down_patch)
     assert down["spec"]["template"]["spec"]["nodeSelector"] == {**(user_selector or {}), SCALE_TO_ZERO_KEY: "true"}
     assert DAEMON_SET.replicas(down) == 0
     assert revision_of(DAEMON_SET.pod_template(down), {}) == revision
 
-    up_patch = DAEMON_SET.scale_patch(down, 1)
+    up_patch = DAEMON_SET.scale_patch(1)
     assert up_patch == {"spec": {"template": {"spec": {"nodeSelector": {SCALE_TO_ZERO_KEY: None}}}}}
     up = merge_patch(down, up_patch)
     assert DAEMON_SET.replicas(up) == 1

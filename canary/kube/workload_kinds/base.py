@@ -42,8 +42,8 @@ class WorkloadKind(Protocol):
         """Merge patch making an existing primary run ``target``'s pod template; only the
         template and the revision annotation, nothing an autoscaler or a person may own."""
 
-    def scale_patch(self, workload: Mapping[str, Any], replicas: int) -> dict[str, Any]:
-        """Merge patch scaling ``workload`` to ``replicas`` (0: no pods at all)."""
+    def scale_patch(self, replicas: int) -> dict[str, Any]:
+        """Merge patch scaling a workload of this kind to ``replicas`` (0: no pods at all)."""
 
     def read(self, api: KubeApi, namespace: str, name: str) -> Awaitable[object]:
         """GET the object (``NotFound`` when absent)."""

@@ -61,7 +61,7 @@ class DaemonSetKind:
                         copied: Iterable[ConfigRef]) -> dict[str, Any]:
         return template_patch(target, self.pod_template(target), revision, copied)
 
-    def scale_patch(self, workload: Mapping[str, Any], replicas: int) -> dict[str, Any]:
+    def scale_patch(self, replicas: int) -> dict[str, Any]:
         # A merge patch: the user's own node selector keys are left as they are.
         value = SCALE_TO_ZERO_VALUE if replicas == 0 else None
         return {"spec": {"template": {"spec": {"nodeSelector": {SCALE_TO_ZERO_KEY: value}}}}}

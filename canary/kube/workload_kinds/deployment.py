@@ -38,7 +38,7 @@ class DeploymentKind:
         # Replicas stay out: an autoscaler may own them.
         return template_patch(target, self.pod_template(target), revision, copied)
 
-    def scale_patch(self, workload: Mapping[str, Any], replicas: int) -> dict[str, Any]:
+    def scale_patch(self, replicas: int) -> dict[str, Any]:
         return {"spec": {"replicas": replicas}}
 
     def read(self, api: KubeApi, namespace: str, name: str) -> Awaitable[object]:
