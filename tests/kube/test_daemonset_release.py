@@ -65,7 +65,8 @@ def _route_write(weights: Weights) -> Callable[[Call], bool]:
 async def test_a_daemonset_is_initialized_then_released_and_promoted() -> None:
     cluster = _cluster()
     assert _scheduled_nodes(cluster, "podinfo") == 3
-    async with release(cluster, _canary(), engine=FakeEngine(value=99.9)) as r:
+    engine = FakeEngine(value=99.9)
+    async with release(cluster, _canary(), engine=engine) as r:
         await r.initialize()
         initialized = r.status
         primary = _daemonset(cluster, "podinfo-primary")
@@ -92,6 +93,8 @@ async def test_a_daemonset_is_initialized_then_released_and_promoted() -> None:
         await r.run_until_phase(Phase.SUCCEEDED)
         status = r.status
 
+    # Measured as a DaemonSet: the builtin checks pick the mesh's label for the kind.
+    assert engine.asked and {r.target_kind for asked in engine.asked for r in asked} == {"DaemonSet"}
     assert status.last_applied_spec != initialized.last_applied_spec
     assert status.last_promoted_spec == status.last_applied_spec
     assert cluster.route_writes()[1:] == [Weights.canary_at(w) for w in (10, 20, 30, 40, 50)] + [ALL_PRIMARY]
