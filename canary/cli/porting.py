@@ -37,6 +37,8 @@ from canary.domain.spec import (
     parse_metric_template_spec,
 )
 from canary.errors import SpecError
+from canary.routers.factory import route_options_problem
+from canary.routers.options import RouteOptions
 
 __all__ = [
     "CANARY_API_VERSION",
@@ -231,6 +233,25 @@ def _provider_findings(spec: Mapping[str, Any], options: PortOptions) -> list[Fi
     return findings
 
 
+def _router_findings(spec: Mapping[str, Any], options: PortOptions) -> list[Finding]:
+    """What the Gateway API router itself refuses (hosts on a route attached only to Services, a
+    timeout finer than a millisecond), asked of the router factory the controller asks."""
+    value = spec.get("provider") or None
+    name = value if isinstance(value, str) else options.default_provider
+    provider = PROVIDERS.get(name)
+    if provider is None or provider.router is not RouterKind.GATEWAY_API:
+        return []  # unknown providers and SMI's route options are reported above, field by field
+    try:
+        parsed = parse_canary_spec(spec)
+    except SpecError:
+        return []  # the parser's refusals are reported already
+    problem = route_options_problem(name, RouteOptions.of(parsed))
+    if problem is None:
+        return []
+    return [Finding(problem.field, Severity.REFUSED,
+                    f"{problem.message}; the controller refuses the Canary: condition Stalled, reason {problem.reason}")]
+
+
 def _analysis_of(spec: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]] | None:
     for key in ("analysis", "canaryAnalysis"):
         if isinstance(spec.get(key), Mapping):
@@ -360,6 +381,7 @@ def port_document(doc: object, options: PortOptions) -> PortedDocument:
     if kind == "Canary":
         output_spec = output["spec"]
         found += _provider_findings(spec, options)
+        found += _router_findings(spec, options)
         found += _analysis_findings(spec, output_spec, options)
     return PortedDocument(kind, namespace, name, output, tuple(found), checked=True)
 

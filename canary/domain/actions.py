@@ -21,6 +21,13 @@ class EnsurePrimary:
 
 
 @dataclass(frozen=True)
+class EnsurePrimaryScaler:
+    """Create the primary's copy of the target's autoscaler, or make its spec the target
+    scaler's again. Issued when the copy is missing, and during promotion when it differs: the
+    primary scales by the rules of the revision it runs, as in Flagger."""
+
+
+@dataclass(frozen=True)
 class EnsureServices:
     """Create (or adopt) the apex Service selecting primary pods, and ``-primary``/``-canary``.
     Only issued once the primary is ready, so adopting an apex never routes to unready pods."""
@@ -45,6 +52,14 @@ class ScaleCanary:
 
 
 @dataclass(frozen=True)
+class PauseTargetScaler:
+    """Hold the target's ScaledObject at zero replicas (``paused``) while the canary is scaled
+    down, or let it scale again, as Flagger does; issued only for pausable scalers."""
+
+    paused: bool
+
+
+@dataclass(frozen=True)
 class RestoreTarget:
     """Deletion with ``revertOnDeletion``: point the apex Service back at the target's pods,
     release it from the Canary's ownership and delete the route object."""
@@ -65,8 +80,8 @@ class Notify:
     hook_type: WebhookType
 
 
-Action = (EnsurePrimary | EnsureServices | PromotePrimary | SetRoute | ScaleCanary | RestoreTarget | SetFinalizer
-          | Notify)
+Action = (EnsurePrimary | EnsurePrimaryScaler | EnsureServices | PromotePrimary | SetRoute | ScaleCanary
+          | PauseTargetScaler | RestoreTarget | SetFinalizer | Notify)
 
 
 @dataclass(frozen=True)

@@ -114,6 +114,14 @@ SESSION_MAX_AGE = CountBound(
     "spec.analysis.sessionAffinity.maxAge", 1, 31_536_000,
     "seconds a session cookie lives; a year is longer than any release",
 )
+PRIMARY_SCALER_MIN_REPLICAS = CountBound(
+    "spec.autoscalerRef.primaryScalerReplicas.minReplicas", 1, 10_000,
+    "the primary's autoscaler floor; an HPA refuses 0, and a primary without pods serves no one",
+)
+PRIMARY_SCALER_MAX_REPLICAS = CountBound(
+    "spec.autoscalerRef.primaryScalerReplicas.maxReplicas", 1, 10_000,
+    "the primary's autoscaler ceiling; 10000 replicas of one workload is a typo, not a plan",
+)
 
 # --- Canary lists (number of items) --------------------------------------------------------
 
@@ -166,7 +174,8 @@ CANARY_DURATIONS: tuple[DurationBound, ...] = (
 CANARY_COUNTS: tuple[CountBound, ...] = (
     SERVICE_PORT, PROGRESS_DEADLINE_SECONDS, THRESHOLD, MAX_WEIGHT, STEP_WEIGHT, STEP_WEIGHTS_ITEM,
     STEP_WEIGHT_PROMOTION, ITERATIONS, MIN_SAMPLE_SIZE, WEBHOOK_RETRIES, GATEWAY_REF_PORT,
-    PRIMARY_READY_THRESHOLD, CANARY_READY_THRESHOLD, MIRROR_WEIGHT, SESSION_MAX_AGE,
+    PRIMARY_READY_THRESHOLD, CANARY_READY_THRESHOLD, MIRROR_WEIGHT, SESSION_MAX_AGE, PRIMARY_SCALER_MIN_REPLICAS,
+    PRIMARY_SCALER_MAX_REPLICAS,
 )
 CANARY_LISTS: tuple[CountBound, ...] = (
     STEP_WEIGHTS_ITEMS, METRICS_ITEMS, WEBHOOKS_ITEMS, MATCH_ITEMS, GATEWAY_REFS_ITEMS, HOSTS_ITEMS,

@@ -76,8 +76,13 @@ CANARY_FIELDS: tuple[FieldSupport, ...] = (
     _ok("spec.targetRef.kind", "Deployment or DaemonSet (scaled to zero by a node selector no node matches, "
                                "as Flagger does)"),
     _ok("spec.targetRef.name", "the workload released"),
-    _no("spec.autoscalerRef", "a -primary copy of the target's HorizontalPodAutoscaler or ScaledObject is "
-                              + _NOT_YET + "; remove autoscalerRef until then"),
+    _ok("spec.autoscalerRef", "the target's HorizontalPodAutoscaler (autoscaling/v2) or KEDA ScaledObject "
+                              "(keda.sh/v1alpha1): the primary gets a copy, NAME-primary scaling "
+                              "TARGET-primary, created at initialization and updated at each promotion"),
+    _ok("spec.autoscalerRef.primaryScalerQueries", "ScaledObject trigger name -> the query the primary's copy "
+                                                   "runs instead"),
+    _ok("spec.autoscalerRef.primaryScalerReplicas", "minReplicas/maxReplicas of the primary's copy, instead "
+                                                    "of the target scaler's"),
     _no("spec.ingressRef", "NGINX Ingress canaries are not written; use spec.provider: gatewayapi with "
                            "spec.service.gatewayRefs"),
     _no("spec.routeRef", "APISIX routes are not written; use spec.provider: gatewayapi with spec.service.gatewayRefs"),

@@ -22,8 +22,8 @@ from enum import StrEnum
 from typing import Any
 
 from canary.domain.actions import (
-    Action, EnsurePrimary, EnsureServices, Event, Notify, PromotePrimary, RestoreTarget, ScaleCanary, SetFinalizer,
-    SetRoute,
+    Action, EnsurePrimary, EnsurePrimaryScaler, EnsureServices, Event, Notify, PauseTargetScaler, PromotePrimary,
+    RestoreTarget, ScaleCanary, SetFinalizer, SetRoute,
 )
 from canary.domain.analysis import TickOutcome, gate_open, summarize_failures, tick_outcome
 from canary.domain.conditions import derive_conditions
@@ -272,6 +272,8 @@ def converge(status: CanaryStatus, observed: Observed, *, experiment: bool = Fal
     if phase is Phase.TERMINATED:
         return ()
     if phase is Phase.TERMINATING:
+        # The target serves again: its ScaledObject must not hold it at zero.
+        actions.extend(_pause_target_scaler(observed, paused=False))
         if observed.target.replicas == 0:
             actions.append(ScaleCanary(max(status.primary_replicas, 1)))
         # Services adopted before the route existed must be handed back too, or they go with the
@@ -285,6 +287,13 @@ def converge(status: CanaryStatus, observed: Observed, *, experiment: bool = Fal
 
     if not observed.primary.exists:
         actions.append(EnsurePrimary(max(status.primary_replicas, 1)))
+    # Before the template copy: once the primary runs the new revision the promotion may move
+    # on, and the copy of the scaler must not be left behind by a crash in between.
+    scaler = observed.scaler
+    if scaler is not None and scaler.target_exists and (
+        not scaler.primary_exists or (phase is Phase.PROMOTING and not scaler.primary_in_sync)
+    ):
+        actions.append(EnsurePrimaryScaler())
     primary_usable = observed.primary.exists and (observed.primary.ready or phase not in (None, Phase.INITIALIZING))
     if primary_usable and not observed.services_ready:
         actions.append(EnsureServices())
@@ -298,11 +307,24 @@ def converge(status: CanaryStatus, observed: Observed, *, experiment: bool = Fal
         wanted = desired_route(status, observed, experiment=experiment)
         if not observed.route.exists or observed.route.weights != wanted:
             actions.append(SetRoute(wanted))
-    if phase in _CANARY_SERVES and observed.target.replicas == 0:
-        actions.append(ScaleCanary(max(status.primary_replicas, 1)))
-    elif phase in _CANARY_SCALED_DOWN and observed.target.replicas != 0:
-        actions.append(ScaleCanary(0))
+    # The scaler is let go before the canary is scaled up, and held before it is scaled down,
+    # so neither write is undone by the scaler in between.
+    if phase in _CANARY_SERVES:
+        actions.extend(_pause_target_scaler(observed, paused=False))
+        if observed.target.replicas == 0:
+            actions.append(ScaleCanary(max(status.primary_replicas, 1)))
+    elif phase in _CANARY_SCALED_DOWN:
+        actions.extend(_pause_target_scaler(observed, paused=True))
+        if observed.target.replicas != 0:
+            actions.append(ScaleCanary(0))
     return tuple(actions)
+
+
+def _pause_target_scaler(observed: Observed, *, paused: bool) -> tuple[Action, ...]:
+    scaler = observed.scaler
+    if scaler is None or not scaler.pausable or not scaler.target_exists or scaler.target_paused == paused:
+        return ()
+    return (PauseTargetScaler(paused),)
 
 
 # --- transitions ------------------------------------------------------------------------------

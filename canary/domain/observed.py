@@ -28,6 +28,22 @@ class RouteState:
 
 
 @dataclass(frozen=True)
+class ScalerState:
+    """The target's autoscaler (``spec.autoscalerRef``) and the primary's copy of it."""
+
+    target_exists: bool = False
+    primary_exists: bool = False
+    #: The primary's copy has the spec the target's scaler implies now (scale target, replica
+    #: range overrides and trigger queries applied).
+    primary_in_sync: bool = False
+    #: The target's scaler can be held at zero (a KEDA ScaledObject, whose operator would
+    #: otherwise wake the canary from zero; an HPA never scales a workload at zero).
+    pausable: bool = False
+    #: ... and it is held at zero now.
+    target_paused: bool = False
+
+
+@dataclass(frozen=True)
 class Problem:
     """Something only the controller can see is wrong; shown as ``Stalled`` until fixed."""
 
@@ -45,6 +61,8 @@ class Observed:
     #: The apex, primary and canary Services exist and select the right pods.
     services_ready: bool = False
     route: RouteState = RouteState()
+    #: None when the Canary has no ``autoscalerRef``.
+    scaler: ScalerState | None = None
     deleting: bool = False
     #: The Canary carries the ``canary.dev/revert-on-deletion`` finalizer.
     finalizer: bool = False

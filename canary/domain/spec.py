@@ -59,6 +59,39 @@ class TargetRef:
     api_version: str = "apps/v1"
 
 
+class ScalerKind(StrEnum):
+    HPA = "HorizontalPodAutoscaler"
+    SCALED_OBJECT = "ScaledObject"
+
+
+#: The one API version read for each scaler kind (autoscaling/v2beta2 left Kubernetes in 1.26).
+SCALER_API_VERSIONS: Mapping[ScalerKind, str] = {
+    ScalerKind.HPA: "autoscaling/v2",
+    ScalerKind.SCALED_OBJECT: "keda.sh/v1alpha1",
+}
+
+
+@dataclass(frozen=True)
+class AutoscalerRef:
+    """The target's autoscaler, of which the primary gets a ``-primary`` copy (Flagger's meaning)."""
+
+    name: str
+    kind: ScalerKind
+    #: ScaledObject trigger name -> the query its primary copy runs instead.
+    primary_scaler_queries: Mapping[str, str] = field(default_factory=dict)
+    #: Overrides of the copy's replica range (None: the target scaler's own).
+    primary_min_replicas: int | None = None
+    primary_max_replicas: int | None = None
+
+    @property
+    def api_version(self) -> str:
+        return SCALER_API_VERSIONS[self.kind]
+
+    @property
+    def primary_name(self) -> str:
+        return f"{self.name}-primary"
+
+
 @dataclass(frozen=True)
 class CustomMetadata:
     """Labels and annotations added to one of the generated Services."""
@@ -235,6 +268,7 @@ class CanarySpec:
     skip_analysis: bool = False
     suspend: bool = False
     revert_on_deletion: bool = False
+    autoscaler_ref: AutoscalerRef | None = None
 
 
 @dataclass(frozen=True)
@@ -610,7 +644,36 @@ def parse_canary_spec(raw: Mapping[str, Any]) -> CanarySpec:
         skip_analysis=_bool(raw, "skipAnalysis", "spec"),
         suspend=_bool(raw, "suspend", "spec"),
         revert_on_deletion=_bool(raw, "revertOnDeletion", "spec"),
+        autoscaler_ref=parse_autoscaler_ref(raw.get("autoscalerRef")),
     )
+
+
+def parse_autoscaler_ref(value: object, path: str = "spec.autoscalerRef") -> AutoscalerRef | None:
+    if value is None:
+        return None
+    raw = _mapping(value, path)
+    kinds = ", ".join(k.value for k in ScalerKind)
+    try:
+        kind = ScalerKind(str(raw.get("kind")))
+    except ValueError as exc:
+        raise SpecError(f"{path}.kind", f"{raw.get('kind')!r} is not one of {kinds}") from exc
+    api_version = raw.get("apiVersion")
+    if api_version != SCALER_API_VERSIONS[kind]:
+        raise SpecError(f"{path}.apiVersion", f"{api_version!r}: a {kind.value} is read as "
+                                              f"{SCALER_API_VERSIONS[kind]} (autoscaling/v2beta2 left Kubernetes "
+                                              "in 1.26; the same objects are served as autoscaling/v2)")
+    queries = _str_map(raw.get("primaryScalerQueries"), f"{path}.primaryScalerQueries")
+    if queries and kind is not ScalerKind.SCALED_OBJECT:
+        raise SpecError(f"{path}.primaryScalerQueries", "replaces ScaledObject trigger queries; a "
+                                                         "HorizontalPodAutoscaler has none")
+    replicas = _mapping(raw.get("primaryScalerReplicas"), f"{path}.primaryScalerReplicas")
+    where = f"{path}.primaryScalerReplicas"
+    low = _opt_int(replicas, "minReplicas", where, bounds.PRIMARY_SCALER_MIN_REPLICAS)
+    high = _opt_int(replicas, "maxReplicas", where, bounds.PRIMARY_SCALER_MAX_REPLICAS)
+    if low is not None and high is not None and low > high:
+        raise SpecError(where, f"minReplicas {low} is above maxReplicas {high}")
+    return AutoscalerRef(name=_str(raw.get("name"), f"{path}.name"), kind=kind, primary_scaler_queries=queries,
+                         primary_min_replicas=low, primary_max_replicas=high)
 
 
 def parse_metric_template_spec(raw: Mapping[str, Any]) -> MetricTemplateSpec:

@@ -24,6 +24,8 @@ class Kind(StrEnum):
     SERVICE = "Service"
     CONFIG_MAP = "ConfigMap"
     SECRET = "Secret"
+    HPA = "HorizontalPodAutoscaler"
+    SCALED_OBJECT = "ScaledObject"
     ROUTE = "Route"  # TrafficSplit or HTTPRoute; ``name`` carries the API group as a prefix
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -23,18 +23,19 @@ import aiohttp
 from kubernetes.client import V1DeleteOptions, V1Preconditions
 
 from canary.domain.actions import (
-    Action, EnsurePrimary, EnsureServices, Event, Notify, PromotePrimary, RestoreTarget, ScaleCanary, SetFinalizer,
-    SetRoute,
+    Action, EnsurePrimary, EnsurePrimaryScaler, EnsureServices, Event, Notify, PauseTargetScaler, PromotePrimary,
+    RestoreTarget, ScaleCanary, SetFinalizer, SetRoute,
 )
 from canary.domain.spec import CanarySpec, WebhookSpec, WebhookType
 from canary.domain.status import CanaryStatus, Phase
-from canary.errors import Conflict, NotFound
+from canary.errors import Conflict, NotFound, RouterError
 from canary.kube.api import (
     CANARY_GROUP, CANARY_PLURAL, CANARY_VERSION, JSON_PATCH, MERGE_PATCH, REVERT_FINALIZER, KubeApi,
 )
 from canary.kube.cache import ClusterCache, Kind, ObjectKey, resource_version
 from canary.kube.observe import Observation
 from canary.kube.revision import REVISION_ANNOTATION, ConfigRef, data_digest
+from canary.kube.scalers import KEDA_PAUSED_REPLICAS, SCALER_RESOURCES, primary_scaler, scaler_keys
 from canary.kube.workload_kinds.base import WorkloadKind
 from canary.kube.workload_kinds.registry import for_cache_kind, workload_kind
 from canary.kube.workloads import (
@@ -42,7 +43,7 @@ from canary.kube.workloads import (
     service_matches,
 )
 from canary.notify.webhooks import WebhookPayload, notify
-from canary.routers.base import Router
+from canary.routers.base import Router, RouteTarget
 from canary.telemetry import bind_canary
 
 T = TypeVar("T")
@@ -172,6 +173,9 @@ class Executor:
                 return self.api.to_dict(await self.api.call(self.api.core.read_namespaced_config_map, name, ns))
             if key.kind is Kind.SECRET:
                 return self.api.to_dict(await self.api.call(self.api.core.read_namespaced_secret, name, ns))
+            scaler = next((r for r in SCALER_RESOURCES.values() if r.kind is key.kind), None)
+            if scaler is not None:
+                return await self.api.get_custom(scaler.group, scaler.version, ns, scaler.plural, name)
             if key.kind is Kind.ROUTE and router is not None:
                 res = router.resource
                 return await self.api.get_custom(res.group, res.version, ns, res.plural, name.split("/", 1)[-1])
@@ -184,12 +188,14 @@ class Executor:
         log.info("action", action=type(action).__name__, detail=str(action))
         if isinstance(action, EnsurePrimary):
             await self._ensure_primary(target, action.replicas)
+        elif isinstance(action, EnsurePrimaryScaler):
+            await self._ensure_primary_scaler(target)
         elif isinstance(action, EnsureServices):
             await self._ensure_services(target)
         elif isinstance(action, PromotePrimary):
             await self._promote(target, action.revision)
         elif isinstance(action, SetRoute):
-            await self._set_route(target, action)
+            await self._set_route(target, action, status)
         elif isinstance(action, ScaleCanary):
             key = self._target_key(target)
             version = target.seen(key)
@@ -198,6 +204,8 @@ class Executor:
                 self.api, key.namespace, key.name,
                 _rv_patch(version, workload.scale_patch(action.replicas)), MERGE_PATCH,
             ))
+        elif isinstance(action, PauseTargetScaler):
+            await self._pause_target_scaler(target, action.paused)
         elif isinstance(action, RestoreTarget):
             await self._restore_target(target)
         elif isinstance(action, SetFinalizer):
@@ -207,12 +215,16 @@ class Executor:
         elif isinstance(action, Notify):
             self._notify(target, action.hook_type, status)
 
-    async def _conditional(self, target: Target, key: ObjectKey, seen: str | None, write: Awaitable[object]) -> None:
+    async def _conditional(self, target: Target, key: ObjectKey, seen: str | None,
+                           write: Awaitable[object]) -> Mapping[str, Any] | None:
+        """Performs ``write``; returns the object as the API server stored it (None: no body)."""
         try:
             result = await write
         except Conflict as exc:
             raise StaleWrite(key, seen, exc) from exc
-        target.written[key] = resource_version(self.api.to_dict(result)) if result is not None else None
+        stored = self.api.to_dict(result) if result is not None else None
+        target.written[key] = resource_version(stored) if stored is not None else None
+        return stored
 
     # --- workloads ---------------------------------------------------------------------------
 
@@ -276,6 +288,49 @@ class Executor:
         )
         key = ObjectKey(workload.kind, target.namespace, body["metadata"]["name"])
         await self._conditional(target, key, None, workload.create(self.api, target.namespace, body))
+
+    async def _ensure_primary_scaler(self, target: Target) -> None:
+        """Create the primary's copy of the target's scaler, or replace its spec with the copy's."""
+        ref = target.spec.autoscaler_ref
+        if ref is None:
+            return
+        source_key, key = scaler_keys(target.namespace, ref)
+        source = target.observation.body(source_key)
+        if source is None:
+            raise NotFound(f"{ref.kind.value} {target.namespace}/{ref.name} was not observed", 404)
+        body = primary_scaler(source, ref, target.spec.target_ref.name, owner_reference(target.canary))
+        res = SCALER_RESOURCES[ref.kind]
+        seen = target.seen(key)
+        custom = self.api.custom
+        if seen is None:
+            await self._conditional(target, key, None, self.api.call(
+                custom.create_namespaced_custom_object, res.group, res.version, target.namespace, res.plural, body))
+            return
+        # Only the spec is ours to set: labels and annotations others put on the copy (KEDA
+        # records its own) survive. The version precondition makes a changed copy a 409.
+        ops = [
+            {"op": "replace", "path": "/metadata/resourceVersion", "value": seen},
+            {"op": "replace", "path": "/spec", "value": body["spec"]},
+        ]
+        await self._conditional(target, key, seen, self.api.call(
+            custom.patch_namespaced_custom_object, res.group, res.version, target.namespace, res.plural, key.name,
+            ops, _content_type=JSON_PATCH))
+
+    async def _pause_target_scaler(self, target: Target, paused: bool) -> None:
+        """KEDA's paused-replicas annotation on the target's ScaledObject: "0" holds the canary
+        at zero, its removal lets KEDA scale it again. Nothing else of the object is touched."""
+        ref = target.spec.autoscaler_ref
+        if ref is None:
+            return
+        key, _copy = scaler_keys(target.namespace, ref)
+        res = SCALER_RESOURCES[ref.kind]
+        seen = target.seen(key)
+        if seen is None:  # never an unconditional write to someone else's object
+            raise NotFound(f"{ref.kind.value} {target.namespace}/{ref.name} was not observed", 404)
+        patch = _rv_patch(seen, {"metadata": {"annotations": {KEDA_PAUSED_REPLICAS: "0" if paused else None}}})
+        await self._conditional(target, key, seen, self.api.call(
+            self.api.custom.patch_namespaced_custom_object, res.group, res.version, target.namespace, res.plural,
+            key.name, patch, _content_type=MERGE_PATCH))
 
     async def _promote(self, target: Target, revision: str) -> None:
         if target.observation.observed.target.checksum != revision:
@@ -361,24 +416,45 @@ class Executor:
 
     # --- routes ------------------------------------------------------------------------------
 
-    async def _set_route(self, target: Target, action: SetRoute) -> None:
+    async def _set_route(self, target: Target, action: SetRoute, status: CanaryStatus) -> None:
         router = target.router
         route_target = target.observation.route_target
         if router is None or route_target is None:
             return
+        # The revision of the status just written, not of the one observed: a decision that
+        # starts a run and gives the canary traffic at once must set the new run's cookie.
+        route_target = replace(route_target, revision=status.last_applied_spec)
         res = router.resource
         body = router.build(route_target, action.weights)
         key = ObjectKey.route(res.group, target.namespace, route_target.apex)
         seen = target.seen(key)
         custom = self.api.custom
         if seen is None:
-            await self._conditional(target, key, None, self.api.call(
+            stored = await self._conditional(target, key, None, self.api.call(
                 custom.create_namespaced_custom_object, res.group, res.version, target.namespace, res.plural, body))
+            self._check_stored_route(router, route_target, action, stored)
             return
         body["metadata"]["resourceVersion"] = seen
-        await self._conditional(target, key, seen, self.api.call(
+        stored = await self._conditional(target, key, seen, self.api.call(
             custom.replace_namespaced_custom_object, res.group, res.version, target.namespace, res.plural,
             route_target.apex, body))
+        self._check_stored_route(router, route_target, action, stored)
+
+    @staticmethod
+    def _check_stored_route(router: Router, route_target: RouteTarget, action: SetRoute,
+                            stored: Mapping[str, Any] | None) -> None:
+        """A route the API server stores differently from what was written (a CRD older than the
+        field, which prunes it) would read back as someone else's on every pass, and each
+        rewrite would wake the next: fail the pass instead, with back-off and a message."""
+        if stored is None or router.read_weights(route_target, stored) == action.weights:
+            return
+        res = router.resource
+        raise RouterError(
+            f"the API server did not store the {res.kind} {route_target.namespace}/{route_target.apex} as written "
+            f"(routing {action.weights}): its {res.plural}.{res.group} CRD dropped or changed a field, most likely "
+            "one it is too old to know (spec.analysis.mirrorWeight needs Gateway API v1.3 or later). Upgrade the "
+            "CRDs or remove the option"
+        )
 
     # --- events and notifications ------------------------------------------------------------
 

@@ -16,8 +16,7 @@ from canary.kube.api import CANARY_GROUP, CANARY_PLURAL, CANARY_VERSION
 from canary.kube.cache import Kind, ObjectKey
 from canary.kube.reconciler import ReconcilerRegistry
 from canary.kube.workload_kinds.registry import WORKLOAD_KINDS
-from canary.routers.gatewayapi import GROUP as GATEWAY_GROUP
-from canary.routers.smi import GROUP as SMI_GROUP
+from canary.routers.factory import WATCHED_ROUTES
 
 #: Resources watched only to keep the caches fresh and wake the Canaries that use them.
 WATCHED: tuple[tuple[str, str, Kind], ...] = (
@@ -26,8 +25,10 @@ WATCHED: tuple[tuple[str, str, Kind], ...] = (
     ("", "configmaps", Kind.CONFIG_MAP),
     ("", "secrets", Kind.SECRET),
     (CANARY_GROUP, "metrictemplates", Kind.METRIC_TEMPLATE),
-    (SMI_GROUP, "trafficsplits", Kind.ROUTE),
-    (GATEWAY_GROUP, "httproutes", Kind.ROUTE),
+    *((group, plural, Kind.ROUTE) for group, plural in WATCHED_ROUTES),
+    # spec.autoscalerRef: the target's scaler and the primary's copy (KEDA's only where installed).
+    ("autoscaling", "horizontalpodautoscalers", Kind.HPA),
+    ("keda.sh", "scaledobjects", Kind.SCALED_OBJECT),
 )
 
 

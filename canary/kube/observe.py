@@ -6,16 +6,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from canary.domain.observed import Observed, Problem, RouteState, WorkloadState
+from canary.domain.observed import Observed, Problem, RouteState, ScalerState, WorkloadState
 from canary.domain.spec import CanarySpec
 from canary.kube.api import REVERT_FINALIZER
 from canary.kube.cache import ClusterCache, Kind, ObjectKey, resource_version
 from canary.kube.revision import REVISION_ANNOTATION, ConfigRef, config_refs, revision_of
+from canary.kube.scalers import held_at_zero, pausable, primary_scaler, scaler_in_sync, scaler_keys
 from canary.kube.workload_kinds.registry import workload_kind
 from canary.kube.workloads import (
     discovered_ports, match_labels, owner_reference, primary_name, service_bodies, service_matches,
 )
-from canary.routers.base import Router, RouteTarget
+from canary.routers.base import RouteOptions, Router, RouteTarget
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ def route_target(canary: Mapping[str, Any], spec: CanarySpec) -> RouteTarget:
         namespace=meta["namespace"], apex=apex, primary=primary_name(apex), canary=f"{apex}-canary",
         port=spec.service.port, owner=owner_reference(canary),
         labels={"app.kubernetes.io/managed-by": "canary"},
+        options=RouteOptions.of(spec),
+        revision=str((canary.get("status") or {}).get("lastAppliedSpec") or ""),
     )
 
 
@@ -116,6 +119,11 @@ def observe(canary: Mapping[str, Any], spec: CanarySpec, cache: ClusterCache, ro
             bodies[route_key] = found
             route = RouteState(exists=True, weights=router.read_weights(rt, found))
 
+    scaler: ScalerState | None = None
+    if spec.autoscaler_ref is not None:
+        scaler, scaler_problem = _observe_scaler(canary, spec, cache, bodies, deps)
+        problem = problem or scaler_problem
+
     for index, metric in enumerate(spec.analysis.metrics):
         if metric.template_ref is None:
             continue
@@ -135,6 +143,7 @@ def observe(canary: Mapping[str, Any], spec: CanarySpec, cache: ClusterCache, ro
         primary=primary,
         services_ready=services_ready,
         route=route,
+        scaler=scaler,
         deleting=bool(meta.get("deletionTimestamp")),
         finalizer=REVERT_FINALIZER in (meta.get("finalizers") or ()),
         problem=problem,
@@ -142,3 +151,28 @@ def observe(canary: Mapping[str, Any], spec: CanarySpec, cache: ClusterCache, ro
     config_digests = {ref: digest for ref, digest in digests.items() if digest is not None} if target_body else {}
     return Observation(observed=observed, dependencies=frozenset(deps), route_target=rt, configs=configs,
                        bodies=bodies, config_digests=config_digests)
+
+
+def _observe_scaler(
+    canary: Mapping[str, Any], spec: CanarySpec, cache: ClusterCache, bodies: dict[ObjectKey, Mapping[str, Any]],
+    deps: set[ObjectKey],
+) -> tuple[ScalerState, Problem | None]:
+    """The target's scaler and the primary's copy; their bodies join ``bodies`` for the writes."""
+    ref = spec.autoscaler_ref
+    assert ref is not None
+    namespace = canary["metadata"]["namespace"]
+    target_key, primary_key = scaler_keys(namespace, ref)
+    deps.update((target_key, primary_key))
+    source, copy_ = cache.get(target_key), cache.get(primary_key)
+    if copy_ is not None:
+        bodies[primary_key] = copy_
+    if source is None:
+        return ScalerState(primary_exists=copy_ is not None), Problem(
+            "spec.autoscalerRef.name", "AutoscalerNotFound",
+            f"{ref.kind.value} {ref.name!r} ({ref.api_version}) not found in namespace {namespace!r}: create it "
+            "or correct spec.autoscalerRef")
+    bodies[target_key] = source
+    in_sync = copy_ is not None and scaler_in_sync(
+        copy_, primary_scaler(source, ref, spec.target_ref.name, owner_reference(canary)))
+    return ScalerState(target_exists=True, primary_exists=copy_ is not None, primary_in_sync=in_sync,
+                       pausable=pausable(ref), target_paused=held_at_zero(source)), None

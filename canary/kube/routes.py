@@ -7,15 +7,11 @@ import time
 
 from canary.config import Settings
 from canary.domain.observed import Problem
-from canary.domain.providers import RouterKind, parse_provider
 from canary.domain.spec import CanarySpec
 from canary.errors import ApiError, RouterError, SpecError
 from canary.kube.api import KubeApi
 from canary.routers import factory
-from canary.routers.base import Router
-from canary.routers.gatewayapi import GROUP as GATEWAY_GROUP
-from canary.routers.gatewayapi import VERSION as GATEWAY_VERSION
-from canary.routers.smi import GROUP as SMI_GROUP
+from canary.routers.base import RouteOptions, Router
 
 #: Served versions rarely change; look again only this often, or sooner after a miss.
 DISCOVERY_TTL_SECONDS = 300.0
@@ -43,14 +39,11 @@ class RouterDirectory:
     async def router_for(self, spec: CanarySpec) -> tuple[Router | None, Problem | None]:
         provider = spec.provider or self._settings.default_provider
         try:
-            if parse_provider(provider).router is RouterKind.GATEWAY_API:
-                if GATEWAY_VERSION not in await self.served(GATEWAY_GROUP):
-                    raise RouterError(
-                        f"the cluster does not serve httproutes.{GATEWAY_GROUP}/{GATEWAY_VERSION}: install the "
-                        "Gateway API CRDs (v1.1 or later), or set spec.provider to smi"
-                    )
-                return factory.router_for(provider, ()), None
-            return factory.router_for(provider, await self.served(SMI_GROUP)), None
+            # A spec the provider cannot carry out is refused whatever the cluster serves.
+            refused = factory.route_options_problem(provider, RouteOptions.of(spec))
+            if refused is not None:
+                return None, refused
+            return factory.router_for(provider, await self.served(factory.discovery_group(provider))), None
         except SpecError as exc:
             return None, Problem("spec.provider", "InvalidProvider", str(exc))
         except RouterError as exc:

@@ -37,8 +37,8 @@ def owner_reference(canary: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def match_labels(deployment: Mapping[str, Any]) -> dict[str, str]:
-    return dict(((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
+def match_labels(workload: Mapping[str, Any]) -> dict[str, str]:
+    return dict(((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
 
 
 def primary_labels(labels: Mapping[str, str], selector: Mapping[str, str]) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """Routers: how the controller tells a mesh to split traffic (see ``base`` and ``factory``)."""
 
-from canary.routers.base import RouteResource, Router, RouteTarget, Weights
+from canary.routers.base import RouteOptions, RouteResource, Router, RouteTarget, Weights
 from canary.routers.factory import (
     GATEWAY_API,
     PROVIDERS,
@@ -20,6 +20,7 @@ __all__ = [
     "SMI",
     "SMI_VERSIONS",
     "HTTPRouteRouter",
+    "RouteOptions",
     "RouteResource",
     "RouteTarget",
     "Router",

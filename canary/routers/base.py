@@ -12,13 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from canary.domain.weights import Weights
+from canary.routers.options import NO_OPTIONS, RouteOptions
 
-__all__ = ["RouteResource", "RouteTarget", "Router", "Weights"]
+__all__ = ["RouteOptions", "RouteResource", "RouteTarget", "Router", "Weights"]
 
 
 @dataclass(frozen=True)
 class RouteTarget:
-    """Names a route object needs. The route object is named after the apex Service."""
+    """What a route object is built from: names, the Canary's route options and the revision.
+    The route object is named after the apex Service."""
 
     namespace: str
     apex: str  # the Service clients call: <service.name>
@@ -28,6 +30,10 @@ class RouteTarget:
     #: ownerReferences entry pointing at the Canary, so the route is garbage-collected with it.
     owner: Mapping[str, Any] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
+    #: What the Canary asks of the route beyond the split (hosts, filters, A/B, ...).
+    options: RouteOptions = NO_OPTIONS
+    #: The revision under analysis (status ``lastAppliedSpec``); the session cookie's value.
+    revision: str = ""
 
     def metadata(self) -> dict[str, Any]:
         """The route object's metadata: named after the apex, owned by the Canary."""
@@ -58,10 +64,13 @@ class Router(Protocol):
     def resource(self) -> RouteResource: ...
 
     def build(self, target: RouteTarget, weights: Weights) -> dict[str, Any]:
-        """The complete object (apiVersion, kind, metadata, spec) routing ``weights``."""
+        """The complete object (apiVersion, kind, metadata, spec) routing ``weights`` with the
+        target's options; :class:`~canary.errors.RouterError` for what it cannot express
+        (never a route that silently does less)."""
         ...
 
     def read_weights(self, target: RouteTarget, obj: Mapping[str, Any]) -> Weights | None:
-        """Weights of an object found in the cluster, as percentages; ``None`` when the object
-        does not have the shape this controller writes (someone else changed it)."""
+        """Weights of an object found in the cluster, as percentages (with ``experiment`` when
+        the object routes the experiment); ``None`` when the object is not what ``build`` writes
+        for ``target`` (someone else changed it, or the Canary's options did)."""
         ...

@@ -1,18 +1,26 @@
-"""Picks the router for a Canary's ``spec.provider`` and the SMI versions the cluster serves.
+"""Picks the router for a Canary's ``spec.provider``: what the cluster must serve for it, which
+route options it can apply, and the SMI version to write.
 
-The provider values and what each means live in :mod:`canary.domain.providers`. The served
-versions come from API discovery of ``split.smi-spec.io``; these functions are pure so every
-combination is tested without a cluster.
+The provider values and what each means live in :mod:`canary.domain.providers`. The Kubernetes
+layer reaches routers only through this module and :mod:`canary.routers.base` (an import
+contract says so): it asks :func:`discovery_group` which API group to discover, hands the served
+versions to :func:`router_for`, and watches :data:`WATCHED_ROUTES`. Every function is pure, so
+each combination is tested without a cluster.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 
+from canary.domain.observed import Problem
+from canary.domain.spec import ParentRef
 from canary.domain.providers import GATEWAY_API, PROVIDERS, SMI, SMI_VERSIONS, RouterKind, parse_provider
 from canary.errors import RouterError, SpecError
+from canary.routers import gatewayapi, smi
 from canary.routers.base import Router, RouteResource
+from canary.routers.gateway_durations import gateway_duration
 from canary.routers.gatewayapi import HTTPRouteRouter
+from canary.routers.options import RouteOptions
 from canary.routers.smi import TrafficSplitRouter
 
 _PINNED_PREFIX = f"{SMI}:"
@@ -21,6 +29,8 @@ ROUTE_RESOURCES: tuple[RouteResource, ...] = (
     *(TrafficSplitRouter(v).resource for v in SMI_VERSIONS),
     HTTPRouteRouter().resource,
 )
+#: (group, plural) of every kind of route object, once each: what the Kubernetes layer watches.
+WATCHED_ROUTES: tuple[tuple[str, str], ...] = tuple(dict.fromkeys((r.group, r.plural) for r in ROUTE_RESOURCES))
 
 __all__ = [
     "GATEWAY_API",
@@ -28,7 +38,10 @@ __all__ = [
     "ROUTE_RESOURCES",
     "SMI",
     "SMI_VERSIONS",
+    "WATCHED_ROUTES",
     "choose_smi_version",
+    "discovery_group",
+    "route_options_problem",
     "router_for",
 ]
 
@@ -65,12 +78,64 @@ def choose_smi_version(served: Collection[str], pinned: str | None) -> str:
     return usable[0]
 
 
-def router_for(provider: str, served_smi_versions: Collection[str]) -> Router:
-    """The router for ``spec.provider``; see :func:`choose_smi_version` for the errors."""
+def discovery_group(provider: str) -> str:
+    """The API group whose served versions :func:`router_for` needs for ``provider``;
+    :class:`SpecError` for a value that is not a provider."""
+    if parse_provider(provider).router is RouterKind.GATEWAY_API:
+        return gatewayapi.GROUP
+    return smi.GROUP
+
+
+def router_for(provider: str, served_versions: Collection[str]) -> Router:
+    """The router for ``spec.provider``, given the versions the cluster serves of
+    :func:`discovery_group`; see :func:`choose_smi_version` for the SMI errors."""
     chosen = parse_provider(provider)
     if chosen.router is RouterKind.GATEWAY_API:
+        if gatewayapi.VERSION not in served_versions:
+            raise RouterError(
+                f"the cluster does not serve {gatewayapi.PLURAL}.{gatewayapi.GROUP}/{gatewayapi.VERSION}: "
+                "install the Gateway API CRDs (v1.1 or later; v1.3 or later for spec.analysis.mirrorWeight), "
+                "or set spec.provider to smi"
+            )
         return HTTPRouteRouter()
-    return TrafficSplitRouter(choose_smi_version(served_smi_versions, chosen.smi_version))
+    return TrafficSplitRouter(choose_smi_version(served_versions, chosen.smi_version))
+
+
+def route_options_problem(provider: str, options: RouteOptions) -> Problem | None:
+    """Why ``provider``'s router cannot apply the Canary's route options, or ``None``.
+
+    An SMI TrafficSplit has weights and nothing else, so every option is refused by name rather
+    than dropped. The Gateway API says them all, as long as its format can say the values."""
+    chosen = parse_provider(provider)
+    if chosen.router is RouterKind.SMI:
+        if not options.fields:
+            return None
+        names = ", ".join(options.fields)
+        return Problem(
+            options.fields[0], "InvalidSpec",
+            f"{names} {'is' if len(options.fields) == 1 else 'are'} applied only with spec.provider: "
+            f"{GATEWAY_API} (an HTTPRoute); spec.provider {provider!r} writes an SMI TrafficSplit, which "
+            f"carries only weights. Set spec.provider: {GATEWAY_API}, or remove {names}",
+        )
+    if options.hosts and all(_is_service(ref) for ref in options.parent_refs):
+        return Problem(
+            "spec.service.hosts", "InvalidSpec",
+            "spec.service.hosts: a route attached to a Service (GAMMA mesh routing, which is what leaving out "
+            "spec.service.gatewayRefs means) is chosen by the Service called, and meshes ignore its hostnames; "
+            "set spec.service.gatewayRefs to the Gateway that serves these hosts, or remove hosts",
+        )
+    for field, value in (("spec.service.timeout", options.timeout),
+                         ("spec.service.backendTimeout", options.backend_timeout)):
+        if value is not None:
+            try:
+                gateway_duration(value, field)
+            except SpecError as exc:
+                return Problem(exc.field, "InvalidSpec", str(exc))
+    return None
+
+
+def _is_service(ref: ParentRef) -> bool:
+    return ref.group == "" and ref.kind == "Service"
 
 
 def _allowed() -> str:

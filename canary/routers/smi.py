@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from canary.domain.providers import SMI_VERSIONS
+from canary.errors import RouterError
 from canary.routers.base import RouteResource, RouteTarget, Weights
 from canary.routers.quantity import pair_percentages, parse_weight
 
@@ -54,6 +55,14 @@ class TrafficSplitRouter:
         return RouteResource(group=GROUP, version=self.version, plural=PLURAL, kind=KIND)
 
     def build(self, target: RouteTarget, weights: Weights) -> dict[str, Any]:
+        # The factory refuses such Canaries before anything is written; this is the last guard
+        # against a TrafficSplit that quietly routes less than was asked.
+        if weights.experiment:
+            raise RouterError(f"a TrafficSplit cannot route the experiment stage ({weights}): A/B matches and "
+                              "mirroring are applied only with spec.provider: gatewayapi")
+        if target.options.fields:
+            raise RouterError(f"a TrafficSplit cannot apply {', '.join(target.options.fields)}: "
+                              "they are applied only with spec.provider: gatewayapi")
         return {
             "apiVersion": self.resource.api_version,
             "kind": KIND,

@@ -87,6 +87,7 @@ def canary(
     progress_deadline_seconds: int = 120,
     revert_on_deletion: bool = False,
     target_kind: str = "Deployment",
+    autoscaler_ref: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     analysis: dict[str, Any] = {
         "interval": interval,
@@ -109,6 +110,8 @@ def canary(
         spec["provider"] = provider
     if revert_on_deletion:
         spec["revertOnDeletion"] = True
+    if autoscaler_ref is not None:
+        spec["autoscalerRef"] = dict(autoscaler_ref)
     return {
         "apiVersion": "canary.dev/v1alpha1",
         "kind": "Canary",

@@ -145,7 +145,8 @@ def route_shares(kube: Kube, apex: str, provider: str) -> dict[str, float]:
         route = kube.custom_object(GATEWAY_GROUP, "v1", "httproutes", apex)
         if route is None:
             return {}
-        refs = route["spec"]["rules"][0]["backendRefs"]
+        # The weighted split is the last rule; A/B and session-affinity rules come before it.
+        refs = route["spec"]["rules"][-1]["backendRefs"]
         raw = {r["name"]: Decimal(r.get("weight", 1)) for r in refs}
     else:
         version = provider.split(":", 1)[1]

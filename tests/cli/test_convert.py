@@ -156,7 +156,7 @@ def test_max_weight_with_step_weights_is_a_note_not_a_refusal() -> None:
 def test_route_options_without_provider_are_judged_with_the_default_provider(flags: list[str], code: int) -> None:
     doc = canary()
     del doc["spec"]["provider"]
-    doc["spec"]["service"]["hosts"] = ["app.example.com"]
+    doc["spec"]["service"].update(hosts=["app.example.com"], gatewayRefs=[{"name": "public"}])
     got, _, err = run(["lint", "-f", "-", *flags], stdin=yaml.safe_dump(doc))
     assert got == code, err
     assert "differs spec.provider: unset: the controller's --default-provider decides" in err
@@ -231,8 +231,33 @@ def test_an_older_flagger_version_is_ported_too() -> None:
 def test_an_already_ported_canary_is_checked_the_same_way() -> None:
     doc = canary()
     doc["apiVersion"] = "canary.dev/v1alpha1"
-    doc["spec"]["autoscalerRef"] = {"name": "podinfo"}
+    doc["spec"]["ingressRef"] = {"name": "podinfo"}
     code, out, err = run(["convert", "-f", "-"], stdin=yaml.safe_dump(doc, sort_keys=False))
     assert code == ExitCode.REFUSED
     assert yaml.safe_load(out) == doc
-    assert "refused spec.autoscalerRef: " in err
+    assert "refused spec.ingressRef: " in err
+
+
+@pytest.mark.parametrize(("service", "field", "words"), [
+    pytest.param({"hosts": ["app.example.com"]}, "spec.service.hosts",
+                 "meshes ignore its hostnames; set spec.service.gatewayRefs to the Gateway", id="hosts-without-gateway"),
+    pytest.param({"timeout": "2.5ms"}, "spec.service.timeout", "2.5ms is not a whole number of milliseconds",
+                 id="sub-millisecond-timeout"),
+])
+def test_what_the_gateway_api_router_refuses_is_refused_by_name(service: dict[str, Any], field: str,
+                                                                  words: str) -> None:
+    doc = canary()
+    doc["spec"]["service"].update(service)
+    code, _, err = run(["lint", "-f", "-"], stdin=yaml.safe_dump(doc))
+    assert code == ExitCode.REFUSED, err
+    assert f"refused {field}: " in err and words in err, err
+    assert "condition Stalled, reason InvalidSpec" in err
+
+
+def test_a_north_south_canary_with_every_gateway_option_is_accepted() -> None:
+    doc = canary()
+    doc["spec"]["service"].update(
+        gatewayRefs=[{"name": "public", "namespace": "gateways"}], hosts=["app.example.com"], timeout="30s",
+        backendTimeout="1.5s", headers={"request": {"set": {"x-a": "1"}}}, rewrite={"uri": "/v2"})
+    code, _, err = run(["lint", "-f", "-"], stdin=yaml.safe_dump(doc))
+    assert code == ExitCode.OK, err

@@ -105,8 +105,18 @@ SERVICE_CONTEXT: dict[str, Callable[[dict[str, Any]], object]] = {
 }
 
 
+SPEC_CONTEXT: dict[str, Callable[[dict[str, Any]], object]] = {
+    f"spec.autoscalerRef.primaryScalerReplicas.{bound}": lambda s: s.update(autoscalerRef={
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "name": "podinfo",
+        "primaryScalerReplicas": {}})
+    for bound in ("minReplicas", "maxReplicas")
+}
+
+
 def _canary_with(where: str, value: Any) -> dict[str, Any]:
     obj = base_canary()
+    if where in SPEC_CONTEXT:
+        SPEC_CONTEXT[where](obj["spec"])
     if where in ANALYSIS_CONTEXT:
         ANALYSIS_CONTEXT[where](obj["spec"]["analysis"])
     if where in SERVICE_CONTEXT:

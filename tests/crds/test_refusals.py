@@ -210,6 +210,8 @@ CASES = [
         parser_refuses=False),
 ]
 BLUE_GREEN = {f"{A}.stepWeight": DELETE, f"{A}.iterations": 3}
+HPA_REF = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "name": "podinfo"}
+SO_REF = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "podinfo"}
 CASES += [
     # Flagger's fields this controller refuses, each by name (canary/domain/flagger_fields.py).
     *(Bad(f"flagger-{f.path.replace('[]', '')}", {f.path.replace("[]", "[0]"): True if f.path in (
@@ -258,6 +260,31 @@ CASES += [
         "spec.service.headers.request.remove"),
     Bad("headers-response-remove-too-many", {"spec.service.headers": {"response": {"remove": ["x"] * 17}}},
         "spec.service.headers.response.remove"),
+    Bad("autoscalerRef-name-missing", {"spec.autoscalerRef": {"apiVersion": "autoscaling/v2",
+                                                              "kind": "HorizontalPodAutoscaler"}},
+        "spec.autoscalerRef.name"),
+    Bad("autoscalerRef-name-empty", {"spec.autoscalerRef": {**HPA_REF, "name": ""}}, "spec.autoscalerRef.name"),
+    Bad("autoscalerRef-kind-unknown", {"spec.autoscalerRef": {**HPA_REF, "kind": "VerticalPodAutoscaler"}},
+        "spec.autoscalerRef.kind"),
+    Bad("autoscalerRef-hpa-v2beta2", {"spec.autoscalerRef": {**HPA_REF, "apiVersion": "autoscaling/v2beta2"}},
+        "spec.autoscalerRef.apiVersion"),
+    Bad("autoscalerRef-scaledobject-wrong-group", {"spec.autoscalerRef": {**SO_REF, "apiVersion": "autoscaling/v2"}},
+        "spec.autoscalerRef.apiVersion"),
+    Bad("autoscalerRef-queries-on-hpa", {"spec.autoscalerRef": {**HPA_REF, "primaryScalerQueries": {"t": "up"}}},
+        "spec.autoscalerRef.primaryScalerQueries"),
+    Bad("autoscalerRef-min-zero", {"spec.autoscalerRef": {**HPA_REF, "primaryScalerReplicas": {"minReplicas": 0}}},
+        "spec.autoscalerRef.primaryScalerReplicas.minReplicas"),
+    Bad("autoscalerRef-min-above-10000",
+        {"spec.autoscalerRef": {**HPA_REF, "primaryScalerReplicas": {"minReplicas": 10001}}},
+        "spec.autoscalerRef.primaryScalerReplicas.minReplicas"),
+    Bad("autoscalerRef-max-zero", {"spec.autoscalerRef": {**HPA_REF, "primaryScalerReplicas": {"maxReplicas": 0}}},
+        "spec.autoscalerRef.primaryScalerReplicas.maxReplicas"),
+    Bad("autoscalerRef-max-above-10000",
+        {"spec.autoscalerRef": {**SO_REF, "primaryScalerReplicas": {"maxReplicas": 10001}}},
+        "spec.autoscalerRef.primaryScalerReplicas.maxReplicas"),
+    Bad("autoscalerRef-min-above-max",
+        {"spec.autoscalerRef": {**HPA_REF, "primaryScalerReplicas": {"minReplicas": 5, "maxReplicas": 4}}},
+        "spec.autoscalerRef.primaryScalerReplicas"),
     Bad("template-region", {"spec.provider.region": "eu-west-1"}, "spec.provider.region", kind="MetricTemplate"),
 ]
 SPEC_CASES = [c for c in CASES if not c.with_status]

@@ -147,7 +147,7 @@ def test_unknown_fields_are_kept_only_where_kopf_writes(kind: str) -> None:
     # Besides kopf's bookkeeping: refused Flagger fields (any shape, refused by rule), Flagger's
     # deprecated canaryAnalysis and the Istio-shaped match items and uriRegexRewrite, whose
     # unsupported parts the parser refuses by name rather than the API server dropping them.
-    refused_objects = {"spec.autoscalerRef", "spec.ingressRef", "spec.routeRef", "spec.upstreamRef",
+    refused_objects = {"spec.ingressRef", "spec.routeRef", "spec.upstreamRef",
                        "spec.service.trafficPolicy", "spec.service.match[]", "spec.service.retries",
                        "spec.service.corsPolicy", "spec.analysis.alerts[]"}
     assert refused_objects <= {p.removesuffix("[]") for p in REFUSED_PATHS} | REFUSED_PATHS | {
@@ -201,6 +201,7 @@ def test_canary_has_the_rules_the_spec_needs() -> None:
     metric_refusals = sum(1 for f in refused(CANARY_FIELDS) if f.path.rpartition(".")[0] == "spec.analysis.metrics[]")
     assert paths == [
         *["spec"] * (2 + refusals),
+        "spec.autoscalerRef", "spec.autoscalerRef", "spec.autoscalerRef.primaryScalerReplicas",
         "spec.targetRef.kind",
         *["spec.service"] * service_refusals,
         "spec.service.timeout", "spec.service.backendTimeout",

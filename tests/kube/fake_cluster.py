@@ -46,11 +46,15 @@ CUSTOM_KINDS: Mapping[str, str] = {
     f"metrictemplates.{CANARY_GROUP}": "MetricTemplate",
     "trafficsplits.split.smi-spec.io": "TrafficSplit",
     "httproutes.gateway.networking.k8s.io": "HTTPRoute",
+    # Built in, but the controller reaches both autoscaler kinds through the custom objects API.
+    "horizontalpodautoscalers.autoscaling": "HorizontalPodAutoscaler",
+    "scaledobjects.keda.sh": "ScaledObject",
 }
 ROUTE_KINDS = frozenset({"TrafficSplit", "HTTPRoute"})
 _WATCHED: Mapping[str, Kind] = {
-    "Deployment": Kind.DEPLOYMENT, "DaemonSet": Kind.DAEMON_SET, "Service": Kind.SERVICE, "ConfigMap": Kind.CONFIG_MAP, "Secret": Kind.SECRET,
-    "MetricTemplate": Kind.METRIC_TEMPLATE,
+    "Deployment": Kind.DEPLOYMENT, "DaemonSet": Kind.DAEMON_SET, "Service": Kind.SERVICE, "ConfigMap": Kind.CONFIG_MAP,
+    "Secret": Kind.SECRET, "MetricTemplate": Kind.METRIC_TEMPLATE, "HorizontalPodAutoscaler": Kind.HPA,
+    "ScaledObject": Kind.SCALED_OBJECT,
 }
 
 
@@ -302,6 +306,7 @@ class FakeCluster:
 
     def __post_init__(self) -> None:
         self.served.setdefault(CANARY_GROUP, [CANARY_VERSION])
+        self.served.setdefault("autoscaling", ["v1", "v2"])  # every cluster serves these
         self.api = FakeKubeApi(self)
 
     # --- what tests use ----------------------------------------------------------------------
@@ -367,7 +372,7 @@ class FakeCluster:
         """The primary/canary split a route write asked for (TrafficSplit of any version, HTTPRoute)."""
         body = call.body
         if body.get("kind") == "HTTPRoute":
-            refs = body["spec"]["rules"][0]["backendRefs"]
+            refs = body["spec"]["rules"][-1]["backendRefs"]  # the split rule is last
             return Weights(primary=refs[0]["weight"], canary=refs[1]["weight"])
         backends = body["spec"]["backends"]
         primary, canary = (parse_weight(b["weight"]) for b in backends)

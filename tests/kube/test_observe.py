@@ -230,3 +230,18 @@ def test_deleting_is_observed() -> None:
     canary = _canary()
     canary["metadata"]["deletionTimestamp"] = "2026-03-01T12:00:00Z"
     assert _observe(_cache(), canary).observed.deleting
+
+
+def test_route_target_carries_the_route_options_and_the_revision_under_analysis() -> None:
+    canary = _canary(provider="gatewayapi", service={"port": 9898, "hosts": ["app.example.com"], "timeout": "5s"})
+    canary["status"] = {"lastAppliedSpec": "0123456789abcdef"}
+    rt = _observe(_cache(), canary, router=HTTPRouteRouter()).route_target
+    assert rt is not None
+    assert rt.revision == "0123456789abcdef"
+    assert rt.options.hosts == ("app.example.com",)
+    assert rt.options.fields == ("spec.service.hosts", "spec.service.timeout")
+
+
+def test_route_target_of_a_canary_without_status_has_no_revision() -> None:
+    rt = _observe(_cache()).route_target
+    assert rt is not None and rt.revision == "" and rt.options.fields == ()

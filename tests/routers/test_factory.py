@@ -1,11 +1,26 @@
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import pytest
 
+from canary.domain.observed import Problem
 from canary.domain.providers import REFUSED_PROVIDERS
+from canary.domain.spec import ParentRef, parse_canary_spec
 from canary.errors import RouterError, SpecError
-from canary.routers.factory import PROVIDERS, ROUTE_RESOURCES, SMI_VERSIONS, choose_smi_version, router_for
+from canary.routers.factory import (
+    PROVIDERS,
+    ROUTE_RESOURCES,
+    SMI_VERSIONS,
+    WATCHED_ROUTES,
+    choose_smi_version,
+    discovery_group,
+    route_options_problem,
+    router_for,
+)
 from canary.routers.gatewayapi import HTTPRouteRouter
+from canary.routers.options import RouteOptions
 from canary.routers.smi import TrafficSplitRouter
 
 LINKERD = frozenset({"v1alpha1", "v1alpha2"})
@@ -14,6 +29,9 @@ TRAEFIK = frozenset({"v1alpha3"})
 SDK = frozenset({"v1alpha4"})
 EVERYTHING = frozenset(SMI_VERSIONS)
 MESHES = {"linkerd": LINKERD, "osm": OSM, "traefik": TRAEFIK, "sdk": SDK, "everything": EVERYTHING}
+GATEWAY = frozenset({"v1", "v1beta1"})
+#: Every version of both route APIs, by the group discovery_group names.
+SERVED = {"split.smi-spec.io": EVERYTHING, "gateway.networking.k8s.io": GATEWAY}
 
 
 def test_preference_is_newest_first() -> None:
@@ -91,8 +109,8 @@ def test_unknown_pinned_version_is_a_spec_error() -> None:
         pytest.param("smi:v1alpha2", LINKERD, TrafficSplitRouter("v1alpha2"), id="pinned-v1alpha2-linkerd"),
         pytest.param("smi:v1alpha3", TRAEFIK, TrafficSplitRouter("v1alpha3"), id="pinned-v1alpha3-traefik"),
         pytest.param("smi:v1alpha4", SDK, TrafficSplitRouter("v1alpha4"), id="pinned-v1alpha4-sdk"),
-        pytest.param("gatewayapi", frozenset(), HTTPRouteRouter(), id="gatewayapi-without-smi"),
-        pytest.param("gatewayapi", LINKERD, HTTPRouteRouter(), id="gatewayapi-with-smi"),
+        pytest.param("gatewayapi", GATEWAY, HTTPRouteRouter(), id="gatewayapi-v1"),
+        pytest.param("gatewayapi", frozenset({"v1"}), HTTPRouteRouter(), id="gatewayapi-only-v1"),
     ],
 )
 def test_router_for(provider: str, served: frozenset[str], expected: object) -> None:
@@ -104,6 +122,8 @@ def test_router_for(provider: str, served: frozenset[str], expected: object) -> 
     [
         pytest.param("smi", frozenset(), id="smi-nothing-served"),
         pytest.param("smi:v1alpha1", OSM, id="pinned-not-served"),
+        pytest.param("gatewayapi", frozenset(), id="gatewayapi-nothing-served"),
+        pytest.param("gatewayapi", frozenset({"v1beta1"}), id="gatewayapi-only-v1beta1"),
     ],
 )
 def test_router_for_cluster_errors(provider: str, served: frozenset[str]) -> None:
@@ -152,10 +172,110 @@ def test_flagger_mesh_names_write_a_traffic_split(provider: str, version: str) -
 
 @pytest.mark.parametrize("provider", ["gatewayapi:v1", "gatewayapi:v1beta1"])
 def test_flagger_gateway_api_versions_write_the_v1_route(provider: str) -> None:
-    assert isinstance(router_for(provider, ()), HTTPRouteRouter)
+    assert isinstance(router_for(provider, GATEWAY), HTTPRouteRouter)
 
 
 def test_route_resources_cover_every_router() -> None:
-    written = {router_for(p, EVERYTHING).resource for p in PROVIDERS}
+    written = {router_for(p, SERVED[discovery_group(p)]).resource for p in PROVIDERS}
     assert set(ROUTE_RESOURCES) == written
     assert len(ROUTE_RESOURCES) == len(written) == 5
+
+
+@pytest.mark.parametrize("provider", list(PROVIDERS))
+def test_discovery_group_is_the_group_of_the_router_written(provider: str) -> None:
+    group = discovery_group(provider)
+    assert router_for(provider, SERVED[group]).resource.group == group
+
+
+def test_discovery_group_of_an_unknown_provider_names_the_field() -> None:
+    with pytest.raises(SpecError) as caught:
+        discovery_group("istio")
+    assert caught.value.field == "spec.provider"
+
+
+def test_watched_routes_name_each_route_kind_once() -> None:
+    assert WATCHED_ROUTES == (("split.smi-spec.io", "trafficsplits"), ("gateway.networking.k8s.io", "httproutes"))
+
+
+def _options(service: dict[str, Any] | None = None, analysis: dict[str, Any] | None = None) -> RouteOptions:
+    return RouteOptions.of(parse_canary_spec({
+        "targetRef": {"name": "podinfo"},
+        "service": {"port": 9898, **(service or {})},
+        "analysis": {"interval": "1m", "threshold": 2, **(analysis or {"stepWeight": 10})},
+    }))
+
+
+# One Canary per route option, as Flagger users write it.
+ROUTE_OPTIONS = {
+    "spec.service.gatewayRefs": _options({"gatewayRefs": [{"name": "public"}]}),
+    "spec.service.hosts": _options({"hosts": ["app.example.com"]}),
+    "spec.service.timeout": _options({"timeout": "30s"}),
+    "spec.service.backendTimeout": _options({"backendTimeout": "10s"}),
+    "spec.service.headers": _options({"headers": {"request": {"set": {"x-a": "1"}}}}),
+    "spec.service.rewrite": _options({"rewrite": {"uri": "/v2"}}),
+    "spec.analysis.match": _options(analysis={"iterations": 3, "match": [{"headers": {"x-a": {"exact": "1"}}}]}),
+    "spec.analysis.mirror": _options(analysis={"iterations": 3, "mirror": True, "mirrorWeight": 20}),
+    "spec.analysis.sessionAffinity": _options(analysis={"stepWeight": 10, "sessionAffinity": {"cookieName": "c"}}),
+}
+SMI_PROVIDERS = [p for p in PROVIDERS if discovery_group(p) == "split.smi-spec.io"]
+GATEWAY_PROVIDERS = [p for p in PROVIDERS if discovery_group(p) == "gateway.networking.k8s.io"]
+
+
+@pytest.mark.parametrize("provider", SMI_PROVIDERS)
+@pytest.mark.parametrize("field", list(ROUTE_OPTIONS))
+def test_an_smi_provider_refuses_every_route_option_by_name(field: str, provider: str) -> None:
+    problem = route_options_problem(provider, ROUTE_OPTIONS[field])
+    assert problem == Problem(
+        field, "InvalidSpec",
+        f"{field} is applied only with spec.provider: gatewayapi (an HTTPRoute); spec.provider {provider!r} "
+        f"writes an SMI TrafficSplit, which carries only weights. Set spec.provider: gatewayapi, or remove {field}",
+    )
+
+
+def test_an_smi_refusal_lists_every_option_set() -> None:
+    options = _options({"hosts": ["a.example.com"], "timeout": "5s"}, {"iterations": 2, "mirror": True})
+    problem = route_options_problem("linkerd", options)
+    assert problem is not None and problem.field == "spec.service.hosts"
+    assert problem.message.startswith(
+        "spec.service.hosts, spec.service.timeout, spec.analysis.mirror are applied only with spec.provider: gatewayapi")
+
+
+@pytest.mark.parametrize("provider", [*SMI_PROVIDERS, *GATEWAY_PROVIDERS])
+def test_without_route_options_no_provider_refuses(provider: str) -> None:
+    assert route_options_problem(provider, _options()) is None
+
+
+@pytest.mark.parametrize("provider", GATEWAY_PROVIDERS)
+@pytest.mark.parametrize("field", list(ROUTE_OPTIONS))
+def test_the_gateway_api_applies_every_route_option(field: str, provider: str) -> None:
+    options = ROUTE_OPTIONS[field]
+    if field == "spec.service.hosts":  # hostnames need a Gateway to mean anything (see below)
+        options = dataclasses.replace(options, parent_refs=(ParentRef("public"),))
+    assert route_options_problem(provider, options) is None
+
+
+@pytest.mark.parametrize(("service", "field", "shown"), [
+    ({"timeout": "1.5ms"}, "spec.service.timeout", "1.5ms"),
+    ({"timeout": "2s", "backendTimeout": "1.25ms"}, "spec.service.backendTimeout", "1.25ms"),
+])
+def test_the_gateway_api_refuses_a_timeout_it_cannot_write(service: dict[str, Any], field: str, shown: str) -> None:
+    problem = route_options_problem("gatewayapi", _options(service))
+    assert problem is not None
+    assert (problem.field, problem.reason) == (field, "InvalidSpec")
+    assert problem.message.startswith(f"{field}: {shown} is not a whole number of milliseconds")
+
+
+@pytest.mark.parametrize("refs", [
+    pytest.param([], id="no-gateway-refs"),
+    pytest.param([{"name": "podinfo", "group": "", "kind": "Service"}], id="a-service-parent"),
+])
+def test_hosts_on_a_route_attached_to_a_service_are_refused(refs: list[dict[str, Any]]) -> None:
+    problem = route_options_problem("gatewayapi", _options({"hosts": ["app.example.com"], "gatewayRefs": refs}))
+    assert problem is not None
+    assert (problem.field, problem.reason) == ("spec.service.hosts", "InvalidSpec")
+    assert "meshes ignore its hostnames; set spec.service.gatewayRefs to the Gateway" in problem.message
+
+
+def test_hosts_with_a_gateway_among_the_parents_are_applied() -> None:
+    refs = [{"name": "podinfo", "group": "", "kind": "Service"}, {"name": "public"}]
+    assert route_options_problem("gatewayapi", _options({"hosts": ["app.example.com"], "gatewayRefs": refs})) is None

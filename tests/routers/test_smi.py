@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 
-from canary.routers.base import RouteTarget, Weights
 from canary.domain.providers import SMI_VERSIONS
+from canary.errors import RouterError
+from canary.routers.base import RouteOptions, RouteTarget, Weights
 from canary.routers.smi import TrafficSplitRouter, milli_quantity
 
 OWNER = {
@@ -220,3 +222,24 @@ def test_resource(version: str) -> None:
         "TrafficSplit",
     )
     assert resource.api_version == f"split.smi-spec.io/{version}"
+
+
+@pytest.mark.parametrize("version", SMI_VERSIONS)
+def test_the_experiment_stage_is_refused_not_dropped(version: str) -> None:
+    with pytest.raises(RouterError, match=r"cannot route the experiment stage \(100/0\+experiment\)"):
+        TrafficSplitRouter(version).build(TARGET, Weights(100, 0, experiment=True))
+
+
+@pytest.mark.parametrize("version", SMI_VERSIONS)
+def test_route_options_are_refused_not_dropped(version: str) -> None:
+    options = RouteOptions(hosts=("app.example.com",), fields=("spec.service.hosts",))
+    with pytest.raises(RouterError, match="cannot apply spec.service.hosts: they are applied only with spec.provider: "
+                                          "gatewayapi"):
+        TrafficSplitRouter(version).build(dataclasses.replace(TARGET, options=options), Weights(90, 10))
+
+
+@pytest.mark.parametrize("version", SMI_VERSIONS)
+def test_reads_are_never_the_experiment(version: str) -> None:
+    router = TrafficSplitRouter(version)
+    weights = router.read_weights(TARGET, router.build(TARGET, Weights(100, 0)))
+    assert weights == Weights(100, 0) and not weights.experiment
