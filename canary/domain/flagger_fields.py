@@ -78,7 +78,8 @@ CANARY_FIELDS: tuple[FieldSupport, ...] = (
     _ok("spec.targetRef.name", "the workload released"),
     _ok("spec.autoscalerRef", "the target's HorizontalPodAutoscaler (autoscaling/v2) or KEDA ScaledObject "
                               "(keda.sh/v1alpha1): the primary gets a copy, NAME-primary scaling "
-                              "TARGET-primary, created at initialization and updated at each promotion"),
+                              "TARGET-primary, created at initialization and updated at each promotion; "
+                              "refused with a DaemonSet target, which has no replicas to scale"),
     _ok("spec.autoscalerRef.primaryScalerQueries", "ScaledObject trigger name -> the query the primary's copy "
                                                    "runs instead"),
     _ok("spec.autoscalerRef.primaryScalerReplicas", "minReplicas/maxReplicas of the primary's copy, instead "

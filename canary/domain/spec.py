@@ -634,7 +634,7 @@ def parse_canary_spec(raw: Mapping[str, Any]) -> CanarySpec:
         analysis_raw, analysis_path = raw["canaryAnalysis"], "spec.canaryAnalysis"
     if analysis_raw is None:
         raise SpecError("spec.analysis", "is required: set interval, threshold and stepWeight or iterations")
-    return CanarySpec(
+    spec = CanarySpec(
         target_ref=target_ref,
         service=service,
         analysis=parse_analysis(_mapping(analysis_raw, analysis_path), analysis_path),
@@ -646,6 +646,10 @@ def parse_canary_spec(raw: Mapping[str, Any]) -> CanarySpec:
         revert_on_deletion=_bool(raw, "revertOnDeletion", "spec"),
         autoscaler_ref=parse_autoscaler_ref(raw.get("autoscalerRef")),
     )
+    if spec.autoscaler_ref is not None and spec.target_ref.kind == "DaemonSet":
+        raise SpecError("spec.autoscalerRef", "a DaemonSet runs one pod per node and has no replicas to scale; "
+                        "remove autoscalerRef")
+    return spec
 
 
 def parse_autoscaler_ref(value: object, path: str = "spec.autoscalerRef") -> AutoscalerRef | None:

@@ -263,6 +263,8 @@ CASES += [
     Bad("autoscalerRef-name-missing", {"spec.autoscalerRef": {"apiVersion": "autoscaling/v2",
                                                               "kind": "HorizontalPodAutoscaler"}},
         "spec.autoscalerRef.name"),
+    Bad("autoscalerRef-with-daemonset", {"spec.targetRef.kind": "DaemonSet", "spec.autoscalerRef": HPA_REF},
+        "spec.autoscalerRef"),
     Bad("autoscalerRef-name-empty", {"spec.autoscalerRef": {**HPA_REF, "name": ""}}, "spec.autoscalerRef.name"),
     Bad("autoscalerRef-kind-unknown", {"spec.autoscalerRef": {**HPA_REF, "kind": "VerticalPodAutoscaler"}},
         "spec.autoscalerRef.kind"),

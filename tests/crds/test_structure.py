@@ -200,7 +200,7 @@ def test_canary_has_the_rules_the_spec_needs() -> None:
     analysis_refusals = sum(1 for f in refused(CANARY_FIELDS) if f.path.rpartition(".")[0] == "spec.analysis")
     metric_refusals = sum(1 for f in refused(CANARY_FIELDS) if f.path.rpartition(".")[0] == "spec.analysis.metrics[]")
     assert paths == [
-        *["spec"] * (2 + refusals),
+        *["spec"] * (3 + refusals),  # analysis required, canaryAnalysis, autoscalerRef on a DaemonSet
         "spec.autoscalerRef", "spec.autoscalerRef", "spec.autoscalerRef.primaryScalerReplicas",
         "spec.targetRef.kind",
         *["spec.service"] * service_refusals,
