@@ -77,8 +77,8 @@ def start_controller(env: Environment, kube: Kube, request: pytest.FixtureReques
     started: list[Controller] = []
 
     def start(**options: Any) -> Controller:
-        opts = ControllerOptions(kubeconfig=env.kubeconfig, namespace=kube.namespace,
-                                 prometheus_url=env.prometheus.url, **options)
+        opts = ControllerOptions(**{"kubeconfig": env.kubeconfig, "namespace": kube.namespace,
+                                    "prometheus_url": env.prometheus.url, **options})
         ctl = Controller(opts, env.workdir / "logs", env.api)
         started.append(ctl)
         return ctl.start()

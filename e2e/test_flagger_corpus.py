@@ -94,15 +94,6 @@ def test_refused_documents_are_refused_at_admission_naming_each_field(
     assert _read(kube, doc) is None, "nothing was stored"
 
 
-# The controller does not refuse route options with an SMI router yet: CanarySpec.route_options
-# exists but nothing reads it, so these Canaries stall on their missing target instead. strict:
-# the day the controller refuses them, this marker fails and must go.
-CONTROLLER_REFUSAL_MISSING = pytest.mark.xfail(
-    strict=True, reason="the controller does not refuse spec.service/analysis route options with an SMI "
-                        "router yet (CanarySpec.route_options is unused)")
-
-
-@CONTROLLER_REFUSAL_MISSING
 @pytest.mark.parametrize("doc", [d for d in CHECKED if d.outcome is Outcome.REFUSED_BY_CONTROLLER], ids=lambda d: d.id)
 def test_provider_dependent_refusals_stall_the_canary_naming_the_field(
         env: Environment, kube: Kube, start_controller: StartController, doc: CorpusDocument) -> None:

@@ -70,8 +70,8 @@ _NOT_YET = "not implemented yet (issue 9 continues)"
 CANARY_FIELDS: tuple[FieldSupport, ...] = (
     _ok("spec.provider", "the router (and the builtin checks' mesh): smi, smi:v1alphaN, gatewayapi, "
                          "gatewayapi:v1, gatewayapi:v1beta1, linkerd, osm; other meshes are refused by name"),
-    _no("spec.metricsServer", "builtin checks read the controller's --prometheus-address; to read another "
-                              "Prometheus, put the query in a MetricTemplate with spec.provider.address"),
+    _ok("spec.metricsServer", "the Prometheus this Canary's builtin checks ask, instead of the controller's "
+                              "--prometheus-address"),
     _ok("spec.targetRef.apiVersion", "apps/v1"),
     _ok("spec.targetRef.kind", "Deployment or DaemonSet (scaled to zero by a node selector no node matches, "
                                "as Flagger does)"),
@@ -100,7 +100,8 @@ CANARY_FIELDS: tuple[FieldSupport, ...] = (
     _no("spec.service.gateways", _ISTIO + "; use spec.service.gatewayRefs with spec.provider: gatewayapi"),
     _gw("spec.service.gatewayRefs", "the HTTPRoute's parentRefs (a Gateway for north-south; the apex Service "
                                     "when unset, for GAMMA mesh routing)"),
-    _gw("spec.service.hosts", "the HTTPRoute's hostnames"),
+    _gw("spec.service.hosts", "the HTTPRoute's hostnames; needs gatewayRefs to a Gateway (a mesh ignores "
+                              "hostnames on a route attached to a Service)"),
     _no("spec.service.delegation", _ISTIO),
     _no("spec.service.trafficPolicy", _ISTIO + "; configure load balancing and TLS in your mesh or gateway"),
     _no("spec.service.match", _ISTIO + "; use spec.analysis.match for A/B testing"),

@@ -204,6 +204,9 @@ def _finish(step: _Step, old: CanaryStatus) -> Decision:
         if (
             route_now.exists and restored is not None and old.phase is not None
             and old.phase is not Phase.TERMINATING and not observed.fresh_start
+            # A spec edit (hosts, headers, ...) changes the route the controller wants, not
+            # someone else's doing.
+            and observed.generation == old.observed_generation
             # Readiness flips and revision changes move the route without a status change, so
             # only a route none of our own decisions for ``old`` could have written is drift.
             and route_now.weights not in {_route_for(old, serving, experiment=uses_experiment_route(step.spec))

@@ -264,6 +264,7 @@ class CanarySpec:
     service: ServiceSpec
     analysis: AnalysisSpec
     provider: str | None = None  # a key of canary.domain.providers.PROVIDERS
+    metrics_server: str | None = None  # Flagger's per-Canary Prometheus for the builtin checks
     progress_deadline_seconds: int = 600
     skip_analysis: bool = False
     suspend: bool = False
@@ -416,6 +417,8 @@ def parse_webhook(raw: Mapping[str, Any], path: str) -> WebhookSpec:
 
 
 _MATCH_KINDS = tuple(k.value for k in MatchKind)
+#: Header and query-parameter conditions per A/B item: what one HTTPRoute match may hold.
+MATCH_CONDITIONS_MAX = 16
 
 
 def _string_match(value: object, path: str) -> StringMatch:
@@ -439,6 +442,10 @@ def parse_match(raw: Mapping[str, Any], path: str) -> RequestMatch:
               for k, v in _mapping(raw.get("queryParams"), f"{path}.queryParams").items()}
     if not headers and not params:
         raise SpecError(path, "set headers or queryParams")
+    for part, conditions in (("headers", headers), ("queryParams", params)):
+        if len(conditions) > MATCH_CONDITIONS_MAX:
+            raise SpecError(f"{path}.{part}", f"has {len(conditions)} conditions; the Gateway API allows at most "
+                                              f"{MATCH_CONDITIONS_MAX}")
     for name, match in params.items():
         if match.kind is MatchKind.PREFIX:
             raise SpecError(f"{path}.queryParams.{name}", "use exact or regex: the Gateway API has no prefix "
@@ -639,6 +646,8 @@ def parse_canary_spec(raw: Mapping[str, Any]) -> CanarySpec:
         service=service,
         analysis=parse_analysis(_mapping(analysis_raw, analysis_path), analysis_path),
         provider=provider,
+        metrics_server=None if raw.get("metricsServer") is None else _http_url(raw["metricsServer"],
+                                                                              "spec.metricsServer"),
         progress_deadline_seconds=_int(raw.get("progressDeadlineSeconds", 600), "spec.progressDeadlineSeconds",
                                        bounds.PROGRESS_DEADLINE_SECONDS),
         skip_analysis=_bool(raw, "skipAnalysis", "spec"),

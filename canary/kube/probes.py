@@ -16,6 +16,7 @@ import aiohttp
 from canary.config import MetricsSettings
 from canary.domain.analysis import evaluate_metric, query_window
 from canary.domain.machine import PROBE_HOOKS, Probe
+from canary.domain.providers import parse_provider
 from canary.domain.spec import MetricSpec, MetricTemplateSpec, parse_metric_template_spec
 from canary.domain.status import CanaryStatus, CheckResult, Phase
 from canary.errors import ApiError, MetricError, SpecError, TemplateError
@@ -57,6 +58,7 @@ class ProbeRunner:
 
     async def _metrics(self, target: Target, status: CanaryStatus, now: datetime) -> tuple[CheckResult, ...]:
         analysis = target.spec.analysis
+        mesh = parse_provider(target.spec.provider).metrics if target.spec.provider else None
         requests: list[MeasureRequest] = []
         failures: dict[int, str] = {}
         secrets: set[tuple[str, str]] = set()
@@ -73,6 +75,7 @@ class ProbeRunner:
                 metric=metric, namespace=target.namespace, name=target.name, target=target.spec.target_ref.name,
                 service=target.spec.service.name, template=template, target_kind=target.spec.target_ref.kind,
                 window=query_window(metric, analysis.interval, status.run_started, now),
+                mesh=mesh, metrics_server=target.spec.metrics_server,
             ))
         credentials = await self._credentials(secrets)
         runnable = [r for i, r in enumerate(requests) if i not in failures]

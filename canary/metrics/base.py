@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
+from canary.domain.providers import Mesh
 from canary.domain.spec import MetricSpec, MetricTemplateSpec
 
 
@@ -20,6 +21,11 @@ class MeasureRequest:
     service: str  # the apex Service
     window: timedelta  # metric.interval or the analysis interval
     template: MetricTemplateSpec | None = None  # resolved templateRef, None for builtins
+    #: The builtin checks' metric names when the Canary's provider names a mesh (linkerd, osm);
+    #: None: the controller's --mesh.
+    mesh: Mesh | None = None
+    #: Flagger's spec.metricsServer: the Prometheus the builtin checks ask; None: the controller's.
+    metrics_server: str | None = None
     target_kind: str = "Deployment"  # targetRef.kind: which workload label or path names the target
 
 

@@ -90,6 +90,9 @@ class MetricsEngine:
                 template.provider.insecure_skip_verify,
                 credentials or {},
             )
+        if request.metrics_server is not None:
+            # Flagger's spec.metricsServer: this Canary's builtin checks ask that Prometheus.
+            return self._prometheus_provider(request.metrics_server, None, False, {})
         if self._settings.source is ProviderType.SMI:
             return self._smi_provider()
         return self._prometheus_provider(self._settings.prometheus_address, None, False, {})

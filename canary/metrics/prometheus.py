@@ -185,7 +185,7 @@ class PrometheusProvider:
             return self._single_value(promql, await self.query(promql))
         builtin = builtin_query(
             request.metric.name,
-            self._settings.mesh,
+            request.mesh or self._settings.mesh,
             namespace=request.namespace,
             target=request.target,
             window=request.window,

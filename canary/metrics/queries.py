@@ -15,9 +15,10 @@ the two can never disagree, and a window without requests is recognisably "no da
 
 ``request-duration`` is the p99 latency in milliseconds from the mesh's latency histogram.
 
-Selectors match the canary workload exactly, by the label each mesh gives its kind (Linkerd:
-``deployment``/``daemonset``; OSM: ``destination_kind``; Istio's workload name has no kind) (``=``, not ``=~``), and namespace and target are
-validated as Kubernetes names before substitution, as in :mod:`canary.metrics.templates`.
+Selectors match the canary workload exactly (``=``, not ``=~``), by the label each mesh gives
+its kind (Linkerd: ``deployment``/``daemonset``; OSM: ``destination_kind``; Istio's workload name
+has no kind), and namespace and target are validated as Kubernetes names before substitution, as
+in :mod:`canary.metrics.templates`.
 """
 
 from __future__ import annotations

@@ -288,6 +288,7 @@ CASES += [
         {"spec.autoscalerRef": {**HPA_REF, "primaryScalerReplicas": {"minReplicas": 5, "maxReplicas": 4}}},
         "spec.autoscalerRef.primaryScalerReplicas"),
     Bad("template-region", {"spec.provider.region": "eu-west-1"}, "spec.provider.region", kind="MetricTemplate"),
+    Bad("metricsServer-not-http", {"spec.metricsServer": "prometheus:9090"}, "spec.metricsServer"),
 ]
 SPEC_CASES = [c for c in CASES if not c.with_status]
 

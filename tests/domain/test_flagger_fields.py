@@ -193,3 +193,14 @@ def test_refused_fields_are_refused_under_canary_analysis_too(field: Any) -> Non
     with pytest.raises(SpecError) as caught:
         parse_canary_spec(raw)
     assert caught.value.field == field.path.replace("[]", "[0]").replace("spec.analysis.", "spec.canaryAnalysis.")
+
+
+def test_an_a_b_item_holds_at_most_what_one_gateway_api_match_may() -> None:
+    from canary.domain.spec import MATCH_CONDITIONS_MAX
+
+    headers = {f"x-{i}": {"exact": "y"} for i in range(MATCH_CONDITIONS_MAX + 1)}
+    with pytest.raises(SpecError) as caught:
+        parse_canary_spec(spec_with("spec.analysis", {**BLUE_GREEN, "match": [{"headers": headers}]}))
+    assert caught.value.field == "spec.analysis.match[0].headers"
+    headers.pop("x-0")
+    parse_canary_spec(spec_with("spec.analysis", {**BLUE_GREEN, "match": [{"headers": headers}]}))

@@ -470,3 +470,16 @@ def test_a_lost_primary_is_recreated_before_anything_else() -> None:
     decision = world.advance()
     assert decision.actions[0] == EnsurePrimary(2)
     assert not any(isinstance(a, PromotePrimary) for a in decision.actions)
+
+
+def test_a_route_rewritten_after_a_spec_edit_is_not_reported_as_someone_elses_change() -> None:
+    # A new generation (hosts, headers, A/B conditions edited) changes the route the controller
+    # writes; the route found was the controller's own, so no RouteRestored warning.
+    status = running(Phase.PROGRESSING, 25, last_analysis_time=NOW, observed_generation=2)
+    observed = replace(seen(), route=RouteState(exists=True, weights=None))
+    decision, _ = decide_all(make_spec(), status, observed, NOW)
+    assert SetRoute(Weights(75, 25)) in decision.actions
+    assert "RouteRestored" not in [e.reason for e in decision.events]
+    # The same route at the generation the status has seen is someone else's doing.
+    decision, _ = decide_all(make_spec(), status.with_(observed_generation=3), observed, NOW)
+    assert "RouteRestored" in [e.reason for e in decision.events]

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
-from canary.config import MetricsSettings
+from canary.config import Mesh, MetricsSettings
 from canary.domain.spec import BUILTIN_DURATION, BUILTIN_SUCCESS_RATE, ProviderType
 from canary.errors import MetricError, ProviderUnavailable, TemplateError
 from canary.metrics.base import Measurement
@@ -165,3 +166,26 @@ async def test_failures_are_returned_in_place(start_server: Callable[[], FakeSer
 
 async def test_empty_tick_measures_nothing(settings: MetricsSettings) -> None:
     assert await MetricsEngine(settings).measure_all([]) == []
+
+
+async def test_a_canarys_metrics_server_answers_its_builtins(start_server: Callable[[], FakeServer]) -> None:
+    default, own = start_server(), start_server()
+    own.respond(Reply(body=vector(({"classification": "success"}, "10"))))
+    # Flagger's spec.metricsServer wins even where SMI is the controller's default source.
+    engine = MetricsEngine(make_settings(default.url, source=ProviderType.SMI))
+    request = replace(builtin_request(BUILTIN_SUCCESS_RATE), metrics_server=own.url)
+    (result,) = await engine.measure_all([request])
+    assert isinstance(result, Measurement) and result.value == 100.0
+    assert default.received == [] and len(own.received) == 1
+
+
+@pytest.mark.parametrize(("override", "expected"), [
+    (None, "response_total"), (Mesh.OSM, "osm_request_total"), (Mesh.ISTIO, "istio_requests_total"),
+])
+async def test_a_provider_naming_a_mesh_picks_the_builtin_metric_names(
+    server: FakeServer, override: Mesh | None, expected: str,
+) -> None:
+    server.respond(Reply(body=vector(({"classification": "success"}, "10"))))
+    engine = MetricsEngine(make_settings(server.url, mesh=Mesh.LINKERD))
+    await engine.measure_all([replace(builtin_request(BUILTIN_SUCCESS_RATE), mesh=override)])
+    assert expected in server.queries[0]
