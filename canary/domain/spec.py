@@ -48,6 +48,10 @@ class ProviderType(StrEnum):
     SMI = "smi"
 
 
+#: The kinds of workload a Canary can release (``spec.targetRef.kind``), as the CRD admits them.
+TARGET_KINDS = ("Deployment", "DaemonSet")
+
+
 @dataclass(frozen=True)
 class TargetRef:
     name: str
@@ -617,8 +621,9 @@ def parse_canary_spec(raw: Mapping[str, Any]) -> CanarySpec:
     refuse_flagger_only_fields(raw, CANARY_FIELDS)
     target = _mapping(raw.get("targetRef"), "spec.targetRef")
     kind = target.get("kind", "Deployment")
-    if kind != "Deployment":
-        raise SpecError("spec.targetRef.kind", f"{kind!r} is not supported; point targetRef at a Deployment")
+    if kind not in TARGET_KINDS:
+        raise SpecError("spec.targetRef.kind", f"{kind!r} is not supported; point targetRef at a "
+                        f"{' or a '.join(TARGET_KINDS)}")
     target_ref = TargetRef(
         name=_str(target.get("name"), "spec.targetRef.name"),
         kind=kind,
@@ -636,7 +641,7 @@ def parse_canary_spec(raw: Mapping[str, Any]) -> CanarySpec:
         analysis_raw, analysis_path = raw["canaryAnalysis"], "spec.canaryAnalysis"
     if analysis_raw is None:
         raise SpecError("spec.analysis", "is required: set interval, threshold and stepWeight or iterations")
-    return CanarySpec(
+    spec = CanarySpec(
         target_ref=target_ref,
         service=service,
         analysis=parse_analysis(_mapping(analysis_raw, analysis_path), analysis_path),
@@ -650,6 +655,10 @@ def parse_canary_spec(raw: Mapping[str, Any]) -> CanarySpec:
         revert_on_deletion=_bool(raw, "revertOnDeletion", "spec"),
         autoscaler_ref=parse_autoscaler_ref(raw.get("autoscalerRef")),
     )
+    if spec.autoscaler_ref is not None and spec.target_ref.kind == "DaemonSet":
+        raise SpecError("spec.autoscalerRef", "a DaemonSet runs one pod per node and has no replicas to scale; "
+                        "remove autoscalerRef")
+    return spec
 
 
 def parse_autoscaler_ref(value: object, path: str = "spec.autoscalerRef") -> AutoscalerRef | None:
