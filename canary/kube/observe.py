@@ -74,7 +74,8 @@ def observe(canary: Mapping[str, Any], spec: CanarySpec, cache: ClusterCache, ro
     digests: dict[ConfigRef, str | None] = {}
     services_ready = False
     if target_body is None:
-        problem = Problem("spec.targetRef.name", "TargetNotFound",
+        # A spec the router cannot carry out is reported first: creating the target would not help.
+        problem = problem or Problem("spec.targetRef.name", "TargetNotFound",
                           f"{workload.kind.value} {target_name!r} not found in namespace {namespace!r}: create it or "
                           "correct spec.targetRef.name")
     else:
