@@ -11,6 +11,7 @@ requests do). Then the gate opens and the release is promoted; the split names n
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,9 +19,9 @@ import pytest
 from e2e.conftest import StartController
 from e2e.harness import app
 from e2e.harness.environment import Environment
+from e2e.harness.gate import Gate, serve_gate
 from e2e.harness.kube import Kube, wait_for
 from e2e.harness.release import template_version, ship
-from e2e.test_gateway_routes import Gate, gate  # noqa: F401 - the fixture is used by name
 from e2e.test_mesh_rules import drive
 
 NAME = "podinfo"
@@ -28,6 +29,12 @@ SPLIT, GROUP = ("split.smi-spec.io", "trafficsplits"), ("specs.smi-spec.io", "ht
 MATCH = [{"headers": {"x-canary": {"exact": "insider"}}}]
 #: Sampled one by one to see which pods the apex sends unmatched requests to.
 PROBES = 20
+
+
+@pytest.fixture
+def gate() -> Iterator[Gate]:
+    with serve_gate() as state:
+        yield state
 
 
 def _object(kube: Kube, resource: tuple[str, str], version: str) -> dict[str, Any]:
@@ -39,8 +46,7 @@ def _object(kube: Kube, resource: tuple[str, str], version: str) -> dict[str, An
 # The flavour and the version it serves of both TrafficSplit and HTTPRouteGroup.
 @pytest.mark.parametrize(("flavour", "version"), [("sdk", "v1alpha4"), ("traefik", "v1alpha3")])
 def test_smi_ab_by_header_sends_only_matching_requests_to_the_canary_then_promotes(
-    env: Environment, kube: Kube, start_controller: StartController, gate: Gate, flavour: str,  # noqa: F811
-    version: str,
+    env: Environment, kube: Kube, start_controller: StartController, gate: Gate, flavour: str, version: str,
 ) -> None:
     env.use_flavour(flavour)
     start_controller()
@@ -79,7 +85,7 @@ def test_smi_ab_by_header_sends_only_matching_requests_to_the_canary_then_promot
     assert unmatched_pods and all(p is not None and p.startswith(f"{NAME}-primary-") for p in unmatched_pods), \
         unmatched_pods
 
-    gate.opened.set()
+    gate.approved.set()
     final = kube.wait_for_phase(NAME, "Succeeded", "Failed", timeout=90)
     assert final["phase"] == "Succeeded", final
     assert template_version(kube.deployment(f"{NAME}-primary")) == "2"

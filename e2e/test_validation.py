@@ -29,6 +29,7 @@ def _with(manifest: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         ("spec.analysis.noDataPolicy", "ignore", "spec.analysis.noDataPolicy"),
         ("spec.provider", "nginx", "spec.provider"),
         ("spec.service.port", 70000, "spec.service.port"),
+        ("spec.targetRef.kind", "StatefulSet", "spec.targetRef.kind"),
     ],
 )
 def test_invalid_canary_is_refused_naming_the_field(env: Environment, kube: Kube, path: str, value: Any, field: str) -> None:
@@ -41,6 +42,19 @@ def test_invalid_canary_is_refused_naming_the_field(env: Environment, kube: Kube
     with pytest.raises(ApiException) as missing:
         kube.canary("podinfo")
     assert missing.value.status == 404, "nothing was stored"
+
+
+def test_a_daemonset_target_is_admitted_but_not_with_an_autoscaler(env: Environment, kube: Kube) -> None:
+    manifest = app.canary("podinfo", kube.namespace, target_kind="DaemonSet")
+    manifest["spec"]["autoscalerRef"] = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                                         "name": "podinfo"}
+    with pytest.raises(ApiException) as refused:
+        kube.create(manifest)
+    assert refused.value.status == 422, refused.value.body
+    assert "spec.autoscalerRef" in str(refused.value.body) and "DaemonSet" in str(refused.value.body)
+    del manifest["spec"]["autoscalerRef"]
+    kube.create(manifest)
+    assert kube.canary("podinfo")["spec"]["targetRef"]["kind"] == "DaemonSet"
 
 
 def test_stepweights_with_stepweight_is_refused_by_a_cel_rule(env: Environment, kube: Kube) -> None:

@@ -14,7 +14,7 @@ from canary.domain.weights import Weights
 
 @dataclass(frozen=True)
 class EnsurePrimary:
-    """Create the primary Deployment from the target's template when missing. Never rewrites
+    """Create the primary workload from the target's template when missing. Never rewrites
     an existing primary's template: only ``PromotePrimary`` does."""
 
     replicas: int

@@ -73,11 +73,13 @@ CANARY_FIELDS: tuple[FieldSupport, ...] = (
     _ok("spec.metricsServer", "the Prometheus this Canary's builtin checks ask, instead of the controller's "
                               "--prometheus-address"),
     _ok("spec.targetRef.apiVersion", "apps/v1"),
-    _ok("spec.targetRef.kind", "Deployment (DaemonSet is " + _NOT_YET + ")"),
+    _ok("spec.targetRef.kind", "Deployment or DaemonSet (scaled to zero by a node selector no node matches, "
+                               "as Flagger does)"),
     _ok("spec.targetRef.name", "the workload released"),
     _ok("spec.autoscalerRef", "the target's HorizontalPodAutoscaler (autoscaling/v2) or KEDA ScaledObject "
                               "(keda.sh/v1alpha1): the primary gets a copy, NAME-primary scaling "
-                              "TARGET-primary, created at initialization and updated at each promotion"),
+                              "TARGET-primary, created at initialization and updated at each promotion; "
+                              "refused with a DaemonSet target, which has no replicas to scale"),
     _ok("spec.autoscalerRef.primaryScalerQueries", "ScaledObject trigger name -> the query the primary's copy "
                                                    "runs instead"),
     _ok("spec.autoscalerRef.primaryScalerReplicas", "minReplicas/maxReplicas of the primary's copy, instead "

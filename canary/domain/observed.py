@@ -15,6 +15,7 @@ class WorkloadState:
     checksum: str = ""
     #: Rolled out and available: every replica updated and ready, and at least one replica.
     ready: bool = False
+    #: 0 exactly when scaled to zero; a DaemonSet, which has no count, is 1 while scheduled.
     replicas: int = 0
     message: str = ""
 

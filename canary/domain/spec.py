@@ -14,10 +14,23 @@ from enum import StrEnum
 from typing import Any
 
 from canary.domain import bounds
-from canary.domain.bounds import CountBound
+from canary.domain.autoscaler_spec import AutoscalerRef, parse_autoscaler_ref
 from canary.domain.durations import parse_duration
 from canary.domain.flagger_fields import CANARY_FIELDS, METRIC_TEMPLATE_FIELDS, refuse_flagger_only_fields
+from canary.domain.fields import flag, http_url, integer, items, mapping, number, optional_integer, string_map, text
 from canary.domain.providers import parse_provider
+from canary.domain.route_spec import (
+    HeaderOperations,
+    ParentRef,
+    RequestMatch,
+    Rewrite,
+    SessionAffinity,
+    parse_headers,
+    parse_match,
+    parse_parent_ref,
+    parse_rewrite,
+    parse_session_affinity,
+)
 from canary.errors import SpecError
 
 BUILTIN_SUCCESS_RATE = "request-success-rate"
@@ -48,44 +61,15 @@ class ProviderType(StrEnum):
     SMI = "smi"
 
 
+#: The kinds of workload a Canary can release (``spec.targetRef.kind``), as the CRD admits them.
+TARGET_KINDS = ("Deployment", "DaemonSet")
+
+
 @dataclass(frozen=True)
 class TargetRef:
     name: str
     kind: str = "Deployment"
     api_version: str = "apps/v1"
-
-
-class ScalerKind(StrEnum):
-    HPA = "HorizontalPodAutoscaler"
-    SCALED_OBJECT = "ScaledObject"
-
-
-#: The one API version read for each scaler kind (autoscaling/v2beta2 left Kubernetes in 1.26).
-SCALER_API_VERSIONS: Mapping[ScalerKind, str] = {
-    ScalerKind.HPA: "autoscaling/v2",
-    ScalerKind.SCALED_OBJECT: "keda.sh/v1alpha1",
-}
-
-
-@dataclass(frozen=True)
-class AutoscalerRef:
-    """The target's autoscaler, of which the primary gets a ``-primary`` copy (Flagger's meaning)."""
-
-    name: str
-    kind: ScalerKind
-    #: ScaledObject trigger name -> the query its primary copy runs instead.
-    primary_scaler_queries: Mapping[str, str] = field(default_factory=dict)
-    #: Overrides of the copy's replica range (None: the target scaler's own).
-    primary_min_replicas: int | None = None
-    primary_max_replicas: int | None = None
-
-    @property
-    def api_version(self) -> str:
-        return SCALER_API_VERSIONS[self.kind]
-
-    @property
-    def primary_name(self) -> str:
-        return f"{self.name}-primary"
 
 
 @dataclass(frozen=True)
@@ -94,41 +78,6 @@ class CustomMetadata:
 
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ParentRef:
-    """A Gateway API parentRef: the Gateway (or Service) an HTTPRoute attaches to."""
-
-    name: str
-    namespace: str | None = None
-    kind: str = "Gateway"
-    group: str = "gateway.networking.k8s.io"
-    section_name: str | None = None
-    port: int | None = None
-
-
-@dataclass(frozen=True)
-class HeaderModifier:
-    set: Mapping[str, str] = field(default_factory=dict)
-    add: Mapping[str, str] = field(default_factory=dict)
-    remove: tuple[str, ...] = ()
-
-    @property
-    def empty(self) -> bool:
-        return not (self.set or self.add or self.remove)
-
-
-@dataclass(frozen=True)
-class HeaderOperations:
-    request: HeaderModifier = field(default_factory=HeaderModifier)
-    response: HeaderModifier = field(default_factory=HeaderModifier)
-
-
-@dataclass(frozen=True)
-class Rewrite:
-    uri: str | None = None  # replaces the matched path prefix
-    authority: str | None = None  # replaces the Host header
 
 
 @dataclass(frozen=True)
@@ -191,34 +140,6 @@ class WebhookSpec:
     timeout: timedelta = timedelta(seconds=10)
     retries: int = 0
     metadata: Mapping[str, str] = field(default_factory=dict)
-
-
-class MatchKind(StrEnum):
-    EXACT = "exact"
-    PREFIX = "prefix"
-    REGEX = "regex"
-
-
-@dataclass(frozen=True)
-class StringMatch:
-    kind: MatchKind
-    value: str
-
-
-@dataclass(frozen=True)
-class RequestMatch:
-    """One A/B condition (Flagger's ``analysis.match[]`` item): every part must hold. Cookies are
-    matched as the ``cookie`` header, as Flagger's own examples do."""
-
-    headers: Mapping[str, StringMatch] = field(default_factory=dict)
-    query_params: Mapping[str, StringMatch] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SessionAffinity:
-    cookie_name: str
-    max_age: int = 86400
-    primary_cookie_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -285,85 +206,17 @@ class MetricTemplateSpec:
 # --- parsing -------------------------------------------------------------------------------
 
 
-def _mapping(value: object, path: str) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise SpecError(path, "must be an object")
-    return value
-
-
-def _int(value: object, path: str, bound: CountBound) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(path, f"{value!r} must be an integer from {bound.floor} to {bound.ceiling}")
-    if value < bound.floor:
-        raise SpecError(path, f"{value} must be at least {bound.floor} (at most {bound.ceiling})")
-    if value > bound.ceiling:
-        raise SpecError(path, f"{value} must be at most {bound.ceiling} (at least {bound.floor})")
-    return value
-
-
-def _opt_int(m: Mapping[str, Any], key: str, path: str, bound: CountBound) -> int | None:
-    return None if m.get(key) is None else _int(m[key], f"{path}.{key}", bound)
-
-
-def _list(value: object, path: str, bound: CountBound) -> list[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise SpecError(path, "must be a list")
-    if len(value) > bound.ceiling:
-        raise SpecError(path, f"has {len(value)} items; at most {bound.ceiling} are allowed")
-    return value
-
-
-def _str(value: object, path: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise SpecError(path, "must be a non-empty string")
-    return value
-
-
-def _bool(m: Mapping[str, Any], key: str, path: str) -> bool:
-    value = m.get(key, False)
-    if not isinstance(value, bool):
-        # bool("false") is True: a quoted boolean must be refused, not read backwards.
-        raise SpecError(f"{path}.{key}", f"{value!r} must be true or false, without quotes")
-    return value
-
-
-def _http_url(value: object, path: str) -> str:
-    url = _str(value, path)
-    if not url.startswith(("http://", "https://")):
-        raise SpecError(path, f"{url!r} must start with http:// or https://")
-    return url
-
-
-def _float(value: object, path: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise SpecError(path, f"{value!r} must be a number")
-    return float(value)
-
-
-def _str_map(value: object, path: str) -> dict[str, str]:
-    out = {}
-    for key, item in _mapping(value, path).items():
-        if not isinstance(item, str):
-            raise SpecError(f"{path}.{key}", f"{item!r} must be a string; quote it")
-        out[str(key)] = item
-    return out
-
-
 def parse_metric(raw: Mapping[str, Any], path: str) -> MetricSpec:
-    name = _str(raw.get("name"), f"{path}.name")
-    tr = _mapping(raw.get("thresholdRange"), f"{path}.thresholdRange")
-    lo = None if tr.get("min") is None else _float(tr["min"], f"{path}.thresholdRange.min")
-    hi = None if tr.get("max") is None else _float(tr["max"], f"{path}.thresholdRange.max")
+    name = text(raw.get("name"), f"{path}.name")
+    tr = mapping(raw.get("thresholdRange"), f"{path}.thresholdRange")
+    lo = None if tr.get("min") is None else number(tr["min"], f"{path}.thresholdRange.min")
+    hi = None if tr.get("max") is None else number(tr["max"], f"{path}.thresholdRange.max")
     if raw.get("threshold") is not None:
         # Flagger's deprecated single bound, which Flagger still reads as a minimum for the success
         # rate and a maximum for anything else.
         if raw.get("thresholdRange") is not None:
             raise SpecError(f"{path}.threshold", "set thresholdRange or the deprecated threshold, not both")
-        legacy = _float(raw["threshold"], f"{path}.threshold")
+        legacy = number(raw["threshold"], f"{path}.threshold")
         lo, hi = (legacy, None) if name == BUILTIN_SUCCESS_RATE else (None, legacy)
     if lo is None and hi is None:
         raise SpecError(f"{path}.thresholdRange", "set min, max or both")
@@ -372,9 +225,9 @@ def parse_metric(raw: Mapping[str, Any], path: str) -> MetricSpec:
     ref_raw = raw.get("templateRef")
     ref = None
     if ref_raw is not None:
-        ref_map = _mapping(ref_raw, f"{path}.templateRef")
+        ref_map = mapping(ref_raw, f"{path}.templateRef")
         ref = TemplateRef(
-            name=_str(ref_map.get("name"), f"{path}.templateRef.name"),
+            name=text(ref_map.get("name"), f"{path}.templateRef.name"),
             namespace=ref_map.get("namespace") or None,
         )
     elif name not in BUILTIN_METRICS:
@@ -390,7 +243,7 @@ def parse_metric(raw: Mapping[str, Any], path: str) -> MetricSpec:
         threshold_range=ThresholdRange(lo, hi),
         interval=interval,
         template_ref=ref,
-        template_variables=_str_map(raw.get("templateVariables"), f"{path}.templateVariables"),
+        template_variables=string_map(raw.get("templateVariables"), f"{path}.templateVariables"),
     )
 
 
@@ -403,115 +256,19 @@ def parse_webhook(raw: Mapping[str, Any], path: str) -> WebhookSpec:
         raise SpecError(f"{path}.type", f"{kind_raw!r} is not one of {allowed}") from exc
     timeout = parse_duration(raw.get("timeout", "10s"), f"{path}.timeout", bounds.WEBHOOK_TIMEOUT)
     return WebhookSpec(
-        name=_str(raw.get("name"), f"{path}.name"),
+        name=text(raw.get("name"), f"{path}.name"),
         type=kind,
-        url=_http_url(raw.get("url"), f"{path}.url"),
+        url=http_url(raw.get("url"), f"{path}.url"),
         timeout=timeout,
-        retries=_int(raw.get("retries", 0), f"{path}.retries", bounds.WEBHOOK_RETRIES),
-        metadata=_str_map(raw.get("metadata"), f"{path}.metadata"),
-    )
-
-
-_MATCH_KINDS = tuple(k.value for k in MatchKind)
-#: Header and query-parameter conditions per A/B item: what one HTTPRoute match may hold.
-MATCH_CONDITIONS_MAX = 16
-
-
-def _string_match(value: object, path: str) -> StringMatch:
-    m = _mapping(value, path)
-    kinds = [k for k in _MATCH_KINDS if m.get(k) is not None]
-    if len(kinds) != 1 or set(m) - set(_MATCH_KINDS):
-        raise SpecError(path, f"set exactly one of {', '.join(_MATCH_KINDS)}")
-    return StringMatch(MatchKind(kinds[0]), _str(m[kinds[0]], f"{path}.{kinds[0]}"))
-
-
-def parse_match(raw: Mapping[str, Any], path: str) -> RequestMatch:
-    """One ``analysis.match`` item. Flagger takes Istio's HTTPMatchRequest here; of it the
-    Gateway API can say headers and query parameters, so any other part is refused by name."""
-    other = sorted(set(raw) - {"headers", "queryParams"})
-    if other:
-        raise SpecError(f"{path}.{other[0]}", "is not supported: an A/B condition matches headers (cookies "
-                                              "as the cookie header) and queryParams")
-    headers = {str(k): _string_match(v, f"{path}.headers.{k}") for k, v in _mapping(raw.get("headers"),
-                                                                                     f"{path}.headers").items()}
-    params = {str(k): _string_match(v, f"{path}.queryParams.{k}")
-              for k, v in _mapping(raw.get("queryParams"), f"{path}.queryParams").items()}
-    if not headers and not params:
-        raise SpecError(path, "set headers or queryParams")
-    for part, conditions in (("headers", headers), ("queryParams", params)):
-        if len(conditions) > MATCH_CONDITIONS_MAX:
-            raise SpecError(f"{path}.{part}", f"has {len(conditions)} conditions; the Gateway API allows at most "
-                                              f"{MATCH_CONDITIONS_MAX}")
-    for name, match in params.items():
-        if match.kind is MatchKind.PREFIX:
-            raise SpecError(f"{path}.queryParams.{name}", "use exact or regex: the Gateway API has no prefix "
-                                                          "match for query parameters")
-    return RequestMatch(headers=headers, query_params=params)
-
-
-def _session_affinity(value: object, path: str) -> SessionAffinity | None:
-    if value is None:
-        return None
-    m = _mapping(value, path)
-    primary = m.get("primaryCookieName")
-    cookie = _str(m.get("cookieName"), f"{path}.cookieName")
-    if primary is not None and _str(primary, f"{path}.primaryCookieName") == cookie:
-        raise SpecError(f"{path}.primaryCookieName", "must differ from cookieName")
-    return SessionAffinity(
-        cookie_name=cookie,
-        max_age=_int(m.get("maxAge", 86400), f"{path}.maxAge", bounds.SESSION_MAX_AGE),
-        primary_cookie_name=primary,
+        retries=integer(raw.get("retries", 0), f"{path}.retries", bounds.WEBHOOK_RETRIES),
+        metadata=string_map(raw.get("metadata"), f"{path}.metadata"),
     )
 
 
 def _metadata(value: object, path: str) -> CustomMetadata:
-    m = _mapping(value, path)
-    return CustomMetadata(labels=_str_map(m.get("labels"), f"{path}.labels"),
-                          annotations=_str_map(m.get("annotations"), f"{path}.annotations"))
-
-
-def _header_modifier(value: object, path: str, remove_bound: CountBound) -> HeaderModifier:
-    m = _mapping(value, path)
-    remove = _list(m.get("remove"), f"{path}.remove", remove_bound)
-    return HeaderModifier(set=_str_map(m.get("set"), f"{path}.set"), add=_str_map(m.get("add"), f"{path}.add"),
-                          remove=tuple(_str(r, f"{path}.remove[{i}]") for i, r in enumerate(remove)))
-
-
-def _headers(value: object, path: str) -> HeaderOperations | None:
-    if value is None:
-        return None
-    m = _mapping(value, path)
-    return HeaderOperations(
-        request=_header_modifier(m.get("request"), f"{path}.request", bounds.REQUEST_HEADERS_REMOVE_ITEMS),
-        response=_header_modifier(m.get("response"), f"{path}.response", bounds.RESPONSE_HEADERS_REMOVE_ITEMS),
-    )
-
-
-def _rewrite(value: object, path: str) -> Rewrite | None:
-    if value is None:
-        return None
-    m = _mapping(value, path)
-    if m.get("uriRegexRewrite") is not None:
-        raise SpecError(f"{path}.uriRegexRewrite", "is not supported: the Gateway API rewrites a path prefix "
-                                                   "(uri) or the whole path, not by regular expression")
-    uri = None if m.get("uri") is None else _str(m["uri"], f"{path}.uri")
-    authority = None if m.get("authority") is None else _str(m["authority"], f"{path}.authority")
-    if uri is not None and not uri.startswith("/"):
-        raise SpecError(f"{path}.uri", f"{uri!r} must start with /")
-    if uri is None and authority is None:
-        raise SpecError(path, "set uri, authority or both")
-    return Rewrite(uri=uri, authority=authority)
-
-
-def _parent_ref(raw: Mapping[str, Any], path: str) -> ParentRef:
-    return ParentRef(
-        name=_str(raw.get("name"), f"{path}.name"),
-        namespace=None if raw.get("namespace") is None else _str(raw["namespace"], f"{path}.namespace"),
-        kind=_str(raw.get("kind", "Gateway"), f"{path}.kind"),
-        group=str(raw.get("group", "gateway.networking.k8s.io")),
-        section_name=None if raw.get("sectionName") is None else _str(raw["sectionName"], f"{path}.sectionName"),
-        port=_opt_int(raw, "port", path, bounds.GATEWAY_REF_PORT),
-    )
+    m = mapping(value, path)
+    return CustomMetadata(labels=string_map(m.get("labels"), f"{path}.labels"),
+                          annotations=string_map(m.get("annotations"), f"{path}.annotations"))
 
 
 def parse_service(svc: Mapping[str, Any], target_name: str) -> ServiceSpec:
@@ -526,43 +283,43 @@ def parse_service(svc: Mapping[str, Any], target_name: str) -> ServiceSpec:
                                            bounds.ROUTE_BACKEND_TIMEOUT))
     if timeout is not None and backend_timeout is not None and backend_timeout > timeout:
         raise SpecError(f"{path}.backendTimeout", "must not be longer than spec.service.timeout")
-    refs = _list(svc.get("gatewayRefs"), f"{path}.gatewayRefs", bounds.GATEWAY_REFS_ITEMS)
-    hosts = _list(svc.get("hosts"), f"{path}.hosts", bounds.HOSTS_ITEMS)
+    refs = items(svc.get("gatewayRefs"), f"{path}.gatewayRefs", bounds.GATEWAY_REFS_ITEMS)
+    hosts = items(svc.get("hosts"), f"{path}.hosts", bounds.HOSTS_ITEMS)
     app_protocol = svc.get("appProtocol")
     return ServiceSpec(
-        port=_int(svc.get("port"), f"{path}.port", bounds.SERVICE_PORT),
+        port=integer(svc.get("port"), f"{path}.port", bounds.SERVICE_PORT),
         name=svc.get("name") or target_name,
         port_name=svc.get("portName") or "http",
         target_port=target_port,
-        app_protocol=None if app_protocol is None else _str(app_protocol, f"{path}.appProtocol"),
-        port_discovery=_bool(svc, "portDiscovery", path),
+        app_protocol=None if app_protocol is None else text(app_protocol, f"{path}.appProtocol"),
+        port_discovery=flag(svc, "portDiscovery", path),
         apex=_metadata(svc.get("apex"), f"{path}.apex"),
         primary=_metadata(svc.get("primary"), f"{path}.primary"),
         canary=_metadata(svc.get("canary"), f"{path}.canary"),
-        gateway_refs=tuple(_parent_ref(_mapping(r, f"{path}.gatewayRefs[{i}]"), f"{path}.gatewayRefs[{i}]")
+        gateway_refs=tuple(parse_parent_ref(mapping(r, f"{path}.gatewayRefs[{i}]"), f"{path}.gatewayRefs[{i}]")
                            for i, r in enumerate(refs)),
-        hosts=tuple(_str(h, f"{path}.hosts[{i}]") for i, h in enumerate(hosts)),
+        hosts=tuple(text(h, f"{path}.hosts[{i}]") for i, h in enumerate(hosts)),
         timeout=timeout,
         backend_timeout=backend_timeout,
-        headers=_headers(svc.get("headers"), f"{path}.headers"),
-        rewrite=_rewrite(svc.get("rewrite"), f"{path}.rewrite"),
+        headers=parse_headers(svc.get("headers"), f"{path}.headers"),
+        rewrite=parse_rewrite(svc.get("rewrite"), f"{path}.rewrite"),
     )
 
 
 def parse_analysis(raw: Mapping[str, Any], path: str = "spec.analysis") -> AnalysisSpec:
-    step_weight = _opt_int(raw, "stepWeight", path, bounds.STEP_WEIGHT)
+    step_weight = optional_integer(raw, "stepWeight", path, bounds.STEP_WEIGHT)
     step_weights = tuple(
-        _int(w, f"{path}.stepWeights[{i}]", bounds.STEP_WEIGHTS_ITEM)
-        for i, w in enumerate(_list(raw.get("stepWeights"), f"{path}.stepWeights", bounds.STEP_WEIGHTS_ITEMS))
+        integer(w, f"{path}.stepWeights[{i}]", bounds.STEP_WEIGHTS_ITEM)
+        for i, w in enumerate(items(raw.get("stepWeights"), f"{path}.stepWeights", bounds.STEP_WEIGHTS_ITEMS))
     )
     if step_weight is not None and step_weights:
         raise SpecError(f"{path}.stepWeights", "set either stepWeight or stepWeights, not both")
     if any(b <= a for a, b in zip(step_weights, step_weights[1:])):
         raise SpecError(f"{path}.stepWeights", "weights must increase from one step to the next")
-    iterations = _opt_int(raw, "iterations", path, bounds.ITERATIONS)
+    iterations = optional_integer(raw, "iterations", path, bounds.ITERATIONS)
     if step_weight is None and not step_weights and iterations is None:
         raise SpecError(path, "set stepWeight or stepWeights (canary) or iterations (blue/green)")
-    max_weight = _opt_int(raw, "maxWeight", path, bounds.MAX_WEIGHT)
+    max_weight = optional_integer(raw, "maxWeight", path, bounds.MAX_WEIGHT)
     if step_weight is not None and max_weight is None:
         max_weight = 50
     if step_weights:
@@ -574,8 +331,8 @@ def parse_analysis(raw: Mapping[str, Any], path: str = "spec.analysis") -> Analy
     if raw.get("match") and (step_weight is not None or step_weights or iterations is None):
         raise SpecError(f"{path}.match", "A/B testing sends matching requests to the canary for iterations "
                                          "checks: set iterations, without stepWeight or stepWeights")
-    mirror = _bool(raw, "mirror", path)
-    mirror_weight = _opt_int(raw, "mirrorWeight", path, bounds.MIRROR_WEIGHT)
+    mirror = flag(raw, "mirror", path)
+    mirror_weight = optional_integer(raw, "mirrorWeight", path, bounds.MIRROR_WEIGHT)
     if mirror_weight is not None and not mirror:
         raise SpecError(f"{path}.mirrorWeight", "has no effect without mirror: true; set both or neither")
     if mirror and (step_weight is not None or step_weights or iterations is None):
@@ -588,43 +345,44 @@ def parse_analysis(raw: Mapping[str, Any], path: str = "spec.analysis") -> Analy
         raise SpecError(f"{path}.noDataPolicy", f"{policy_raw!r} is not one of hold, fail") from exc
     return AnalysisSpec(
         interval=parse_duration(raw.get("interval", "1m"), f"{path}.interval", bounds.ANALYSIS_INTERVAL),
-        threshold=_int(raw.get("threshold", 5), f"{path}.threshold", bounds.THRESHOLD),
+        threshold=integer(raw.get("threshold", 5), f"{path}.threshold", bounds.THRESHOLD),
         max_weight=max_weight,
         step_weight=step_weight,
         step_weights=step_weights,
-        step_weight_promotion=_opt_int(raw, "stepWeightPromotion", path, bounds.STEP_WEIGHT_PROMOTION),
+        step_weight_promotion=optional_integer(raw, "stepWeightPromotion", path, bounds.STEP_WEIGHT_PROMOTION),
         iterations=iterations,
-        metrics=tuple(parse_metric(_mapping(m, f"{path}.metrics[{i}]"), f"{path}.metrics[{i}]")
-                      for i, m in enumerate(_list(raw.get("metrics"), f"{path}.metrics", bounds.METRICS_ITEMS))),
-        webhooks=tuple(parse_webhook(_mapping(h, f"{path}.webhooks[{i}]"), f"{path}.webhooks[{i}]")
-                       for i, h in enumerate(_list(raw.get("webhooks"), f"{path}.webhooks", bounds.WEBHOOKS_ITEMS))),
+        metrics=tuple(parse_metric(mapping(m, f"{path}.metrics[{i}]"), f"{path}.metrics[{i}]")
+                      for i, m in enumerate(items(raw.get("metrics"), f"{path}.metrics", bounds.METRICS_ITEMS))),
+        webhooks=tuple(parse_webhook(mapping(h, f"{path}.webhooks[{i}]"), f"{path}.webhooks[{i}]")
+                       for i, h in enumerate(items(raw.get("webhooks"), f"{path}.webhooks", bounds.WEBHOOKS_ITEMS))),
         no_data_policy=policy,
-        min_sample_size=_int(raw.get("minSampleSize", 1), f"{path}.minSampleSize", bounds.MIN_SAMPLE_SIZE),
-        primary_ready_threshold=_int(raw.get("primaryReadyThreshold", 100), f"{path}.primaryReadyThreshold",
+        min_sample_size=integer(raw.get("minSampleSize", 1), f"{path}.minSampleSize", bounds.MIN_SAMPLE_SIZE),
+        primary_ready_threshold=integer(raw.get("primaryReadyThreshold", 100), f"{path}.primaryReadyThreshold",
                                      bounds.PRIMARY_READY_THRESHOLD),
-        canary_ready_threshold=_int(raw.get("canaryReadyThreshold", 100), f"{path}.canaryReadyThreshold",
+        canary_ready_threshold=integer(raw.get("canaryReadyThreshold", 100), f"{path}.canaryReadyThreshold",
                                     bounds.CANARY_READY_THRESHOLD),
-        match=tuple(parse_match(_mapping(m, f"{path}.match[{i}]"), f"{path}.match[{i}]")
-                    for i, m in enumerate(_list(raw.get("match"), f"{path}.match", bounds.MATCH_ITEMS))),
+        match=tuple(parse_match(mapping(m, f"{path}.match[{i}]"), f"{path}.match[{i}]")
+                    for i, m in enumerate(items(raw.get("match"), f"{path}.match", bounds.MATCH_ITEMS))),
         mirror=mirror,
         mirror_weight=mirror_weight,
-        session_affinity=_session_affinity(raw.get("sessionAffinity"), f"{path}.sessionAffinity"),
+        session_affinity=parse_session_affinity(raw.get("sessionAffinity"), f"{path}.sessionAffinity"),
     )
 
 
 def parse_canary_spec(raw: Mapping[str, Any]) -> CanarySpec:
     """Parse ``.spec`` of a Canary; raises :class:`SpecError` naming the first wrong field."""
     refuse_flagger_only_fields(raw, CANARY_FIELDS)
-    target = _mapping(raw.get("targetRef"), "spec.targetRef")
+    target = mapping(raw.get("targetRef"), "spec.targetRef")
     kind = target.get("kind", "Deployment")
-    if kind != "Deployment":
-        raise SpecError("spec.targetRef.kind", f"{kind!r} is not supported; point targetRef at a Deployment")
+    if kind not in TARGET_KINDS:
+        raise SpecError("spec.targetRef.kind", f"{kind!r} is not supported; point targetRef at a "
+                        f"{' or a '.join(TARGET_KINDS)}")
     target_ref = TargetRef(
-        name=_str(target.get("name"), "spec.targetRef.name"),
+        name=text(target.get("name"), "spec.targetRef.name"),
         kind=kind,
         api_version=target.get("apiVersion", "apps/v1"),
     )
-    service = parse_service(_mapping(raw.get("service"), "spec.service"), target_ref.name)
+    service = parse_service(mapping(raw.get("service"), "spec.service"), target_ref.name)
     provider = raw.get("provider") or None
     if provider is not None:
         parse_provider(provider)
@@ -636,53 +394,29 @@ def parse_canary_spec(raw: Mapping[str, Any]) -> CanarySpec:
         analysis_raw, analysis_path = raw["canaryAnalysis"], "spec.canaryAnalysis"
     if analysis_raw is None:
         raise SpecError("spec.analysis", "is required: set interval, threshold and stepWeight or iterations")
-    return CanarySpec(
+    spec = CanarySpec(
         target_ref=target_ref,
         service=service,
-        analysis=parse_analysis(_mapping(analysis_raw, analysis_path), analysis_path),
+        analysis=parse_analysis(mapping(analysis_raw, analysis_path), analysis_path),
         provider=provider,
-        metrics_server=None if raw.get("metricsServer") is None else _http_url(raw["metricsServer"],
+        metrics_server=None if raw.get("metricsServer") is None else http_url(raw["metricsServer"],
                                                                               "spec.metricsServer"),
-        progress_deadline_seconds=_int(raw.get("progressDeadlineSeconds", 600), "spec.progressDeadlineSeconds",
+        progress_deadline_seconds=integer(raw.get("progressDeadlineSeconds", 600), "spec.progressDeadlineSeconds",
                                        bounds.PROGRESS_DEADLINE_SECONDS),
-        skip_analysis=_bool(raw, "skipAnalysis", "spec"),
-        suspend=_bool(raw, "suspend", "spec"),
-        revert_on_deletion=_bool(raw, "revertOnDeletion", "spec"),
+        skip_analysis=flag(raw, "skipAnalysis", "spec"),
+        suspend=flag(raw, "suspend", "spec"),
+        revert_on_deletion=flag(raw, "revertOnDeletion", "spec"),
         autoscaler_ref=parse_autoscaler_ref(raw.get("autoscalerRef")),
     )
-
-
-def parse_autoscaler_ref(value: object, path: str = "spec.autoscalerRef") -> AutoscalerRef | None:
-    if value is None:
-        return None
-    raw = _mapping(value, path)
-    kinds = ", ".join(k.value for k in ScalerKind)
-    try:
-        kind = ScalerKind(str(raw.get("kind")))
-    except ValueError as exc:
-        raise SpecError(f"{path}.kind", f"{raw.get('kind')!r} is not one of {kinds}") from exc
-    api_version = raw.get("apiVersion")
-    if api_version != SCALER_API_VERSIONS[kind]:
-        raise SpecError(f"{path}.apiVersion", f"{api_version!r}: a {kind.value} is read as "
-                                              f"{SCALER_API_VERSIONS[kind]} (autoscaling/v2beta2 left Kubernetes "
-                                              "in 1.26; the same objects are served as autoscaling/v2)")
-    queries = _str_map(raw.get("primaryScalerQueries"), f"{path}.primaryScalerQueries")
-    if queries and kind is not ScalerKind.SCALED_OBJECT:
-        raise SpecError(f"{path}.primaryScalerQueries", "replaces ScaledObject trigger queries; a "
-                                                         "HorizontalPodAutoscaler has none")
-    replicas = _mapping(raw.get("primaryScalerReplicas"), f"{path}.primaryScalerReplicas")
-    where = f"{path}.primaryScalerReplicas"
-    low = _opt_int(replicas, "minReplicas", where, bounds.PRIMARY_SCALER_MIN_REPLICAS)
-    high = _opt_int(replicas, "maxReplicas", where, bounds.PRIMARY_SCALER_MAX_REPLICAS)
-    if low is not None and high is not None and low > high:
-        raise SpecError(where, f"minReplicas {low} is above maxReplicas {high}")
-    return AutoscalerRef(name=_str(raw.get("name"), f"{path}.name"), kind=kind, primary_scaler_queries=queries,
-                         primary_min_replicas=low, primary_max_replicas=high)
+    if spec.autoscaler_ref is not None and spec.target_ref.kind == "DaemonSet":
+        raise SpecError("spec.autoscalerRef", "a DaemonSet runs one pod per node and has no replicas to scale; "
+                        "remove autoscalerRef")
+    return spec
 
 
 def parse_metric_template_spec(raw: Mapping[str, Any]) -> MetricTemplateSpec:
     refuse_flagger_only_fields(raw, METRIC_TEMPLATE_FIELDS)
-    prov = _mapping(raw.get("provider"), "spec.provider")
+    prov = mapping(raw.get("provider"), "spec.provider")
     type_raw = prov.get("type", ProviderType.PROMETHEUS.value)
     try:
         ptype = ProviderType(type_raw)
@@ -690,15 +424,15 @@ def parse_metric_template_spec(raw: Mapping[str, Any]) -> MetricTemplateSpec:
         raise SpecError("spec.provider.type", f"{type_raw!r} is not one of prometheus, smi") from exc
     secret_ref = None
     if prov.get("secretRef") is not None:
-        secret = _mapping(prov["secretRef"], "spec.provider.secretRef")
-        secret_ref = _str(secret.get("name"), "spec.provider.secretRef.name")
-    address = None if prov.get("address") is None else _http_url(prov["address"], "spec.provider.address")
+        secret = mapping(prov["secretRef"], "spec.provider.secretRef")
+        secret_ref = text(secret.get("name"), "spec.provider.secretRef.name")
+    address = None if prov.get("address") is None else http_url(prov["address"], "spec.provider.address")
     return MetricTemplateSpec(
         provider=ProviderSpec(
             type=ptype,
             address=address,
             secret_ref=secret_ref,
-            insecure_skip_verify=_bool(prov, "insecureSkipVerify", "spec.provider"),
+            insecure_skip_verify=flag(prov, "insecureSkipVerify", "spec.provider"),
         ),
-        query=_str(raw.get("query"), "spec.query"),
+        query=text(raw.get("query"), "spec.query"),
     )

@@ -20,6 +20,7 @@ class Kind(StrEnum):
     CANARY = "Canary"
     METRIC_TEMPLATE = "MetricTemplate"
     DEPLOYMENT = "Deployment"
+    DAEMON_SET = "DaemonSet"
     SERVICE = "Service"
     CONFIG_MAP = "ConfigMap"
     SECRET = "Secret"

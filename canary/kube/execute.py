@@ -36,9 +36,10 @@ from canary.kube.cache import ClusterCache, Kind, ObjectKey, resource_version
 from canary.kube.observe import Observation, companion_current, companion_key
 from canary.kube.revision import REVISION_ANNOTATION, ConfigRef, data_digest
 from canary.kube.scalers import KEDA_PAUSED_REPLICAS, SCALER_RESOURCES, primary_scaler, scaler_keys
+from canary.kube.workload_kinds.base import WorkloadKind
+from canary.kube.workload_kinds.registry import for_cache_kind, workload_kind
 from canary.kube.workloads import (
-    MANAGED_BY, config_copy, discovered_ports, match_labels, owner_reference, primary_deployment, primary_name, promotion_patch,
-    service_bodies,
+    MANAGED_BY, config_copy, discovered_ports, match_labels, owner_reference, primary_name, service_bodies,
     service_matches,
 )
 from canary.notify.webhooks import WebhookPayload, notify
@@ -164,8 +165,8 @@ class Executor:
         try:
             if key.kind is Kind.CANARY:
                 return await self.api.get_custom(CANARY_GROUP, CANARY_VERSION, ns, CANARY_PLURAL, name)
-            if key.kind is Kind.DEPLOYMENT:
-                return self.api.to_dict(await self.api.call(self.api.apps.read_namespaced_deployment, name, ns))
+            if (workload := for_cache_kind(key.kind)) is not None:
+                return self.api.to_dict(await workload.read(self.api, ns, name))
             if key.kind is Kind.SERVICE:
                 return self.api.to_dict(await self.api.call(self.api.core.read_namespaced_service, name, ns))
             if key.kind is Kind.CONFIG_MAP:
@@ -200,9 +201,10 @@ class Executor:
         elif isinstance(action, ScaleCanary):
             key = self._target_key(target)
             version = target.seen(key)
-            await self._conditional(target, key, version, self.api.call(
-                self.api.apps.patch_namespaced_deployment, key.name, key.namespace,
-                _rv_patch(version, {"spec": {"replicas": action.replicas}}), _content_type=MERGE_PATCH,
+            workload = self._workload(target)
+            await self._conditional(target, key, version, workload.patch(
+                self.api, key.namespace, key.name,
+                _rv_patch(version, workload.scale_patch(action.replicas)), MERGE_PATCH,
             ))
         elif isinstance(action, PauseTargetScaler):
             await self._pause_target_scaler(target, action.paused)
@@ -229,13 +231,17 @@ class Executor:
     # --- workloads ---------------------------------------------------------------------------
 
     @staticmethod
-    def _target_key(target: Target) -> ObjectKey:
-        return ObjectKey(Kind.DEPLOYMENT, target.namespace, target.spec.target_ref.name)
+    def _workload(target: Target) -> WorkloadKind:
+        return workload_kind(target.spec.target_ref.kind)
+
+    def _target_key(self, target: Target) -> ObjectKey:
+        return ObjectKey(self._workload(target).kind, target.namespace, target.spec.target_ref.name)
 
     def _target_body(self, target: Target) -> Mapping[str, Any]:
         body = target.observation.body(self._target_key(target))
         if body is None:
-            raise NotFound(f"Deployment {target.namespace}/{target.spec.target_ref.name} was not observed", 404)
+            raise NotFound(f"{target.spec.target_ref.kind} {target.namespace}/{target.spec.target_ref.name} "
+                           "was not observed", 404)
         return body
 
     async def _copy_configs(self, target: Target, refs: frozenset[ConfigRef]) -> None:
@@ -277,13 +283,13 @@ class Executor:
     async def _ensure_primary(self, target: Target, replicas: int) -> None:
         source = self._target_body(target)
         await self._copy_configs(target, target.observation.configs)
-        body = primary_deployment(
+        workload = self._workload(target)
+        body = workload.primary_body(
             source, owner=owner_reference(target.canary), replicas=replicas,
             revision=target.observation.observed.target.checksum, copied=target.observation.configs,
         )
-        key = ObjectKey(Kind.DEPLOYMENT, target.namespace, body["metadata"]["name"])
-        await self._conditional(target, key, None, self.api.call(self.api.apps.create_namespaced_deployment,
-                                                         target.namespace, body))
+        key = ObjectKey(workload.kind, target.namespace, body["metadata"]["name"])
+        await self._conditional(target, key, None, workload.create(self.api, target.namespace, body))
 
     async def _ensure_primary_scaler(self, target: Target) -> None:
         """Create the primary's copy of the target's scaler, or replace its spec with the copy's."""
@@ -333,11 +339,12 @@ class Executor:
             return  # a newer revision arrived; the next decision restarts the analysis instead
         source = self._target_body(target)
         await self._copy_configs(target, target.observation.configs)
-        patch = promotion_patch(source, revision, target.observation.configs)
+        workload = self._workload(target)
+        patch = workload.promotion_patch(source, revision, target.observation.configs)
         # Only our own annotation key is touched: others on the primary (added by people or
         # tools) survive, and the JSON Patch path escapes the "/" in the key.
         key = "/metadata/annotations/" + REVISION_ANNOTATION.replace("~", "~0").replace("/", "~1")
-        primary = ObjectKey(Kind.DEPLOYMENT, target.namespace, primary_name(target.spec.target_ref.name))
+        primary = ObjectKey(workload.kind, target.namespace, primary_name(target.spec.target_ref.name))
         seen = target.seen(primary)
         # Replacing resourceVersion with the one observed makes the API server refuse the patch
         # (409) when the primary changed since: the same precondition a merge patch carries.
@@ -346,9 +353,8 @@ class Executor:
             {"op": "replace", "path": "/spec/template", "value": patch["spec"]["template"]},
             {"op": "add", "path": key, "value": revision},
         ]
-        await self._conditional(target, primary, seen, self.api.call(
-            self.api.apps.patch_namespaced_deployment, primary.name, target.namespace, ops, _content_type=JSON_PATCH,
-        ))
+        await self._conditional(target, primary, seen,
+                                workload.patch(self.api, target.namespace, primary.name, ops, JSON_PATCH))
 
     async def _ensure_services(self, target: Target) -> None:
         source = self._target_body(target)

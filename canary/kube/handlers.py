@@ -15,11 +15,12 @@ import kopf
 from canary.kube.api import CANARY_GROUP, CANARY_PLURAL, CANARY_VERSION
 from canary.kube.cache import Kind, ObjectKey
 from canary.kube.reconciler import ReconcilerRegistry
+from canary.kube.workload_kinds.registry import WORKLOAD_KINDS
 from canary.routers.factory import WATCHED_ROUTES
 
 #: Resources watched only to keep the caches fresh and wake the Canaries that use them.
 WATCHED: tuple[tuple[str, str, Kind], ...] = (
-    ("apps", "deployments", Kind.DEPLOYMENT),
+    *((workload.group, workload.plural, workload.kind) for workload in WORKLOAD_KINDS.values()),
     ("", "services", Kind.SERVICE),
     ("", "configmaps", Kind.CONFIG_MAP),
     ("", "secrets", Kind.SECRET),
@@ -29,7 +30,6 @@ WATCHED: tuple[tuple[str, str, Kind], ...] = (
     ("autoscaling", "horizontalpodautoscalers", Kind.HPA),
     ("keda.sh", "scaledobjects", Kind.SCALED_OBJECT),
 )
-
 
 
 def _key(kind: Kind, group: str, namespace: str, name: str) -> ObjectKey:

@@ -12,8 +12,9 @@ from canary.kube.api import REVERT_FINALIZER
 from canary.kube.cache import ClusterCache, Kind, ObjectKey, resource_version
 from canary.kube.revision import REVISION_ANNOTATION, ConfigRef, config_refs, revision_of
 from canary.kube.scalers import held_at_zero, pausable, primary_scaler, scaler_in_sync, scaler_keys
+from canary.kube.workload_kinds.registry import workload_kind
 from canary.kube.workloads import (
-    deployment_readiness, discovered_ports, match_labels, owner_reference, primary_name, service_bodies, service_matches,
+    discovered_ports, match_labels, owner_reference, primary_name, service_bodies, service_matches,
 )
 from canary.routers.base import Companion, RouteOptions, Router, RouteTarget
 
@@ -26,7 +27,7 @@ class Observation:
     route_target: RouteTarget | None
     #: ConfigMaps/Secrets the target uses that exist (copied for the primary on promotion).
     configs: frozenset[ConfigRef]
-    #: The cached objects this observation was made from (Deployments, Services, route). Writes
+    #: The cached objects this observation was made from (workloads, Services, route). Writes
     #: are based on these and conditional on their resourceVersions: a write must never rest on
     #: a view newer, or older, than the one the decision saw.
     bodies: Mapping[ObjectKey, Mapping[str, Any]] = field(default_factory=dict)
@@ -67,8 +68,9 @@ def observe(canary: Mapping[str, Any], spec: CanarySpec, cache: ClusterCache, ro
     meta = canary["metadata"]
     namespace = meta["namespace"]
     target_name = spec.target_ref.name
-    target_key = ObjectKey(Kind.DEPLOYMENT, namespace, target_name)
-    primary_key = ObjectKey(Kind.DEPLOYMENT, namespace, primary_name(target_name))
+    workload = workload_kind(spec.target_ref.kind)
+    target_key = ObjectKey(workload.kind, namespace, target_name)
+    primary_key = ObjectKey(workload.kind, namespace, primary_name(target_name))
     rt = route_target(canary, spec)
     deps: set[ObjectKey] = {target_key, primary_key}
     deps.update(ObjectKey(Kind.SERVICE, namespace, name) for name in (rt.apex, rt.primary, rt.canary))
@@ -81,22 +83,20 @@ def observe(canary: Mapping[str, Any], spec: CanarySpec, cache: ClusterCache, ro
     digests: dict[ConfigRef, str | None] = {}
     services_ready = False
     if target_body is None:
-        # A spec the provider cannot carry out (or a router the cluster does not serve) stops the
-        # Canary whatever else is there: creating the Deployment would not get it past that, so
-        # that is the problem to report first.
+        # A spec the router cannot carry out is reported first: creating the target would not help.
         problem = problem or Problem("spec.targetRef.name", "TargetNotFound",
-                                     f"Deployment {target_name!r} not found in namespace {namespace!r}: create it "
-                                     "or correct spec.targetRef.name")
+                          f"{workload.kind.value} {target_name!r} not found in namespace {namespace!r}: create it or "
+                          "correct spec.targetRef.name")
     else:
-        template = (target_body.get("spec") or {}).get("template") or {}
+        template = workload.pod_template(target_body)
         refs = config_refs(template.get("spec") or {})
         digests = {ref: cache.digest(ObjectKey.config(namespace, ref)) for ref in refs}
         deps.update(ObjectKey.config(namespace, ref) for ref in refs)
         configs = frozenset(ref for ref, digest in digests.items() if digest is not None)
-        ready, message = deployment_readiness(target_body, spec.analysis.canary_ready_threshold)
+        ready, message = workload.readiness(target_body, spec.analysis.canary_ready_threshold)
         target = WorkloadState(
             exists=True, checksum=revision_of(template, digests), ready=ready,
-            replicas=int((target_body.get("spec") or {}).get("replicas", 1)), message=message,
+            replicas=workload.replicas(target_body), message=message,
         )
         bodies[target_key] = target_body
         wanted = service_bodies(spec, namespace, match_labels(target_body), owner_reference(canary),
@@ -113,11 +113,11 @@ def observe(canary: Mapping[str, Any], spec: CanarySpec, cache: ClusterCache, ro
     primary = WorkloadState()
     if primary_body is not None:
         bodies[primary_key] = primary_body
-        ready, message = deployment_readiness(primary_body, spec.analysis.primary_ready_threshold)
+        ready, message = workload.readiness(primary_body, spec.analysis.primary_ready_threshold)
         primary = WorkloadState(
             exists=True,
             checksum=((primary_body.get("metadata") or {}).get("annotations") or {}).get(REVISION_ANNOTATION, ""),
-            ready=ready, replicas=int((primary_body.get("spec") or {}).get("replicas", 1)), message=message,
+            ready=ready, replicas=workload.replicas(primary_body), message=message,
         )
 
     route = RouteState()

@@ -73,7 +73,7 @@ class ProbeRunner:
                 secrets.add((metric.template_ref.namespace or target.namespace, template.provider.secret_ref))
             requests.append(MeasureRequest(
                 metric=metric, namespace=target.namespace, name=target.name, target=target.spec.target_ref.name,
-                service=target.spec.service.name, template=template,
+                service=target.spec.service.name, template=template, target_kind=target.spec.target_ref.kind,
                 window=query_window(metric, analysis.interval, status.run_started, now),
                 mesh=mesh, metrics_server=target.spec.metrics_server,
             ))

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-#: Annotation on the primary Deployment naming the revision it runs.
+#: Annotation on the primary workload naming the revision it runs.
 REVISION_ANNOTATION = "canary.dev/revision"
 
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from canary.domain.spec import AutoscalerRef, ScalerKind
+from canary.domain.autoscaler_spec import AutoscalerRef, ScalerKind
 from canary.kube.cache import Kind, ObjectKey
 from canary.kube.workloads import MANAGED_BY, primary_name
 

@@ -1,4 +1,4 @@
-"""Bodies of the objects the controller owns: the primary Deployment, config copies, Services.
+"""Bodies of the objects the controller owns: the primary workload, config copies, Services.
 
 Pure functions from the target and the Canary to complete objects, so what gets written is
 testable without a cluster; ``execute`` only sends them.
@@ -7,7 +7,6 @@ testable without a cluster; ``execute`` only sends them.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -20,7 +19,6 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "canary"}
 
 #: "immutable" is left out on purpose: the copy is rewritten at every promotion.
 _PAYLOAD_FIELDS = ("apiVersion", "kind", "data", "binaryData", "stringData", "type")
-
 
 
 def primary_name(name: str) -> str:
@@ -39,8 +37,8 @@ def owner_reference(canary: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def match_labels(deployment: Mapping[str, Any]) -> dict[str, str]:
-    return dict(((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
+def match_labels(workload: Mapping[str, Any]) -> dict[str, str]:
+    return dict(((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
 
 
 def primary_labels(labels: Mapping[str, str], selector: Mapping[str, str]) -> dict[str, str]:
@@ -82,17 +80,18 @@ def _rename_config_refs(pod_spec: dict[str, Any], renames: Mapping[tuple[str, st
             swap(value_from.get("secretKeyRef"), "Secret", "name")
 
 
-def primary_deployment(target: Mapping[str, Any], *, owner: Mapping[str, Any], replicas: int, revision: str,
-                       copied: Iterable[ConfigRef]) -> dict[str, Any]:
+def primary_workload(target: Mapping[str, Any], template: Mapping[str, Any], *, kind: str,
+                     owner: Mapping[str, Any], revision: str, copied: Iterable[ConfigRef]) -> dict[str, Any]:
+    """The ``-primary`` copy of an ``apps/v1`` workload running ``template``: its own selector,
+    labels and revision annotation, every other part of the spec as the target has it."""
     selector = match_labels(target)
     spec = copy.deepcopy(dict(target.get("spec") or {}))
-    spec["replicas"] = replicas
     spec["selector"] = {"matchLabels": primary_labels(selector, selector)}
-    spec["template"] = primary_template(spec.get("template") or {}, selector, copied, revision)
+    spec["template"] = primary_template(template, selector, copied, revision)
     meta = target.get("metadata") or {}
     return {
         "apiVersion": "apps/v1",
-        "kind": "Deployment",
+        "kind": kind,
         "metadata": {
             "name": primary_name(meta["name"]),
             "namespace": meta["namespace"],
@@ -104,12 +103,11 @@ def primary_deployment(target: Mapping[str, Any], *, owner: Mapping[str, Any], r
     }
 
 
-def promotion_patch(target: Mapping[str, Any], revision: str, copied: Iterable[ConfigRef]) -> dict[str, Any]:
-    """Merge patch making an existing primary run the target's template (replicas untouched:
-    an autoscaler may own them)."""
-    selector = match_labels(target)
-    template = primary_template((target.get("spec") or {}).get("template") or {}, selector, copied, revision)
-    return {"metadata": {"annotations": {REVISION_ANNOTATION: revision}}, "spec": {"template": template}}
+def template_patch(target: Mapping[str, Any], template: Mapping[str, Any], revision: str,
+                   copied: Iterable[ConfigRef]) -> dict[str, Any]:
+    """Merge patch making an existing primary run ``template``, and nothing else of its spec."""
+    return {"metadata": {"annotations": {REVISION_ANNOTATION: revision}},
+            "spec": {"template": primary_template(template, match_labels(target), copied, revision)}}
 
 
 def config_copy(obj: Mapping[str, Any], owner: Mapping[str, Any]) -> dict[str, Any]:
@@ -196,30 +194,3 @@ def service_matches(existing: Mapping[str, Any], desired: Mapping[str, Any]) -> 
                    and p.get("appProtocol") == want_port.get("appProtocol")
                    for p in have.get("ports") or [])
                for want_port in want["ports"])
-
-
-def deployment_readiness(deployment: Mapping[str, Any], ready_threshold: int = 100) -> tuple[bool, str]:
-    """Rolled out as ``kubectl rollout status`` would say, plus at least one replica; with a
-    ``ready_threshold`` below 100 (Flagger's primary/canaryReadyThreshold), that percentage of
-    the updated replicas available is enough."""
-    meta, spec, status = deployment.get("metadata") or {}, deployment.get("spec") or {}, deployment.get("status") or {}
-    for cond in status.get("conditions") or []:
-        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
-            return False, f"rollout stuck: {cond.get('message', 'progress deadline exceeded')}"
-    if (status.get("observedGeneration") or 0) < (meta.get("generation") or 0):
-        return False, "the Deployment controller has not seen the latest spec yet"
-    want = spec.get("replicas", 1)
-    if want == 0:
-        return False, "scaled to zero"
-    updated = status.get("updatedReplicas") or 0
-    total = status.get("replicas") or 0
-    available = status.get("availableReplicas") or 0
-    if updated < want:
-        return False, f"{updated} of {want} replicas updated"
-    if total > updated:
-        return False, f"{total - updated} old replicas pending termination"
-    needed = max(1, math.ceil(updated * ready_threshold / 100))
-    if available < needed:
-        short = f" ({needed} needed)" if ready_threshold < 100 else ""
-        return False, f"{available} of {updated} updated replicas available{short}"
-    return True, ""

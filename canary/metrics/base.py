@@ -17,7 +17,7 @@ class MeasureRequest:
     metric: MetricSpec
     namespace: str
     name: str  # the Canary's name
-    target: str  # the canary Deployment (targetRef.name)
+    target: str  # the canary workload (targetRef.name)
     service: str  # the apex Service
     window: timedelta  # metric.interval or the analysis interval
     template: MetricTemplateSpec | None = None  # resolved templateRef, None for builtins
@@ -26,6 +26,7 @@ class MeasureRequest:
     mesh: Mesh | None = None
     #: Flagger's spec.metricsServer: the Prometheus the builtin checks ask; None: the controller's.
     metrics_server: str | None = None
+    target_kind: str = "Deployment"  # targetRef.kind: which workload label or path names the target
 
 
 @dataclass(frozen=True)

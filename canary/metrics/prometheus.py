@@ -189,6 +189,7 @@ class PrometheusProvider:
             namespace=request.namespace,
             target=request.target,
             window=request.window,
+            target_kind=request.target_kind,
         )
         series = await self.query(builtin.promql)
         if isinstance(builtin, SuccessRateQuery):

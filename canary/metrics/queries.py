@@ -15,8 +15,10 @@ the two can never disagree, and a window without requests is recognisably "no da
 
 ``request-duration`` is the p99 latency in milliseconds from the mesh's latency histogram.
 
-Selectors match the canary Deployment exactly (``=``, not ``=~``), and namespace and target are
-validated as Kubernetes names before substitution, as in :mod:`canary.metrics.templates`.
+Selectors match the canary workload exactly (``=``, not ``=~``), by the label each mesh gives
+its kind (Linkerd: ``deployment``/``daemonset``; OSM: ``destination_kind``; Istio's workload name
+has no kind), and namespace and target are validated as Kubernetes names before substitution, as
+in :mod:`canary.metrics.templates`.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from datetime import timedelta
 
 from canary.config import Mesh
 from canary.domain.durations import format_duration
-from canary.domain.spec import BUILTIN_DURATION, BUILTIN_METRICS, BUILTIN_SUCCESS_RATE
+from canary.domain.spec import BUILTIN_DURATION, BUILTIN_METRICS, BUILTIN_SUCCESS_RATE, TARGET_KINDS
 from canary.errors import MetricError
 from canary.metrics.templates import validate_dns_label, validate_dns_subdomain
 
@@ -44,7 +46,7 @@ _MESHES: dict[Mesh, _MeshMetrics] = {
     Mesh.LINKERD: _MeshMetrics(
         requests="response_total",
         latency_bucket="response_latency_ms_bucket",
-        selector='namespace="{namespace}", deployment="{target}", direction="inbound"',
+        selector='namespace="{namespace}", {kind_label}="{target}", direction="inbound"',
         outcome_label="classification",
     ),
     Mesh.ISTIO: _MeshMetrics(
@@ -57,7 +59,7 @@ _MESHES: dict[Mesh, _MeshMetrics] = {
     Mesh.OSM: _MeshMetrics(
         requests="osm_request_total",
         latency_bucket="osm_request_duration_ms_bucket",
-        selector='destination_namespace="{namespace}", destination_kind="Deployment", '
+        selector='destination_namespace="{namespace}", destination_kind="{kind}", '
         'destination_name="{target}"',
         outcome_label="response_code",
     ),
@@ -90,16 +92,21 @@ class DurationQuery:
 BuiltinQuery = SuccessRateQuery | DurationQuery
 
 
-def builtin_query(metric: str, mesh: Mesh, *, namespace: str, target: str, window: timedelta) -> BuiltinQuery:
-    """The PromQL for builtin ``metric`` on ``mesh``.
+def builtin_query(metric: str, mesh: Mesh, *, namespace: str, target: str, window: timedelta,
+                  target_kind: str = "Deployment") -> BuiltinQuery:
+    """The PromQL for builtin ``metric`` on ``mesh`` of the ``target_kind`` workload ``target``.
 
     Raises ``TemplateError`` for names that are unsafe to substitute and ``MetricError`` for a
     name that is not a builtin.
     """
     m = _MESHES[mesh]
+    if target_kind not in TARGET_KINDS:
+        raise MetricError(f"no builtin metrics for a {target_kind!r} target ({', '.join(TARGET_KINDS)})")
     selector = m.selector.format(
         namespace=validate_dns_label(namespace, "namespace"),
         target=validate_dns_subdomain(target, "target"),
+        kind=target_kind,
+        kind_label=target_kind.lower(),
     )
     w = format_duration(window)
     if metric == BUILTIN_SUCCESS_RATE:

@@ -9,7 +9,7 @@ decoded JSON. The contract for ``fetch``:
   when the API server could not be reached; ``OSError`` and ``TimeoutError`` are accepted as
   "unreachable" too.
 
-What is read, from one ``TrafficMetrics`` object of the canary Deployment for the window:
+What is read, from one ``TrafficMetrics`` object of the canary workload for the window:
 
 * ``request-success-rate``: ``success_count / (success_count + failure_count) * 100``, samples the
   total; a total of zero is no data.
@@ -36,7 +36,7 @@ from kubernetes.utils.quantity import parse_quantity as _untyped_parse_quantity
 
 from canary.config import MetricsSettings
 from canary.domain.durations import format_duration
-from canary.domain.spec import BUILTIN_DURATION, BUILTIN_SUCCESS_RATE
+from canary.domain.spec import BUILTIN_DURATION, BUILTIN_SUCCESS_RATE, TARGET_KINDS
 from canary.errors import MetricError, ProviderUnavailable, TemplateError
 from canary.metrics.retries import retrying
 from canary.metrics.base import MeasureRequest, Measurement
@@ -96,11 +96,14 @@ class TrafficMetricsSample:
         return self.values.get(SUCCESS_COUNT, 0.0) + self.values.get(FAILURE_COUNT, 0.0)
 
 
-def metrics_path(namespace: str, target: str, window_text: str) -> str:
-    """The API-server path of the canary Deployment's TrafficMetrics for a window."""
+def metrics_path(namespace: str, target: str, window_text: str, target_kind: str = "Deployment") -> str:
+    """The API-server path of the canary workload's TrafficMetrics for a window."""
     ns = validate_dns_label(namespace, "namespace")
     name = validate_dns_subdomain(target, "target")
-    return f"{API_PREFIX}/namespaces/{ns}/deployments/{name}?t={quote(window_text)}"
+    if target_kind not in TARGET_KINDS:
+        raise MetricError(f"no Traffic Metrics for a {target_kind!r} target ({', '.join(TARGET_KINDS)})")
+    # The Traffic Metrics API names kinds by their plural resource (deployments, daemonsets).
+    return f"{API_PREFIX}/namespaces/{ns}/{target_kind.lower()}s/{name}?t={quote(window_text)}"
 
 
 def parse_traffic_metrics(body: Mapping[str, Any]) -> TrafficMetricsSample:
@@ -142,24 +145,26 @@ class SmiMetricsProvider:
         self._fetch = fetch
         self._settings = settings
 
-    async def read(self, namespace: str, target: str, window_text: str) -> tuple[str, TrafficMetricsSample]:
-        """Fetch and parse the Deployment's TrafficMetrics; returns the path read and the numbers."""
-        path = metrics_path(namespace, target, window_text)
+    async def read(self, namespace: str, target: str, window_text: str,
+                   target_kind: str = "Deployment") -> tuple[str, TrafficMetricsSample]:
+        """Fetch and parse the workload's TrafficMetrics; returns the path read and the numbers."""
+        path = metrics_path(namespace, target, window_text, target_kind)
+        what = f"{target_kind.lower()} {namespace}/{target}"
         attempts = max(1, self._settings.retry_attempts)
         try:
             async for attempt in retrying(self._settings, _Transient):
                 with attempt:
-                    body = await self._fetch_once(path, namespace, target)
+                    body = await self._fetch_once(path, what)
         except _Transient as exc:
             raise ProviderUnavailable(
-                f"Traffic Metrics API did not answer for deployment {namespace}/{target} "
+                f"Traffic Metrics API did not answer for {what} "
                 f"after {attempts} attempts: {exc}"
             ) from exc
         if not isinstance(body, Mapping):
             raise MetricError(f"Traffic Metrics API answered {path} with {type(body).__name__}, not an object")
         return path, parse_traffic_metrics(body)
 
-    async def _fetch_once(self, path: str, namespace: str, target: str) -> Mapping[str, Any]:
+    async def _fetch_once(self, path: str, what: str) -> Mapping[str, Any]:
         try:
             return await asyncio.wait_for(self._fetch(path), self._settings.query_timeout.total_seconds())
         except FetchError as exc:
@@ -167,7 +172,7 @@ class SmiMetricsProvider:
                 raise _Transient(str(exc)) from exc
             if exc.status == 404:
                 raise MetricError(
-                    f"no Traffic Metrics for deployment {namespace}/{target} (404): check that it exists, "
+                    f"no Traffic Metrics for {what} (404): check that it exists, "
                     "is meshed, and that the v1alpha1.metrics.smi-spec.io APIService is installed"
                 ) from exc
             raise MetricError(f"Traffic Metrics API refused {path}: {exc}") from exc
@@ -176,7 +181,8 @@ class SmiMetricsProvider:
 
     async def measure(self, request: MeasureRequest) -> Measurement:
         wanted = self._metric_names(request)
-        path, sample = await self.read(request.namespace, request.target, format_duration(request.window))
+        path, sample = await self.read(request.namespace, request.target, format_duration(request.window),
+                                       request.target_kind)
         source = f"{path} ({', '.join(wanted)})"
         total = sample.total
         if wanted == (SUCCESS_COUNT, FAILURE_COUNT):

@@ -7,7 +7,7 @@ A query may use these placeholders, with or without spaces inside the braces:
 ``{{ namespace }}``
     the Canary's namespace
 ``{{ target }}``
-    the canary Deployment (``spec.targetRef.name``)
+    the canary workload (``spec.targetRef.name``)
 ``{{ service }}``
     the apex Service
 ``{{ interval }}``

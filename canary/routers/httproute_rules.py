@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from canary.domain.spec import HeaderModifier, MatchKind, ParentRef, RequestMatch, SessionAffinity, StringMatch
+from canary.domain.route_spec import HeaderModifier, MatchKind, ParentRef, RequestMatch, SessionAffinity, StringMatch
 from canary.routers.gateway_durations import gateway_duration
 from canary.routers.options import RouteOptions
 

@@ -12,14 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from canary.domain.spec import (
-    CanarySpec,
-    HeaderOperations,
-    ParentRef,
-    RequestMatch,
-    Rewrite,
-    SessionAffinity,
-)
+from canary.domain.route_spec import HeaderOperations, ParentRef, RequestMatch, Rewrite, SessionAffinity
+from canary.domain.spec import CanarySpec
 
 
 @dataclass(frozen=True)

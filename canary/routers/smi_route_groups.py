@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from canary.domain.spec import MatchKind, RequestMatch, StringMatch
+from canary.domain.route_spec import MatchKind, RequestMatch, StringMatch
 from canary.errors import RouterError
 from canary.routers.base import Companion, RouteResource, RouteTarget
 from canary.routers.httproute_rules import regex_literal

@@ -55,6 +55,14 @@ def deployment(
     }
 
 
+def daemonset(name: str, namespace: str, *, annotations: Mapping[str, str]) -> dict[str, Any]:
+    """The same app as :func:`deployment`, one pod per Node (kwok's Nodes run them too)."""
+    body = deployment(name, namespace, annotations=annotations)
+    body["kind"] = "DaemonSet"
+    del body["spec"]["replicas"]
+    return body
+
+
 def success_rate_check(minimum: float = 99.0, window: str = "10s") -> dict[str, Any]:
     return {"name": "request-success-rate", "thresholdRange": {"min": minimum}, "interval": window}
 
@@ -78,6 +86,7 @@ def canary(
     min_sample_size: int = 5,
     progress_deadline_seconds: int = 120,
     revert_on_deletion: bool = False,
+    target_kind: str = "Deployment",
     autoscaler_ref: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     analysis: dict[str, Any] = {
@@ -92,7 +101,7 @@ def canary(
     if webhooks:
         analysis["webhooks"] = [dict(w) for w in webhooks]
     spec: dict[str, Any] = {
-        "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+        "targetRef": {"apiVersion": "apps/v1", "kind": target_kind, "name": name},
         "progressDeadlineSeconds": progress_deadline_seconds,
         "service": {"port": PORT, "targetPort": "http", "portName": "http"},
         "analysis": analysis,

@@ -102,6 +102,8 @@ class Kube:
         body = dict(manifest)
         if kind == "Deployment":
             self.apps.create_namespaced_deployment(self.namespace, body)
+        elif kind == "DaemonSet":
+            self.apps.create_namespaced_daemon_set(self.namespace, body)
         elif kind == "ConfigMap":
             self.core.create_namespaced_config_map(self.namespace, body)
         elif kind == "Canary":
@@ -112,6 +114,20 @@ class Kube:
     def deployment(self, name: str) -> dict[str, Any]:
         obj = self.apps.read_namespaced_deployment(name, self.namespace)
         out: dict[str, Any] = client.ApiClient.sanitize_for_serialization(self.api, obj)  # type: ignore[no-untyped-call]
+        return out
+
+    def daemonset(self, name: str) -> dict[str, Any]:
+        obj = self.apps.read_namespaced_daemon_set(name, self.namespace)
+        out: dict[str, Any] = client.ApiClient.sanitize_for_serialization(self.api, obj)  # type: ignore[no-untyped-call]
+        return out
+
+    def patch_daemonset_template_annotations(self, name: str, annotations: Mapping[str, str]) -> None:
+        body = {"spec": {"template": {"metadata": {"annotations": dict(annotations)}}}}
+        self.apps.patch_namespaced_daemon_set(name, self.namespace, body)
+
+    def pods(self, selector: str) -> list[dict[str, Any]]:
+        found = self.core.list_namespaced_pod(self.namespace, label_selector=selector)
+        out: list[dict[str, Any]] = client.ApiClient.sanitize_for_serialization(self.api, found)["items"]  # type: ignore[no-untyped-call]
         return out
 
     def patch_template_annotations(self, name: str, annotations: Mapping[str, str]) -> None:

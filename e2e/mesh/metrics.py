@@ -147,7 +147,8 @@ class LinkerdMetrics:
 
     flavour: Flavour = "linkerd"
 
-    INBOUND = ("direction", "authority", "tls", "namespace", "deployment", "pod", "pod_template_hash")
+    # Linkerd's scrape configuration names the owning workload by its kind: deployment= or daemonset=.
+    INBOUND = ("direction", "authority", "tls", "namespace", "deployment", "daemonset", "pod", "pod_template_hash")
     OUTBOUND = (
         "direction", "authority", "tls", "namespace", "deployment", "pod",
         "dst_namespace", "dst_service", "dst_deployment", "dst_pod",
@@ -175,7 +176,8 @@ class LinkerdMetrics:
         classification = _classification(rec.status)
         ep = rec.endpoint
         if ep is not None:
-            key = ("inbound", rec.authority, "true", ep.namespace, ep.deployment, ep.name, ep.pod_template_hash)
+            key = ("inbound", rec.authority, "true", ep.namespace, ep.deployment, ep.daemonset, ep.name,
+                   ep.pod_template_hash)
             self.in_requests.inc(key)
             self.in_responses.inc((*key, status, classification))
             self.in_latency.observe((*key, status), rec.latency_ms)
@@ -239,7 +241,7 @@ class IstioMetrics:
         service = rec.backend or "unknown"
         service_fqdn = f"{rec.backend}.{rec.namespace}.svc.cluster.local" if rec.backend else "unknown"
         if ep is not None:
-            dst_workload, dst_namespace = ep.deployment or "unknown", ep.namespace
+            dst_workload, dst_namespace = ep.deployment or ep.daemonset or "unknown", ep.namespace
             dst_principal = f"spiffe://cluster.local/ns/{ep.namespace}/sa/default"
             dst_app = ep.labels.get("app", "unknown")
             dst_version = ep.labels.get("version", "unknown")

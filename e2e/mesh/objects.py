@@ -53,6 +53,8 @@ class Pod:
     #: The owning Deployment, "" when the Pod has none (a bare Pod, a StatefulSet's Pod, ...).
     deployment: str
     pod_template_hash: str = ""
+    #: The owning DaemonSet, "" when there is none.
+    daemonset: str = ""
 
 
 @dataclass(frozen=True)
@@ -237,7 +239,20 @@ def parse_pod(obj: Mapping[str, Any], api_version: str = "v1") -> Pod:
         ready=ready,
         deployment=owning_deployment(raw_meta.get("ownerReferences"), template_hash),
         pod_template_hash=template_hash,
+        daemonset=owning_daemonset(raw_meta.get("ownerReferences")),
     )
+
+
+def owning_daemonset(owner_refs: object) -> str:
+    """The DaemonSet that owns a Pod (directly: no ReplicaSet in between), "" when none does."""
+    if not isinstance(owner_refs, Sequence):
+        return ""
+    for ref in owner_refs:
+        if isinstance(ref, Mapping) and ref.get("kind") == "DaemonSet" and ref.get("controller") is not False:
+            name = ref.get("name")
+            if isinstance(name, str):
+                return name
+    return ""
 
 
 def owning_deployment(owner_refs: object, pod_template_hash: str) -> str:

@@ -34,6 +34,7 @@ class Endpoint:
     deployment: str
     pod_template_hash: str = ""
     labels: Mapping[str, str] = field(default_factory=dict, compare=False)
+    daemonset: str = ""
 
 
 #: Ready endpoints per Service, keyed by (namespace, name).

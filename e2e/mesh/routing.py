@@ -195,6 +195,7 @@ def _endpoints_by_service(services: Iterable[Service], pods: Iterable[Pod]) -> d
                 deployment=p.deployment,
                 pod_template_hash=p.pod_template_hash,
                 labels=p.labels,
+                daemonset=p.daemonset,
             )
             for p in selected
         )

@@ -17,7 +17,7 @@ import pytest
 
 from canary.domain.flagger_fields import CANARY_FIELDS, refused
 from canary.domain.providers import REFUSED_PROVIDERS
-from canary.domain.spec import parse_canary_spec, parse_metric_template_spec
+from canary.domain.spec import TARGET_KINDS, parse_canary_spec, parse_metric_template_spec
 from canary.errors import SpecError
 from tests.crds.schema_validator import (
     FieldError,
@@ -218,7 +218,7 @@ CASES += [
         "spec.service.delegation",) else {"any": "value"}}, f.path.replace("[]", "[0]"))
       for f in refused(CANARY_FIELDS)),
     *(Bad(f"provider-{name}", {"spec.provider": name}, "spec.provider") for name in REFUSED_PROVIDERS),
-    Bad("targetRef-kind-daemonset", {"spec.targetRef.kind": "DaemonSet"}, "spec.targetRef.kind"),
+    Bad("targetRef-kind-statefulset", {"spec.targetRef.kind": "StatefulSet"}, "spec.targetRef.kind"),
     Bad("metric-threshold-and-range", {f"{M0}.threshold": 99}, f"{M0}.threshold"),
     Bad("metric-no-threshold", {f"{M0}.thresholdRange": DELETE}, f"{M0}.thresholdRange"),
     Bad("match-without-iterations", {f"{A}.match": [{"headers": {"x-canary": {"exact": "insider"}}}]}, f"{A}.match"),
@@ -263,6 +263,8 @@ CASES += [
     Bad("autoscalerRef-name-missing", {"spec.autoscalerRef": {"apiVersion": "autoscaling/v2",
                                                               "kind": "HorizontalPodAutoscaler"}},
         "spec.autoscalerRef.name"),
+    Bad("autoscalerRef-with-daemonset", {"spec.targetRef.kind": "DaemonSet", "spec.autoscalerRef": HPA_REF},
+        "spec.autoscalerRef"),
     Bad("autoscalerRef-name-empty", {"spec.autoscalerRef": {**HPA_REF, "name": ""}}, "spec.autoscalerRef.name"),
     Bad("autoscalerRef-kind-unknown", {"spec.autoscalerRef": {**HPA_REF, "kind": "VerticalPodAutoscaler"}},
         "spec.autoscalerRef.kind"),
@@ -316,6 +318,15 @@ def test_the_starting_points_are_valid(kind: str) -> None:
     admitted = load_crds()[kind].admit(obj)
     assert admitted.pruned == []
     PARSERS[kind](admitted.object["spec"])
+
+
+@pytest.mark.parametrize("kind", TARGET_KINDS)
+def test_every_target_kind_is_admitted_and_parsed(kind: str) -> None:
+    obj = base_canary()
+    obj["spec"]["targetRef"]["kind"] = kind
+    admitted = load_crds()["Canary"].admit(obj)
+    assert admitted.pruned == []
+    assert parse_canary_spec(admitted.object["spec"]).target_ref.kind == kind
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.test_id for c in CASES])

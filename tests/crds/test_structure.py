@@ -13,7 +13,7 @@ from canary.domain.bounds import DURATION_MAX_LENGTH
 from canary.domain.flagger_fields import CANARY_FIELDS, METRIC_TEMPLATE_FIELDS, refused
 from canary.domain.providers import PROVIDERS, REFUSED_PROVIDERS
 from canary.domain.durations import DURATION_PATTERN
-from canary.domain.spec import NoDataPolicy, ProviderType, WebhookType
+from canary.domain.spec import TARGET_KINDS, NoDataPolicy, ProviderType, WebhookType
 from canary.domain.status import CheckKind, Phase, Verdict
 from tests.crds.schema_validator import (
     CRD_DIR,
@@ -200,7 +200,7 @@ def test_canary_has_the_rules_the_spec_needs() -> None:
     analysis_refusals = sum(1 for f in refused(CANARY_FIELDS) if f.path.rpartition(".")[0] == "spec.analysis")
     metric_refusals = sum(1 for f in refused(CANARY_FIELDS) if f.path.rpartition(".")[0] == "spec.analysis.metrics[]")
     assert paths == [
-        *["spec"] * (2 + refusals),
+        *["spec"] * (3 + refusals),  # analysis required, canaryAnalysis, autoscalerRef on a DaemonSet
         "spec.autoscalerRef", "spec.autoscalerRef", "spec.autoscalerRef.primaryScalerReplicas",
         "spec.targetRef.kind",
         *["spec.service"] * service_refusals,
@@ -340,9 +340,10 @@ def sorted_list(names: Mapping[str, object]) -> str:
     return "[" + ", ".join(f"'{n}'" for n in names) + "]"
 
 
-def test_target_kind_is_refused_by_name() -> None:
+def test_target_kinds_are_the_parsers() -> None:
     (rule,) = node_at(schema_of("Canary"), "spec.targetRef.kind")["x-kubernetes-validations"]
-    assert rule["rule"] == "self == 'Deployment'" and "DaemonSet" in rule["message"]
+    assert rule["rule"] == f"self in {sorted_list(dict.fromkeys(TARGET_KINDS))}"
+    assert all(kind in rule["message"] for kind in TARGET_KINDS)
 
 
 def test_conditions_are_a_map_keyed_by_type() -> None:

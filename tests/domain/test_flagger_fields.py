@@ -9,13 +9,8 @@ from typing import Any
 import pytest
 
 from canary.domain.flagger_fields import CANARY_FIELDS, METRIC_TEMPLATE_FIELDS, refused
-from canary.domain.spec import (
-    MatchKind,
-    ParentRef,
-    StringMatch,
-    parse_canary_spec,
-    parse_metric_template_spec,
-)
+from canary.domain.route_spec import MatchKind, ParentRef, StringMatch
+from canary.domain.spec import parse_canary_spec, parse_metric_template_spec
 from canary.errors import SpecError
 
 BASE: dict[str, Any] = {
@@ -196,7 +191,7 @@ def test_refused_fields_are_refused_under_canary_analysis_too(field: Any) -> Non
 
 
 def test_an_a_b_item_holds_at_most_what_one_gateway_api_match_may() -> None:
-    from canary.domain.spec import MATCH_CONDITIONS_MAX
+    from canary.domain.route_spec import MATCH_CONDITIONS_MAX
 
     headers = {f"x-{i}": {"exact": "y"} for i in range(MATCH_CONDITIONS_MAX + 1)}
     with pytest.raises(SpecError) as caught:

@@ -9,7 +9,7 @@ import pytest
 from canary.domain.actions import EnsurePrimary, EnsurePrimaryScaler, PauseTargetScaler, PromotePrimary, ScaleCanary
 from canary.domain.machine import Decision, converge, decide
 from canary.domain.observed import ScalerState
-from canary.domain.spec import AutoscalerRef, ScalerKind, parse_autoscaler_ref
+from canary.domain.autoscaler_spec import AutoscalerRef, ScalerKind, parse_autoscaler_ref
 from canary.domain.status import CanaryStatus, Phase
 from canary.domain.weights import Weights
 from canary.errors import SpecError

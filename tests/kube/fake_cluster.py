@@ -10,8 +10,9 @@ an object store with the API server's rules that the controller relies on: 404 a
 ignoring everything but ``status``, and custom resources answering only for served versions.
 
 After every write the object is handed to the ``ReconcilerRegistry`` the way the kopf watch would.
-``tick()`` plays the Deployment controller and kwok: every Deployment's status catches up with
-its spec, ready or not as the test toggles it.
+``tick()`` plays the Deployment and DaemonSet controllers and kwok: every workload's status
+catches up with its spec, ready or not as the test toggles it. DaemonSets run one pod on each
+of ``nodes`` whose labels their node selector matches.
 """
 
 from __future__ import annotations
@@ -57,8 +58,9 @@ ROUTE_GROUPS: Mapping[str, str] = {
     "TrafficSplit": "split.smi-spec.io", "HTTPRoute": "gateway.networking.k8s.io", "HTTPRouteGroup": "specs.smi-spec.io",
 }
 _WATCHED: Mapping[str, Kind] = {
-    "Deployment": Kind.DEPLOYMENT, "Service": Kind.SERVICE, "ConfigMap": Kind.CONFIG_MAP, "Secret": Kind.SECRET,
-    "MetricTemplate": Kind.METRIC_TEMPLATE, "HorizontalPodAutoscaler": Kind.HPA, "ScaledObject": Kind.SCALED_OBJECT,
+    "Deployment": Kind.DEPLOYMENT, "DaemonSet": Kind.DAEMON_SET, "Service": Kind.SERVICE, "ConfigMap": Kind.CONFIG_MAP,
+    "Secret": Kind.SECRET, "MetricTemplate": Kind.METRIC_TEMPLATE, "HorizontalPodAutoscaler": Kind.HPA,
+    "ScaledObject": Kind.SCALED_OBJECT,
 }
 
 
@@ -185,6 +187,15 @@ class FakeApps(_Group):
     def patch_namespaced_deployment(self, name: str, namespace: str, body: Any, **kw: Any) -> dict[str, Any]:
         return self._cluster._patch("Deployment", namespace, name, body, kw["_content_type"])
 
+    def read_namespaced_daemon_set(self, name: str, namespace: str) -> dict[str, Any]:
+        return self._cluster._read("DaemonSet", namespace, name)
+
+    def create_namespaced_daemon_set(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._cluster._create("DaemonSet", namespace, body)
+
+    def patch_namespaced_daemon_set(self, name: str, namespace: str, body: Any, **kw: Any) -> dict[str, Any]:
+        return self._cluster._patch("DaemonSet", namespace, name, body, kw["_content_type"])
+
 
 class FakeCustom(_Group):
     NAME, REAL = "custom", client.CustomObjectsApi
@@ -289,8 +300,11 @@ class FakeCluster:
     calls: list[Call] = field(default_factory=list)
     raw: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     objects: dict[StoreKey, dict[str, Any]] = field(default_factory=dict)
-    #: Whether a Deployment's pods become ready at the next ``tick`` (default: yes).
+    #: Whether a workload's pods become ready at the next ``tick`` (default: yes).
     ready: dict[tuple[str, str], bool] = field(default_factory=dict)
+    #: The labels of each Node, for DaemonSets' node selectors.
+    nodes: list[dict[str, str]] = field(default_factory=lambda: [
+        {"kubernetes.io/os": "linux", "kubernetes.io/hostname": f"node-{i}"} for i in range(3)])
     registry: ReconcilerRegistry | None = None
     _failures: dict[str, Exception] = field(default_factory=dict)
     _versions: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -335,11 +349,15 @@ class FakeCluster:
         self._failures[method] = error or ApiError(f"{method}: injected failure", 500)
 
     def tick(self) -> None:
-        """The Deployment controller and kwok catch up: each Deployment's status follows its spec."""
+        """The workload controllers and kwok catch up: each workload's status follows its spec."""
         for key, obj in sorted(self.objects.items()):
-            if key[0] != "Deployment":
+            ready = self.ready.get((key[1], key[2]), True)
+            if key[0] == "Deployment":
+                status = self._deployment_status(obj, ready)
+            elif key[0] == "DaemonSet":
+                status = self._daemonset_status(obj, ready, self.nodes)
+            else:
                 continue
-            status = self._deployment_status(obj, self.ready.get((key[1], key[2]), True))
             if status != obj.get("status"):
                 obj["status"] = status
                 obj["metadata"]["resourceVersion"] = str(next(self._versions))
@@ -410,7 +428,7 @@ class FakeCluster:
                     resourceVersion=str(next(self._versions)), creationTimestamp="2026-01-01T00:00:00Z")
         meta["generation"] = 1
         self._default_and_validate(kind, obj)
-        if kind == "Deployment":
+        if kind in ("Deployment", "DaemonSet"):
             obj["status"] = {}
         self.objects[key] = obj
         self._emit(key)
@@ -510,6 +528,9 @@ class FakeCluster:
         spec = obj.get("spec") or {}
         if kind == "Deployment":
             spec.setdefault("replicas", 1)
+        if kind == "DaemonSet" and "replicas" in spec:
+            raise _api_exception(400, "Bad Request", 'strict decoding error: unknown field "spec.replicas"')
+        if kind in ("Deployment", "DaemonSet"):
             selector = (spec.get("selector") or {}).get("matchLabels") or {}
             labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
             if not selector or any(labels.get(k) != v for k, v in selector.items()):
@@ -532,6 +553,17 @@ class FakeCluster:
         counts = {"replicas": want, "updatedReplicas": want, "readyReplicas": want if ready else 0,
                   "availableReplicas": want if ready else 0, "unavailableReplicas": 0 if ready else want}
         # The API server omits zero counts (omitempty), so "absent" must read as zero.
+        status.update({k: v for k, v in counts.items() if v})
+        return status
+
+    @staticmethod
+    def _daemonset_status(obj: Mapping[str, Any], ready: bool, nodes: Sequence[Mapping[str, str]]) -> dict[str, Any]:
+        node_selector = ((obj["spec"].get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
+        want = sum(1 for labels in nodes if all(labels.get(k) == v for k, v in node_selector.items()))
+        status: dict[str, Any] = {"observedGeneration": obj["metadata"]["generation"]}
+        counts = {"desiredNumberScheduled": want, "currentNumberScheduled": want, "updatedNumberScheduled": want,
+                  "numberReady": want if ready else 0, "numberAvailable": want if ready else 0,
+                  "numberUnavailable": 0 if ready else want}
         status.update({k: v for k, v in counts.items() if v})
         return status
 

@@ -68,6 +68,14 @@ def target_deployment(tag: str = "6.0.0", replicas: int = 2, **template_annotati
     }
 
 
+def target_daemonset(tag: str = "6.0.0", **template_annotations: str) -> dict[str, Any]:
+    """The same workload as :func:`target_deployment`, as a DaemonSet (one pod per node)."""
+    body = target_deployment(tag, **template_annotations)
+    body["kind"] = "DaemonSet"
+    del body["spec"]["replicas"]
+    return body
+
+
 def config_map(data: Mapping[str, str] | None = None, name: str = "podinfo-config") -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": name, "namespace": NS, "labels": {"app": "podinfo"}},

@@ -25,8 +25,10 @@ from canary.kube.cache import ClusterCache
 from canary.kube.execute import Executor, StaleWrite
 from canary.kube.fence import LeaseGuard, NotLeading
 from canary.kube.revision import ConfigRef
-from canary.kube.workloads import config_copy, owner_reference, primary_deployment, service_bodies
-from tests.kube.harness import NS, canary_body, config_map, secret, target_deployment
+from canary.kube.workload_kinds.daemonset import DaemonSetKind
+from canary.kube.workload_kinds.deployment import DeploymentKind
+from canary.kube.workloads import config_copy, owner_reference, service_bodies
+from tests.kube.harness import NS, canary_body, config_map, secret, target_daemonset, target_deployment
 
 
 @dataclass
@@ -142,13 +144,24 @@ def _deployment_with_status() -> dict[str, Any]:
     return body
 
 
+def _daemonset_with_status() -> dict[str, Any]:
+    body = target_daemonset()
+    body["metadata"].update(uid="u", generation=1, resourceVersion="1")
+    return body
+
+
 @pytest.mark.parametrize(
     ("method", "body"),
     [
         pytest.param("create_namespaced_deployment",
-                     primary_deployment(_deployment_with_status(), owner=OWNER, replicas=2, revision="r",
-                                        copied=frozenset({ConfigRef("ConfigMap", "podinfo-config")})),
+                     DeploymentKind().primary_body(_deployment_with_status(), owner=OWNER, replicas=2,
+                                                   revision="r",
+                                                   copied=frozenset({ConfigRef("ConfigMap", "podinfo-config")})),
                      id="primary-deployment"),
+        pytest.param("create_namespaced_daemon_set",
+                     DaemonSetKind().primary_body(_daemonset_with_status(), owner=OWNER, replicas=1, revision="r",
+                                                  copied=frozenset({ConfigRef("ConfigMap", "podinfo-config")})),
+                     id="primary-daemonset"),
         pytest.param("create_namespaced_config_map", config_copy(config_map(), OWNER), id="configmap-copy"),
         pytest.param("create_namespaced_secret", config_copy(secret(), OWNER), id="secret-copy"),
         *(pytest.param("create_namespaced_service", body, id=f"service-{name}") for name, body in service_bodies(
@@ -157,7 +170,7 @@ def _deployment_with_status() -> dict[str, Any]:
 )
 async def test_our_bodies_pass_the_clients_validation_unchanged(api: KubeApi, transport: Transport, method: str,
                                                                  body: dict[str, Any]) -> None:
-    fn = getattr(api.apps if method.endswith("deployment") else api.core, method)
+    fn = getattr(api.apps if method.endswith(("deployment", "daemon_set")) else api.core, method)
     await api.call(fn, NS, body)
     assert transport.sent[-1].body == body
 

@@ -251,3 +251,10 @@ def test_route_target_carries_the_route_options_and_the_revision_under_analysis(
 def test_route_target_of_a_canary_without_status_has_no_revision() -> None:
     rt = _observe(_cache()).route_target
     assert rt is not None and rt.revision == "" and rt.options.fields == ()
+
+
+def test_a_router_problem_is_reported_before_a_missing_target() -> None:
+    # Creating the target would not make a spec the router cannot carry out work.
+    problem = Problem("spec.analysis.match", "InvalidSpec", "applied only with spec.provider: gatewayapi")
+    observed = _observe(_cache(target=False), router=None, router_problem=problem).observed
+    assert observed.problem == problem

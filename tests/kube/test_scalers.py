@@ -10,7 +10,8 @@ import aiohttp
 import pytest
 
 from canary.domain.actions import EnsurePrimaryScaler
-from canary.domain.spec import AutoscalerRef, ScalerKind, parse_canary_spec
+from canary.domain.autoscaler_spec import AutoscalerRef, ScalerKind
+from canary.domain.spec import parse_canary_spec
 from canary.domain.status import CanaryStatus, ConditionType, Phase
 from canary.kube.cache import ClusterCache, Kind, ObjectKey
 from canary.kube.execute import Executor, StaleWrite, Target

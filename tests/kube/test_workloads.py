@@ -7,12 +7,10 @@ import pytest
 
 from canary.domain.spec import parse_canary_spec
 from canary.kube.revision import REVISION_ANNOTATION, ConfigRef
-from canary.kube.workloads import (
-    config_copy, deployment_readiness, discovered_ports, owner_reference, primary_deployment, promotion_patch,
-    service_bodies,
-    service_matches,
-)
+from canary.kube.workload_kinds.deployment import DeploymentKind, deployment_readiness
+from canary.kube.workloads import config_copy, discovered_ports, owner_reference, service_bodies, service_matches
 
+DEPLOYMENT = DeploymentKind()
 OWNER = {"apiVersion": "canary.dev/v1alpha1", "kind": "Canary", "name": "podinfo", "uid": "uid-1",
          "controller": True, "blockOwnerDeletion": True}
 MANAGED = {"app.kubernetes.io/managed-by": "canary"}
@@ -82,7 +80,7 @@ def _primary_template(revision: str) -> dict[str, Any]:
 def test_primary_deployment_exact_body() -> None:
     target = _target()
     before = copy.deepcopy(target)
-    body = primary_deployment(target, owner=OWNER, replicas=3, revision="rev-1", copied=COPIED)
+    body = DEPLOYMENT.primary_body(target, owner=OWNER, replicas=3, revision="rev-1", copied=COPIED)
     assert body == {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -104,7 +102,7 @@ def test_primary_deployment_exact_body() -> None:
 
 
 def test_primary_deployment_selects_its_own_pods_only() -> None:
-    body = primary_deployment(_target(), owner=OWNER, replicas=1, revision="r", copied=COPIED)
+    body = DEPLOYMENT.primary_body(_target(), owner=OWNER, replicas=1, revision="r", copied=COPIED)
     selector = body["spec"]["selector"]["matchLabels"]
     pod_labels = body["spec"]["template"]["metadata"]["labels"]
     assert all(pod_labels[k] == v for k, v in selector.items())
@@ -113,12 +111,12 @@ def test_primary_deployment_selects_its_own_pods_only() -> None:
 
 
 def test_primary_deployment_renames_nothing_when_no_config_was_copied() -> None:
-    body = primary_deployment(_target(), owner=OWNER, replicas=1, revision="r", copied=frozenset())
+    body = DEPLOYMENT.primary_body(_target(), owner=OWNER, replicas=1, revision="r", copied=frozenset())
     assert body["spec"]["template"]["spec"] == _target()["spec"]["template"]["spec"]
 
 
 def test_promotion_patch_carries_the_template_and_revision_but_not_replicas() -> None:
-    patch = promotion_patch(_target(), "rev-2", COPIED)
+    patch = DEPLOYMENT.promotion_patch(_target(), "rev-2", COPIED)
     assert patch == {
         "metadata": {"annotations": {REVISION_ANNOTATION: "rev-2"}},
         "spec": {"template": _primary_template("rev-2")},
@@ -127,8 +125,8 @@ def test_promotion_patch_carries_the_template_and_revision_but_not_replicas() ->
 
 def test_a_config_only_revision_still_changes_the_primary_pod_template() -> None:
     # Same target template, new revision (a ConfigMap's data changed): the primary must roll.
-    one = promotion_patch(_target(), "rev-1", COPIED)["spec"]["template"]
-    two = promotion_patch(_target(), "rev-2", COPIED)["spec"]["template"]
+    one = DEPLOYMENT.promotion_patch(_target(), "rev-1", COPIED)["spec"]["template"]
+    two = DEPLOYMENT.promotion_patch(_target(), "rev-2", COPIED)["spec"]["template"]
     assert one != two
 
 

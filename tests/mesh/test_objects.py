@@ -8,6 +8,7 @@ from canary.domain.providers import SMI_VERSIONS
 from canary.routers.smi import TrafficSplitRouter
 from e2e.mesh.objects import (
     ObjectError,
+    owning_daemonset,
     owning_deployment,
     parse_http_route,
     parse_pod,
@@ -202,3 +203,10 @@ def test_owning_deployment_needs_a_replica_set_named_after_the_hash() -> None:
     assert owning_deployment([{"kind": "StatefulSet", "name": "db"}], "abc12") == ""
     assert owning_deployment(None, "abc12") == ""
     assert owning_deployment([{"kind": "ReplicaSet", "name": "-abc12"}], "abc12") == ""
+
+
+def test_owning_daemonset_is_the_direct_controller() -> None:
+    assert owning_daemonset([{"kind": "DaemonSet", "name": "agent", "controller": True}]) == "agent"
+    assert owning_daemonset([{"kind": "DaemonSet", "name": "agent", "controller": False}]) == ""
+    assert owning_daemonset([{"kind": "ReplicaSet", "name": "web-abc12", "controller": True}]) == ""
+    assert owning_daemonset(None) == ""

@@ -111,3 +111,22 @@ def test_split_outcomes_sums_codes() -> None:
 )
 def test_success_rate(success: float, failure: float, expected: float | None) -> None:
     assert success_rate(success, failure) == expected
+
+
+@pytest.mark.parametrize(("mesh", "selector"), [
+    pytest.param(Mesh.LINKERD, 'namespace="shop", daemonset="agent", direction="inbound"', id="linkerd"),
+    pytest.param(Mesh.ISTIO, 'reporter="destination", destination_workload_namespace="shop", '
+                 'destination_workload="agent"', id="istio"),
+    pytest.param(Mesh.OSM, 'destination_namespace="shop", destination_kind="DaemonSet", destination_name="agent"',
+                 id="osm"),
+])
+def test_a_daemonset_target_is_selected_by_its_own_kind(mesh: Mesh, selector: str) -> None:
+    query = builtin_query(BUILTIN_SUCCESS_RATE, mesh, namespace="shop", target="agent", window=timedelta(minutes=1),
+                          target_kind="DaemonSet")
+    assert f"{{{selector}}}" in query.promql
+
+
+def test_a_kind_without_builtin_metrics_is_an_error() -> None:
+    with pytest.raises(MetricError, match="StatefulSet"):
+        builtin_query(BUILTIN_SUCCESS_RATE, Mesh.LINKERD, namespace="a", target="b", window=timedelta(minutes=1),
+                      target_kind="StatefulSet")

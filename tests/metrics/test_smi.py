@@ -7,7 +7,7 @@ import pytest
 
 from canary.domain.spec import BUILTIN_DURATION, BUILTIN_SUCCESS_RATE, ProviderType
 from canary.errors import MetricError, ProviderUnavailable, TemplateError
-from canary.metrics.smi import FetchError, SmiMetricsProvider, parse_traffic_metrics
+from canary.metrics.smi import FetchError, SmiMetricsProvider, metrics_path, parse_traffic_metrics
 
 from .conftest import (
     FakeServer,
@@ -185,3 +185,11 @@ def test_parse_refuses_objects_without_metrics() -> None:
 def test_parse_refuses_bad_quantities() -> None:
     with pytest.raises(MetricError, match="not a quantity"):
         parse_traffic_metrics({"metrics": [{"name": "success_count", "value": "lots"}]})
+
+
+def test_a_daemonset_target_is_read_under_daemonsets() -> None:
+    assert metrics_path("shop", "agent", "1m", "DaemonSet") == \
+        "/apis/metrics.smi-spec.io/v1alpha1/namespaces/shop/daemonsets/agent?t=1m"
+    assert metrics_path("shop", "podinfo", "1m") == f"{PATH}?t=1m"
+    with pytest.raises(MetricError, match="StatefulSet"):
+        metrics_path("shop", "db", "1m", "StatefulSet")

@@ -7,7 +7,8 @@ import pytest
 
 from canary.domain.observed import Problem
 from canary.domain.providers import REFUSED_PROVIDERS
-from canary.domain.spec import ParentRef, parse_canary_spec
+from canary.domain.route_spec import ParentRef
+from canary.domain.spec import parse_canary_spec
 from canary.errors import RouterError, SpecError
 from canary.routers.factory import (
     PROVIDERS,

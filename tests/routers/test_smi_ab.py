@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from canary.domain.spec import MatchKind, RequestMatch, StringMatch
+from canary.domain.route_spec import MatchKind, RequestMatch, StringMatch
 from canary.errors import RouterError
 from canary.routers.base import RouteOptions, RouteResource, Weights
 from canary.routers.smi import TrafficSplitRouter
