@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 from canary.domain.observed import Problem
-from canary.domain.route_spec import ParentRef
 from canary.domain.providers import GATEWAY_API, PROVIDERS, SMI, SMI_VERSIONS, RouterKind, parse_provider
+from canary.domain.route_spec import ParentRef
 from canary.errors import RouterError, SpecError
 from canary.routers import gatewayapi, smi
 from canary.routers.base import Router, RouteResource
