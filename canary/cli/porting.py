@@ -225,7 +225,7 @@ def _provider_findings(spec: Mapping[str, Any], options: PortOptions) -> list[Fi
         for where in occurrences_in_canary(spec, entry.path):
             if provider.router is RouterKind.GATEWAY_API:
                 findings.append(Finding(where, Severity.NOTE, f"{entry.note}; applied only with provider gatewayapi"))
-            elif entry.path == SMI_AB_FIELD:
+            elif entry.path == SMI_AB_FIELD and provider.router is RouterKind.SMI:
                 findings.extend(_smi_match_findings(spec, where, name))
             else:
                 findings.append(Finding(
@@ -266,7 +266,7 @@ def _router_findings(spec: Mapping[str, Any], options: PortOptions) -> list[Find
     value = spec.get("provider") or None
     name = value if isinstance(value, str) else options.default_provider
     provider = PROVIDERS.get(name)
-    if provider is None or provider.router is not RouterKind.GATEWAY_API:
+    if provider is None or provider.router is RouterKind.SMI:
         return []  # unknown providers and SMI's route options are reported above, field by field
     try:
         parsed = parse_canary_spec(spec)

@@ -17,6 +17,7 @@ from canary.errors import SpecError
 
 __all__ = [
     "GATEWAY_API",
+    "KUBERNETES",
     "PROVIDERS",
     "REFUSED_PROVIDERS",
     "SMI",
@@ -31,11 +32,14 @@ __all__ = [
 SMI_VERSIONS: tuple[str, ...] = ("v1alpha4", "v1alpha3", "v1alpha2", "v1alpha1")
 SMI = "smi"
 GATEWAY_API = "gatewayapi"
+KUBERNETES = "kubernetes"
 
 
 class RouterKind(StrEnum):
     SMI = "smi"
     GATEWAY_API = "gatewayapi"
+    #: No route object: the apex Service's selector is the route (blue/green only).
+    SERVICES = "services"
 
 
 class Mesh(StrEnum):
@@ -74,6 +78,9 @@ PROVIDERS: dict[str, Provider] = {
                  note="as in Flagger: an SMI TrafficSplit, builtin checks on Linkerd's metrics"),
         Provider("osm", RouterKind.SMI, metrics=Mesh.OSM,
                  note="as in Flagger: an SMI TrafficSplit, builtin checks on OSM's (Envoy's) metrics"),
+        Provider(KUBERNETES, RouterKind.SERVICES,
+                 note="as in Flagger: blue/green only (spec.analysis.iterations); the apex Service selects the "
+                      "primary, the canary is reached through <service>-canary, and no route object is written"),
     )
 }
 
@@ -104,9 +111,6 @@ REFUSED_PROVIDERS: dict[str, str] = {
     "traefik": "Traefik's TraefikService is not written yet (it comes with the real-gateway issue); Traefik "
                "implements the Gateway API, so set spec.provider: gatewayapi with spec.service.gatewayRefs "
                "to your Traefik Gateway",
-    "kubernetes": "blue/green by switching the apex Service's selector without a mesh is not implemented "
-                  "yet; use a mesh's SMI support (spec.provider: smi) or a Gateway API implementation "
-                  "(spec.provider: gatewayapi)",
 }
 
 

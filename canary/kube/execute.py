@@ -43,7 +43,7 @@ from canary.kube.workloads import (
     service_matches,
 )
 from canary.notify.webhooks import WebhookPayload, notify
-from canary.routers.base import Companion, Router, RouteTarget
+from canary.routers.base import Companion, RouteResource, Router, RouteTarget
 from canary.telemetry import bind_canary
 
 T = TypeVar("T")
@@ -178,7 +178,8 @@ class Executor:
                 return await self.api.get_custom(scaler.group, scaler.version, ns, scaler.plural, name)
             if key.kind is Kind.ROUTE and router is not None:
                 group, _, plain = name.partition("/")
-                res = next((r for r in (router.resource, *router.companion_resources) if r.group == group), None)
+                res = next((r for r in (router.resource, *router.companion_resources)
+                            if r is not None and r.group == group), None)
                 if res is not None:
                     return await self.api.get_custom(res.group, res.version, ns, res.plural, plain)
         except NotFound:
@@ -403,7 +404,7 @@ class Executor:
                     _content_type=MERGE_PATCH))
             except NotFound:
                 pass
-        if target.router is not None:
+        if target.router is not None and target.router.resource is not None:
             res = target.router.resource
             route_key = ObjectKey.route(res.group, target.namespace, apex)
             seen = target.seen(route_key)
@@ -421,7 +422,9 @@ class Executor:
     async def _set_route(self, target: Target, action: SetRoute, status: CanaryStatus) -> None:
         router = target.router
         route_target = target.observation.route_target
-        if router is None or route_target is None:
+        # A router without a route object (provider kubernetes) routes by the apex Service's
+        # selector, which EnsureServices and RestoreTarget set: there is nothing to write here.
+        if router is None or router.resource is None or route_target is None:
             return
         # The revision of the status just written, not of the one observed: a decision that
         # starts a run and gives the canary traffic at once must set the new run's cookie.
@@ -437,13 +440,13 @@ class Executor:
         if seen is None:
             stored = await self._conditional(target, key, None, self.api.call(
                 custom.create_namespaced_custom_object, res.group, res.version, target.namespace, res.plural, body))
-            self._check_stored_route(router, route_target, action, stored)
+            self._check_stored_route(router, res, route_target, action, stored)
             return
         body["metadata"]["resourceVersion"] = seen
         stored = await self._conditional(target, key, seen, self.api.call(
             custom.replace_namespaced_custom_object, res.group, res.version, target.namespace, res.plural,
             route_target.apex, body))
-        self._check_stored_route(router, route_target, action, stored)
+        self._check_stored_route(router, res, route_target, action, stored)
 
     async def _set_companion(self, target: Target, companion: Companion) -> None:
         """Create the companion, or replace it when it is not as built; fenced like the route."""
@@ -468,14 +471,13 @@ class Executor:
                 f"{res.plural}.{res.group} CRD dropped or changed a field. Upgrade the CRD to {res.api_version}")
 
     @staticmethod
-    def _check_stored_route(router: Router, route_target: RouteTarget, action: SetRoute,
+    def _check_stored_route(router: Router, res: RouteResource, route_target: RouteTarget, action: SetRoute,
                             stored: Mapping[str, Any] | None) -> None:
         """A route the API server stores differently from what was written (a CRD older than the
         field, which prunes it) would read back as someone else's on every pass, and each
         rewrite would wake the next: fail the pass instead, with back-off and a message."""
         if stored is None or router.read_weights(route_target, stored) == action.weights:
             return
-        res = router.resource
         raise RouterError(
             f"the API server did not store the {res.kind} {route_target.namespace}/{route_target.apex} as written "
             f"(routing {action.weights}): its {res.plural}.{res.group} CRD dropped or changed a field, most likely "

@@ -8,6 +8,7 @@ from typing import Any
 
 from canary.domain.observed import Observed, Problem, RouteState, ScalerState, WorkloadState
 from canary.domain.spec import CanarySpec
+from canary.domain.weights import ALL_PRIMARY
 from canary.kube.api import REVERT_FINALIZER
 from canary.kube.cache import ClusterCache, Kind, ObjectKey, resource_version
 from canary.kube.revision import REVISION_ANNOTATION, ConfigRef, config_refs, revision_of
@@ -82,6 +83,7 @@ def observe(canary: Mapping[str, Any], spec: CanarySpec, cache: ClusterCache, ro
     configs: frozenset[ConfigRef] = frozenset()
     digests: dict[ConfigRef, str | None] = {}
     services_ready = False
+    apex_selects_primary = False
     if target_body is None:
         # A spec the router cannot carry out is reported first: creating the target would not help.
         problem = problem or Problem("spec.targetRef.name", "TargetNotFound",
@@ -108,6 +110,8 @@ def observe(canary: Mapping[str, Any], spec: CanarySpec, cache: ClusterCache, ro
             (have := bodies.get(ObjectKey(Kind.SERVICE, namespace, name))) is not None and service_matches(have, body)
             for name, body in wanted.items()
         )
+        apex_body = bodies.get(ObjectKey(Kind.SERVICE, namespace, rt.apex))
+        apex_selects_primary = apex_body is not None and service_matches(apex_body, wanted[rt.apex])
 
     primary_body = cache.get(primary_key)
     primary = WorkloadState()
@@ -121,8 +125,14 @@ def observe(canary: Mapping[str, Any], spec: CanarySpec, cache: ClusterCache, ro
         )
 
     route = RouteState()
-    if router is not None:
-        route_key = ObjectKey.route(router.resource.group, namespace, rt.apex)
+    route_resource = router.resource if router is not None else None
+    if router is not None and route_resource is None:
+        # No route object (provider kubernetes): the apex Service is the route, sending all
+        # traffic to the primary while it selects the primary's pods, and nothing once handed back.
+        if apex_selects_primary:
+            route = RouteState(exists=True, weights=ALL_PRIMARY)
+    elif router is not None and route_resource is not None:
+        route_key = ObjectKey.route(route_resource.group, namespace, rt.apex)
         deps.add(route_key)
         found = cache.get(route_key)
         if found is not None:

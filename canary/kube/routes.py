@@ -44,7 +44,8 @@ class RouterDirectory:
             if refused is not None:
                 return None, refused
             options = RouteOptions.of(spec)
-            router = factory.router_for(provider, await self.served(factory.discovery_group(provider)))
+            group = factory.discovery_group(provider)
+            router = factory.router_for(provider, await self.served(group) if group is not None else ())
             served = {group: await self.served(group) for group in factory.companion_groups(router, options)}
             refused = factory.router_options_problem(router, options, served)
             return (None, refused) if refused is not None else (router, None)

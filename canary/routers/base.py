@@ -77,7 +77,10 @@ class Router(Protocol):
     """One implementation per API and version; see ``canary.routers.factory``."""
 
     @property
-    def resource(self) -> RouteResource: ...
+    def resource(self) -> RouteResource | None:
+        """The kind of route object written; ``None`` for a router that writes none (the apex
+        Service's selector is the route: ``provider: kubernetes``, blue/green only)."""
+        ...
 
     def build(self, target: RouteTarget, weights: Weights) -> dict[str, Any]:
         """The complete object (apiVersion, kind, metadata, spec) routing ``weights`` with the

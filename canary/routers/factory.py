@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 from canary.domain.observed import Problem
-from canary.domain.providers import GATEWAY_API, PROVIDERS, SMI, SMI_VERSIONS, RouterKind, parse_provider
+from canary.domain.providers import GATEWAY_API, KUBERNETES, PROVIDERS, SMI, SMI_VERSIONS, RouterKind, parse_provider
 from canary.domain.route_spec import ParentRef
 from canary.errors import RouterError, SpecError
 from canary.routers import gatewayapi, smi
@@ -21,6 +21,7 @@ from canary.routers.base import Router, RouteResource
 from canary.routers.gateway_durations import gateway_duration
 from canary.routers.gatewayapi import HTTPRouteRouter
 from canary.routers.options import RouteOptions
+from canary.routers.services import ServicesRouter
 from canary.routers.smi import MATCH_FIELD, TrafficSplitRouter
 from canary.routers.smi_route_groups import SPECS_VERSION_FOR_SPLIT
 
@@ -82,10 +83,13 @@ def choose_smi_version(served: Collection[str], pinned: str | None) -> str:
     return usable[0]
 
 
-def discovery_group(provider: str) -> str:
-    """The API group whose served versions :func:`router_for` needs for ``provider``;
-    :class:`SpecError` for a value that is not a provider."""
-    if parse_provider(provider).router is RouterKind.GATEWAY_API:
+def discovery_group(provider: str) -> str | None:
+    """The API group whose served versions :func:`router_for` needs for ``provider`` (``None``:
+    none, the router writes only core objects); :class:`SpecError` for a value that is not a provider."""
+    kind = parse_provider(provider).router
+    if kind is RouterKind.SERVICES:
+        return None
+    if kind is RouterKind.GATEWAY_API:
         return gatewayapi.GROUP
     return smi.GROUP
 
@@ -94,6 +98,8 @@ def router_for(provider: str, served_versions: Collection[str]) -> Router:
     """The router for ``spec.provider``, given the versions the cluster serves of
     :func:`discovery_group`; see :func:`choose_smi_version` for the SMI errors."""
     chosen = parse_provider(provider)
+    if chosen.router is RouterKind.SERVICES:
+        return ServicesRouter()
     if chosen.router is RouterKind.GATEWAY_API:
         if gatewayapi.VERSION not in served_versions:
             raise RouterError(
@@ -111,8 +117,11 @@ def route_options_problem(provider: str, options: RouteOptions) -> Problem | Non
     An SMI TrafficSplit has weights and, from v1alpha3 on, ``matches`` naming an HTTPRouteGroup:
     of the options it applies A/B matches on headers (see :func:`router_options_problem` for the
     version), and every other option is refused by name rather than dropped. The Gateway API
-    says them all, as long as its format can say the values."""
+    says them all, as long as its format can say the values. ``kubernetes`` writes no route, so
+    it applies none of them, and it only does blue/green (``iterations``)."""
     chosen = parse_provider(provider)
+    if chosen.router is RouterKind.SERVICES:
+        return _services_problem(options)
     if chosen.router is RouterKind.SMI:
         others = tuple(f for f in options.fields if f != MATCH_FIELD)
         if others:
@@ -183,6 +192,25 @@ def router_options_problem(router: Router, options: RouteOptions,
                 f"{res.api_version}, and the cluster does not serve {res.plural}.{res.group}/{res.version}: "
                 f"install the SMI Traffic Specs CRD of that version, or set spec.provider: {GATEWAY_API}",
             )
+    return None
+
+
+def _services_problem(options: RouteOptions) -> Problem | None:
+    if options.fields:
+        names = ", ".join(options.fields)
+        return Problem(
+            options.fields[0], "InvalidSpec",
+            f"{names} {'needs' if len(options.fields) == 1 else 'need'} a route object, and spec.provider "
+            f"{KUBERNETES!r} writes none (the apex Service selects the primary; the canary is reached only through "
+            f"<service>-canary). Set spec.provider: {GATEWAY_API}, or remove {names}",
+        )
+    if not options.blue_green:
+        field = options.weight_fields[0] if options.weight_fields else "spec.analysis.iterations"
+        return Problem(
+            field, "InvalidSpec",
+            f"{field}: provider {KUBERNETES!r} is blue/green: set iterations (and no stepWeight or stepWeights); "
+            f"a weighted split needs a router: set spec.provider: {GATEWAY_API} or smi",
+        )
     return None
 
 

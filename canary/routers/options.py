@@ -33,6 +33,11 @@ class RouteOptions:
     session_affinity: SessionAffinity | None = None
     #: The spec paths of the options set, for refusals that name them.
     fields: tuple[str, ...] = ()
+    #: The analysis never gives the canary a share (``iterations``, no step weights): what a
+    #: router without weights (``provider: kubernetes``) needs.
+    blue_green: bool = False
+    #: The spec paths that ask for a weighted split (``stepWeight``, ``stepWeights``) when set.
+    weight_fields: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, spec: CanarySpec) -> RouteOptions:
@@ -49,6 +54,9 @@ class RouteOptions:
             mirror_weight=analysis.mirror_weight,
             session_affinity=analysis.session_affinity,
             fields=service.route_options + analysis.route_options,
+            blue_green=analysis.blue_green,
+            weight_fields=tuple(f"spec.analysis.{name}" for name, value in (
+                ("stepWeight", analysis.step_weight), ("stepWeights", analysis.step_weights)) if value),
         )
 
     @property

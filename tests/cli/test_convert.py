@@ -279,3 +279,26 @@ def test_smi_ab_by_header_is_accepted_with_what_it_needs_and_query_parameters_ar
     assert code == ExitCode.REFUSED, err
     assert (f"refused spec.analysis.match[1].queryParams: spec.analysis.match[1].queryParams: provider {provider!r} "
             "does A/B testing with an SMI HTTPRouteGroup") in err
+
+
+def test_provider_kubernetes_is_blue_green_and_a_weighted_analysis_is_refused_by_name() -> None:
+    doc = canary()
+    doc["spec"]["provider"] = "kubernetes"
+    code, _, err = run(["lint", "-f", "-"], stdin=yaml.safe_dump(doc))
+    assert code == ExitCode.REFUSED, err
+    assert "refused spec.analysis.stepWeight: spec.analysis.stepWeight: provider 'kubernetes' is blue/green" in err
+    del doc["spec"]["analysis"]["stepWeight"]
+    doc["spec"]["analysis"]["iterations"] = 5
+    code, _, err = run(["lint", "-f", "-"], stdin=yaml.safe_dump(doc))
+    assert code != ExitCode.REFUSED, err
+    assert "spec.provider: 'kubernetes': as in Flagger: blue/green only" in err
+
+
+def test_provider_kubernetes_refuses_ab_testing_by_name() -> None:
+    doc = canary(iterations=5, match=[{"headers": {"x-canary": {"exact": "insider"}}}])
+    del doc["spec"]["analysis"]["stepWeight"]
+    doc["spec"]["provider"] = "kubernetes"
+    code, _, err = run(["lint", "-f", "-"], stdin=yaml.safe_dump(doc))
+    assert code == ExitCode.REFUSED, err
+    assert "refused spec.analysis.match: spec.analysis.match needs a route object" in err
+    assert "the conditions go into an SMI HTTPRouteGroup" not in err, "that finding is for SMI providers only"

@@ -24,6 +24,7 @@ from canary.routers.factory import (
 )
 from canary.routers.gatewayapi import HTTPRouteRouter
 from canary.routers.options import RouteOptions
+from canary.routers.services import ServicesRouter
 from canary.routers.smi import TrafficSplitRouter
 
 LINKERD = frozenset({"v1alpha1", "v1alpha2"})
@@ -155,7 +156,7 @@ def test_unknown_provider(provider: str) -> None:
 
 def test_providers() -> None:
     assert tuple(PROVIDERS) == ("smi", "smi:v1alpha4", "smi:v1alpha3", "smi:v1alpha2", "smi:v1alpha1", "gatewayapi",
-                                "gatewayapi:v1", "gatewayapi:v1beta1", "linkerd", "osm")
+                                "gatewayapi:v1", "gatewayapi:v1beta1", "linkerd", "osm", "kubernetes")
 
 
 @pytest.mark.parametrize("provider", sorted(REFUSED_PROVIDERS))
@@ -179,18 +180,27 @@ def test_flagger_gateway_api_versions_write_the_v1_route(provider: str) -> None:
 
 
 def test_route_resources_cover_every_router() -> None:
-    routers = [router_for(p, SERVED[discovery_group(p)]) for p in PROVIDERS]
+    routers = [router_for(p, SERVED[group] if (group := discovery_group(p)) else ()) for p in PROVIDERS]
     routers += [router_for(f"smi:{v}", EVERYTHING) for v in SMI_VERSIONS]
-    written = {r.resource for r in routers} | {c for r in routers for c in r.companion_resources}
+    written = {r.resource for r in routers if r.resource} | {c for r in routers for c in r.companion_resources}
     assert set(ROUTE_RESOURCES) == written
     # Four TrafficSplit versions, the HTTPRouteGroups of the two with matches, one HTTPRoute.
     assert len(ROUTE_RESOURCES) == len(written) == 7
 
 
-@pytest.mark.parametrize("provider", list(PROVIDERS))
+@pytest.mark.parametrize("provider", [p for p in PROVIDERS if p != "kubernetes"])
 def test_discovery_group_is_the_group_of_the_router_written(provider: str) -> None:
     group = discovery_group(provider)
-    assert router_for(provider, SERVED[group]).resource.group == group
+    assert group is not None
+    resource = router_for(provider, SERVED[group]).resource
+    assert resource is not None and resource.group == group
+
+
+def test_kubernetes_needs_no_discovery_and_writes_no_route_object() -> None:
+    assert discovery_group("kubernetes") is None
+    router = router_for("kubernetes", ())
+    assert isinstance(router, ServicesRouter)
+    assert router.resource is None and router.companion_resources == ()
 
 
 def test_discovery_group_of_an_unknown_provider_names_the_field() -> None:
