@@ -435,18 +435,21 @@ class Executor:
         for companion in router.companions(route_target):
             await self._set_companion(target, companion)
         key = ObjectKey.route(res.group, target.namespace, route_target.apex)
+        stored = await self._create_or_replace(target, key, res, body)
+        self._check_stored_route(router, res, route_target, action, stored)
+
+    async def _create_or_replace(self, target: Target, key: ObjectKey, res: RouteResource,
+                                 body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """Create the object when none was observed, else replace the version observed (409 if it moved)."""
         seen = target.seen(key)
         custom = self.api.custom
         if seen is None:
-            stored = await self._conditional(target, key, None, self.api.call(
+            return await self._conditional(target, key, None, self.api.call(
                 custom.create_namespaced_custom_object, res.group, res.version, target.namespace, res.plural, body))
-            self._check_stored_route(router, res, route_target, action, stored)
-            return
-        body["metadata"]["resourceVersion"] = seen
-        stored = await self._conditional(target, key, seen, self.api.call(
+        versioned = {**body, "metadata": {**body["metadata"], "resourceVersion": seen}}
+        return await self._conditional(target, key, seen, self.api.call(
             custom.replace_namespaced_custom_object, res.group, res.version, target.namespace, res.plural,
-            route_target.apex, body))
-        self._check_stored_route(router, res, route_target, action, stored)
+            body["metadata"]["name"], versioned))
 
     async def _set_companion(self, target: Target, companion: Companion) -> None:
         """Create the companion, or replace it when it is not as built; fenced like the route."""
@@ -454,17 +457,8 @@ class Executor:
         # Companions do not depend on the weights: one written by this Decision already is as built.
         if key in target.written or companion_current(companion, target.observation.body(key)):
             return
-        res, custom = companion.resource, self.api.custom
-        body = dict(companion.body)
-        seen = target.seen(key)
-        if seen is None:
-            stored = await self._conditional(target, key, None, self.api.call(
-                custom.create_namespaced_custom_object, res.group, res.version, target.namespace, res.plural, body))
-        else:
-            body["metadata"] = {**body["metadata"], "resourceVersion": seen}
-            stored = await self._conditional(target, key, seen, self.api.call(
-                custom.replace_namespaced_custom_object, res.group, res.version, target.namespace, res.plural,
-                companion.name, body))
+        res = companion.resource
+        stored = await self._create_or_replace(target, key, res, companion.body)
         if stored is not None and not companion_current(companion, stored):
             raise RouterError(
                 f"the API server did not store the {res.kind} {target.namespace}/{companion.name} as written: its "
