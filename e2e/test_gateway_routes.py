@@ -151,18 +151,24 @@ def _backends(env: Environment, kube: Kube, headers: dict[str, str]) -> Counter[
     return Counter(env.mesh.client.send(kube.namespace, NAME, headers=headers).backend for _ in range(PROBES))
 
 
+def _install_gated_blue_green(kube: Kube, gate: Gate, **analysis: Any) -> None:
+    """A blue/green Canary on the gatewayapi router, held in WaitingPromotion by ``gate``, with
+    ``analysis`` (A/B match or mirroring) added, and its Deployment."""
+    body = app.canary(NAME, kube.namespace, provider="gatewayapi", metrics=[], webhooks=[
+        {"name": "release-approval", "type": "confirm-promotion", "url": gate.url, "timeout": "2s"}])
+    spec_analysis = body["spec"]["analysis"]
+    del spec_analysis["stepWeight"], spec_analysis["maxWeight"]
+    spec_analysis.update(iterations=2, **analysis)
+    kube.create(app.deployment(NAME, kube.namespace, annotations=app.behaviour("1"), replicas=1))
+    kube.create(body)
+
+
 def test_ab_by_header_sends_only_matching_requests_to_the_canary(
     env: Environment, kube: Kube, start_controller: StartController, gate: Gate
 ) -> None:
     env.use_flavour("gatewayapi")
     start_controller()
-    body = app.canary(NAME, kube.namespace, provider="gatewayapi", metrics=[], webhooks=[
-        {"name": "release-approval", "type": "confirm-promotion", "url": gate.url, "timeout": "2s"}])
-    analysis = body["spec"]["analysis"]
-    del analysis["stepWeight"], analysis["maxWeight"]
-    analysis.update(iterations=2, match=[{"headers": {"x-canary": {"exact": "insider"}}}])
-    kube.create(app.deployment(NAME, kube.namespace, annotations=app.behaviour("1"), replicas=1))
-    kube.create(body)
+    _install_gated_blue_green(kube, gate, match=[{"headers": {"x-canary": {"exact": "insider"}}}])
     kube.wait_for_phase(NAME, "Initialized", timeout=90)
     assert _backends(env, kube, AB_HEADER) == Counter({f"{NAME}-primary": PROBES})
 
@@ -236,13 +242,7 @@ def test_mirroring_copies_the_mirror_weight_of_requests_to_the_canary_while_the_
 ) -> None:
     env.use_flavour("gatewayapi")
     start_controller()
-    body = app.canary(NAME, kube.namespace, provider="gatewayapi", metrics=[], webhooks=[
-        {"name": "release-approval", "type": "confirm-promotion", "url": gate.url, "timeout": "2s"}])
-    analysis = body["spec"]["analysis"]
-    del analysis["stepWeight"], analysis["maxWeight"]
-    analysis.update(iterations=2, mirror=True, mirrorWeight=50)
-    kube.create(app.deployment(NAME, kube.namespace, annotations=app.behaviour("1"), replicas=1))
-    kube.create(body)
+    _install_gated_blue_green(kube, gate, mirror=True, mirrorWeight=50)
     kube.wait_for_phase(NAME, "Initialized", timeout=90)
 
     ship(kube, NAME, "2")
