@@ -139,7 +139,13 @@ def parse_session_affinity(value: object, path: str) -> SessionAffinity | None:
 def _header_modifier(value: object, path: str, remove_bound: CountBound) -> HeaderModifier:
     m = mapping(value, path)
     remove = items(m.get("remove"), f"{path}.remove", remove_bound)
-    return HeaderModifier(set=string_map(m.get("set"), f"{path}.set"), add=string_map(m.get("add"), f"{path}.add"),
+    changes = {part: string_map(m.get(part), f"{path}.{part}") for part in ("set", "add")}
+    for part, headers in changes.items():
+        # The CRD's maxProperties says the same: what one Gateway API header filter may hold.
+        if len(headers) > remove_bound.ceiling:
+            raise SpecError(f"{path}.{part}", f"has {len(headers)} headers; the Gateway API allows at most "
+                                              f"{remove_bound.ceiling}")
+    return HeaderModifier(set=changes["set"], add=changes["add"],
                           remove=tuple(text(r, f"{path}.remove[{i}]") for i, r in enumerate(remove)))
 
 

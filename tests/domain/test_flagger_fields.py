@@ -199,3 +199,13 @@ def test_an_a_b_item_holds_at_most_what_one_gateway_api_match_may() -> None:
     assert caught.value.field == "spec.analysis.match[0].headers"
     headers.pop("x-0")
     parse_canary_spec(spec_with("spec.analysis", {**BLUE_GREEN, "match": [{"headers": headers}]}))
+
+
+@pytest.mark.parametrize("part", ["set", "add"])
+def test_a_header_filter_holds_at_most_what_the_gateway_api_allows(part: str) -> None:
+    headers = {f"x-{i}": "v" for i in range(17)}
+    with pytest.raises(SpecError) as caught:
+        parse_canary_spec(spec_with("spec.service", {"port": 80, "headers": {"request": {part: headers}}}))
+    assert caught.value.field == f"spec.service.headers.request.{part}"
+    headers.pop("x-0")
+    parse_canary_spec(spec_with("spec.service", {"port": 80, "headers": {"request": {part: headers}}}))
