@@ -439,6 +439,8 @@ def base_canary() -> dict[str, Any]:
                 "stepWeightPromotion": 25,
                 "noDataPolicy": "hold",
                 "minSampleSize": 10,
+                "judge": {"alpha": 0.01, "lookEvery": "15s", "errorRate": {"tolerance": 0.2, "minIncrease": 0.5},
+                          "latency": {"tolerance": 0.5}},
                 "metrics": [
                     {"name": "request-success-rate", "interval": "1m", "thresholdRange": {"min": 99}},
                     {
