@@ -4,7 +4,7 @@ probe runner and Prometheus provider, with only the Prometheus HTTP call simulat
 
 Two rules run on the same seeds: Flagger's (a count of failed intervals against absolute
 thresholds) and the statistical judge (the same analysis plus ``judge: {}``), the latter only
-where the spec parser knows ``analysis.judge``. Per scenario and rule it prints P(rollback),
+where this build has it (``analysis.judge`` parsed, a judge probe in ``decide()``). Per scenario and rule it prints P(rollback),
 P(promote), P(stuck), the canary's exposure until the decision, the failed requests it served
 until then, and then issue 10's targets with PASS or FAIL.
 
@@ -32,6 +32,7 @@ import numpy as np
 
 from bench.releases import PRIMARY, Bench, Outcome, RunResult, Scenario, simulated_prometheus_http
 from bench.traffic import Version
+from canary.domain.machine import Probe
 from canary.domain.spec import CanarySpec
 from canary.telemetry import configure_logging
 from tests.domain.world import make_spec
@@ -79,8 +80,9 @@ def rule_spec(rule: str) -> CanarySpec:
 
 
 def judge_available() -> bool:
-    """Whether this build's spec parser knows ``analysis.judge`` (it ignores unknown fields)."""
-    return getattr(rule_spec(JUDGE).analysis, "judge", None) is not None
+    """Whether this build has the judge: the spec parser knows ``analysis.judge`` (it ignores
+    unknown fields) and ``decide()`` can ask for it."""
+    return getattr(rule_spec(JUDGE).analysis, "judge", None) is not None and "JUDGE" in Probe.__members__
 
 
 def seed_for(seed: int, scenario: int, run: int) -> np.random.SeedSequence:
@@ -277,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = args.runs or (QUICK_RUNS if args.quick else DEFAULT_RUNS)
     rules = [FLAGGER, JUDGE] if judge_available() else [FLAGGER]
     if JUDGE not in rules:
-        print("judge: this build's spec parser has no analysis.judge yet; only the Flagger rule runs")
+        print("judge: this build has no analysis.judge or no judge probe in decide() yet; only the Flagger rule runs")
     started = time.perf_counter()
     chosen = [i for i, s in enumerate(SCENARIOS) if args.only in s.name]
     results = simulate(rules, chosen, runs, args.seed, jobs=args.jobs)
