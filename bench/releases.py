@@ -44,6 +44,8 @@ NAMESPACE = "bench"
 WARMUP = timedelta(minutes=2)
 #: A run that has not ended after this many nominal durations is stuck.
 STUCK_AFTER = 3
+#: More reconciliations than any release within its time limit needs, even polled every second.
+MAX_RECONCILIATIONS = 10_000
 PRIMARY = Version(failure_probability=0.001, median_ms=50.0, p99_ms=200.0)
 
 
@@ -151,7 +153,7 @@ class Bench:
         decided_counts = (0, 0)
         max_weight = 0
         try:
-            while True:
+            for _ in range(MAX_RECONCILIATIONS):
                 decision = await self._decide(world, spec, target)
                 world.status = decision.status
                 world.reconciles += 1
@@ -179,6 +181,9 @@ class Bench:
                     break
                 traffic.advance_to(_second(following - origin))
                 world.now = following
+            else:
+                raise AssertionError(f"{MAX_RECONCILIATIONS} reconciliations without moving past "
+                                     f"{world.now - started}: the controller asks to be woken without delay")
         finally:
             _ACTIVE.prometheus = None
         if world.violations:
