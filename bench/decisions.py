@@ -22,6 +22,7 @@ import os
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -141,6 +142,10 @@ class Row:
         return statistics.median(values) if values else None
 
     @property
+    def causes(self) -> Counter[str]:
+        return Counter(r.cause or "?" for r in self.results if r.outcome is Outcome.ROLLBACK)
+
+    @property
     def mean_failures(self) -> float:
         return statistics.fmean(r.canary_failures for r in self.results)
 
@@ -258,8 +263,14 @@ def report(results: Results, rules: Sequence[str], runs: int, seed: int, elapsed
         "decision; failed: mean failed requests the canary served before the decision.",
         table(results, rules),
         "",
-        "Issue 10's targets:",
+        "Rollback causes:",
     ]
+    for rule in rules:
+        rows = [row for (r, _), row in sorted(results.items(), key=lambda item: item[0][1]) if r == rule and row.causes]
+        lines.append(f"  {rule}: " + "; ".join(
+            f"{row.scenario.name} " + ", ".join(f"{cause} {n}" for cause, n in row.causes.most_common())
+            for row in rows))
+    lines += ["", "Issue 10's targets:"]
     for rule in rules:
         for check in targets(results, rule, FLAGGER if rule != FLAGGER and FLAGGER in rules else None):
             lines.append(f"  [{'PASS' if check.passed else 'FAIL'}] {rule}: {check.target}")
