@@ -34,6 +34,7 @@ from canary.domain.status import (
     CanaryStatus,
     CheckKind,
     CheckResult,
+    JudgeState,
     Condition,
     ConditionType,
     Phase,
@@ -501,6 +502,9 @@ def full_status() -> dict[str, Any]:
                         value=float("nan"), max=float("inf"), message="no samples"),
             CheckResult("load-test", CheckKind.WEBHOOK, "http://loadtester.test/", Verdict.FAIL, when,
                         message="HTTP 500"),
+            CheckResult("judge/errorRate", CheckKind.JUDGE, "sum by (...)", Verdict.PASS, when, value=0.4,
+                        samples=600.0, primary_value=0.1, primary_samples=5400.0, evidence=3.5,
+                        evidence_bound=200.0, message="no evidence against the canary"),
         ),
         conditions=(
             Condition(ConditionType.READY, False, "Progressing", "canary at 20%", when),
@@ -514,5 +518,6 @@ def full_status() -> dict[str, Any]:
         handled_annotations={"rollback": "2025-01-01T00:00:00Z"},
         primary_replicas=3,
         message="rolled back: 5 failed checks",
+        judge=JudgeState(step_started=when, last_look=when, carried={"errorRate": 1.25, "latency": -0.5}),
     )
     return status.to_dict()
