@@ -1,0 +1,45 @@
+"""The judge rule in the decision benchmark, on the same seeds as the Flagger rule: what the
+judge exists for must show (an early abort of a gross failure, a latency regression under the
+absolute bound caught), and a healthy canary must still ship. Counts and causes only."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.decisions import FLAGGER, JUDGE, QUICK_RUNS, SCENARIOS, Results, simulate
+from bench.releases import Outcome
+
+HEALTHY = "healthy @10rps"
+GROSS = "errors +50pt @10rps"
+LATENCY = "p99 x2 @100rps"
+
+
+def index(name: str) -> int:
+    return next(i for i, s in enumerate(SCENARIOS) if s.name == name)
+
+
+@pytest.fixture(scope="module")
+def results() -> Results:
+    return simulate([FLAGGER, JUDGE], [index(HEALTHY), index(GROSS), index(LATENCY)], QUICK_RUNS, seed=2)
+
+
+def test_the_judge_aborts_a_gross_failure_within_one_interval_and_before_the_flagger_rule(results: Results) -> None:
+    judged = results[(JUDGE, index(GROSS))].results
+    flagger = results[(FLAGGER, index(GROSS))].results
+    for mine, theirs in zip(judged, flagger, strict=True):
+        assert mine.outcome is Outcome.ROLLBACK and mine.cause == "judge"
+        assert mine.exposure_intervals is not None and mine.exposure_intervals <= 1.0
+        assert theirs.exposure_intervals is not None and mine.exposure_intervals < theirs.exposure_intervals
+        assert mine.canary_failures < theirs.canary_failures
+
+
+def test_the_judge_catches_a_latency_regression_the_absolute_bound_lets_through(results: Results) -> None:
+    assert all(r.outcome is Outcome.PROMOTE for r in results[(FLAGGER, index(LATENCY))].results)
+    assert all(r.outcome is Outcome.ROLLBACK and r.cause == "judge" for r in results[(JUDGE, index(LATENCY))].results)
+
+
+def test_a_healthy_canary_still_ships_under_the_judge(results: Results) -> None:
+    rows = results[(JUDGE, index(HEALTHY))].results
+    # alpha 1% bounds the false rollbacks; one in 20 would already be far above it.
+    assert sum(r.outcome is Outcome.ROLLBACK for r in rows) <= 1
+    assert all(r.outcome is not Outcome.STUCK for r in rows)
