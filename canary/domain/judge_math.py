@@ -141,16 +141,16 @@ def latency_log_evidence(canary: Histogram, primary: Histogram, tolerance: float
         return LatencyEvidence(log_e=0.0, worst_bound=None)
     canary_total = _count(canary.total)
     primary_total = _count(primary.total)
-    if canary_total + primary_total <= 0.0:
-        return LatencyEvidence(log_e=0.0, worst_bound=common[0][0])
+    q0 = null_share(canary_total / (canary_total + primary_total), tolerance) if canary_total > 0.0 else math.nan
     bounds = [bound for bound, _ in common]
-    canary_at = np.array([count for _, count in common], dtype=np.float64)
-    primary_at = np.array([primary_counts[bound] for bound in bounds], dtype=np.float64)
-    with np.errstate(invalid="ignore"):  # NaN counts are cleaned by conditional_log_evidences
-        canary_slow = np.maximum(canary_total - canary_at, 0.0)
-        primary_slow = np.maximum(primary_total - primary_at, 0.0)
-    share = canary_total / (canary_total + primary_total)
-    per_bound = conditional_log_evidences(canary_slow, primary_slow, share, tolerance)
+    per_bound = np.zeros(len(bounds))
+    if q0 < 1.0:  # also False for NaN: no usable share
+        canary_slow = _counts(canary_total - np.array([count for _, count in common], dtype=np.float64))
+        primary_slow = _counts(primary_total - np.array([primary_counts[b] for b in bounds], dtype=np.float64))
+        events = canary_slow + primary_slow
+        active = events > 0.0
+        if active.any():
+            per_bound[active] = _log_evidence(canary_slow[active], events[active], np.full(int(active.sum()), q0))
     worst = int(np.argmax(per_bound))
     # log(mean(exp(per_bound))), shifted by the largest term so nothing overflows.
     top = float(per_bound[worst])
@@ -173,8 +173,8 @@ def _count(value: float) -> float:
 
 def _counts(values: ArrayLike) -> NDArray[np.float64]:
     array = np.asarray(values, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        return np.where(np.isfinite(array) & (array > 0.0), array, 0.0)
+    # Comparisons with NaN are quietly False: no warning to silence.
+    return np.where(np.isfinite(array) & (array > 0.0), array, 0.0)
 
 
 def _log_evidence(x: NDArray[np.float64], m: NDArray[np.float64], q0: NDArray[np.float64]) -> NDArray[np.float64]:
