@@ -135,6 +135,13 @@ def test_a_missing_or_negative_tolerance_is_none(tolerance: float) -> None:
     assert conditional_log_evidence(9.0, 20.0, 0.1, tolerance) == conditional_log_evidence(9.0, 20.0, 0.1, 0.0)
 
 
+@pytest.mark.parametrize("tolerance", [math.inf, 1e300])
+def test_a_boundless_tolerance_is_no_evidence(tolerance: float) -> None:
+    # q0 reaches 1: the null allows any share, nothing can count against it.
+    assert conditional_log_evidence(29.0, 0.0, 0.1, tolerance) == 0.0
+    assert conditional_log_evidences([29.0], [0.0], [0.1], tolerance).tolist() == [0.0]
+
+
 def test_no_events_is_no_evidence() -> None:
     assert conditional_log_evidence(0.0, 0.0, 0.1, 0.2) == 0.0
     assert conditional_log_evidence(-1.0, math.nan, 0.1, 0.2) == 0.0
