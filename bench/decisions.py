@@ -9,7 +9,8 @@ P(promote), P(stuck), the canary's exposure until the decision, the failed reque
 until then, and then issue 10's targets with PASS or FAIL.
 
 Run: ``make bench`` (after the efficiency figures), or alone:
-``.venv/bin/python -m bench.decisions [--runs N] [--seed S] [--jobs J] [--quick] [--only TEXT]``.
+``.venv/bin/python -m bench.decisions [--runs N] [--seed S] [--jobs J] [--quick] [--only TEXT]
+[--watch-echo]``.
 Exits non-zero only if a run breaks (an unknown query, an unsafe action); missed targets are
 reported, not fatal, since they are what the table is for.
 """
@@ -99,6 +100,7 @@ class Block:
     scenario: int
     runs: range
     seed: int
+    watch_echo: bool = False
 
 
 async def _run_blocks(blocks: Sequence[Block]) -> list[list[RunResult]]:
@@ -110,7 +112,8 @@ async def _run_blocks(blocks: Sequence[Block]) -> list[list[RunResult]]:
                 for block in blocks:
                     spec = rule_spec(block.rule)
                     scenario = SCENARIOS[block.scenario]
-                    out.append([await bench.release(spec, scenario, seed_for(block.seed, block.scenario, run))
+                    out.append([await bench.release(spec, scenario, seed_for(block.seed, block.scenario, run),
+                                                    watch_echo=block.watch_echo)
                                 for run in block.runs])
         finally:
             bench.close()
@@ -163,10 +166,11 @@ class Row:
 Results = dict[tuple[str, int], Row]
 
 
-def simulate(rules: Sequence[str], scenarios: Iterable[int], runs: int, seed: int, jobs: int = 1) -> Results:
+def simulate(rules: Sequence[str], scenarios: Iterable[int], runs: int, seed: int, jobs: int = 1, *,
+             watch_echo: bool = False) -> Results:
     """Every (rule, scenario) pair for ``runs`` seeded releases, over ``jobs`` processes."""
     chunk = max(1, min(runs, 50))
-    blocks = [Block(rule, s, range(start, min(start + chunk, runs)), seed)
+    blocks = [Block(rule, s, range(start, min(start + chunk, runs)), seed, watch_echo)
               for s in scenarios for rule in rules for start in range(0, runs, chunk)]
     if jobs <= 1:
         done = run_blocks(blocks)
@@ -254,9 +258,13 @@ def targets(results: Results, rule: str, baseline: str | None) -> list[TargetChe
     return checks
 
 
-def report(results: Results, rules: Sequence[str], runs: int, seed: int, elapsed: float) -> str:
+def report(results: Results, rules: Sequence[str], runs: int, seed: int, elapsed: float, *,
+           watch_echo: bool = False) -> str:
+    woken = ("after every status change too (--watch-echo)" if watch_echo
+             else "only when decide() asked (requeue_after)")
     lines = [
-        f"Decisions over whole releases: {runs} seeded runs per scenario (seed {seed}); primary at "
+        f"Decisions over whole releases: {runs} seeded runs per scenario (seed {seed}), the controller woken "
+        f"{woken}; primary at "
         f"{PRIMARY.failure_probability:.1%} errors, p99 {PRIMARY.p99_ms:g} ms; interval 1m, threshold 5, "
         "stepWeight 10, maxWeight 50, success rate >= 99%, p99 <= 500 ms.",
         "rollbk/promote/stuck: share of runs; expo: median intervals from the canary's first traffic to the "
@@ -286,6 +294,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=10)
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="processes")
     parser.add_argument("--only", default="", help="the scenarios whose name contains this text")
+    parser.add_argument("--watch-echo", action="store_true",
+                        help="also run a pass right after every status change, as the real controller's watch "
+                             "of its own writes does (default: only when decide() asked to be woken)")
     args = parser.parse_args(argv)
     runs = args.runs or (QUICK_RUNS if args.quick else DEFAULT_RUNS)
     rules = [FLAGGER, JUDGE] if judge_available() else [FLAGGER]
@@ -293,8 +304,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("judge: this build has no analysis.judge or no judge probe in decide() yet; only the Flagger rule runs")
     started = time.perf_counter()
     chosen = [i for i, s in enumerate(SCENARIOS) if args.only in s.name]
-    results = simulate(rules, chosen, runs, args.seed, jobs=args.jobs)
-    print(report(results, rules, runs, args.seed, time.perf_counter() - started))
+    results = simulate(rules, chosen, runs, args.seed, jobs=args.jobs, watch_echo=args.watch_echo)
+    print(report(results, rules, runs, args.seed, time.perf_counter() - started, watch_echo=args.watch_echo))
     return 0
 
 

@@ -134,7 +134,12 @@ class Bench:
     def close(self) -> None:
         self.engine.close()
 
-    async def release(self, spec: CanarySpec, scenario: Scenario, seed: np.random.SeedSequence) -> RunResult:
+    async def release(self, spec: CanarySpec, scenario: Scenario, seed: np.random.SeedSequence, *,
+                      watch_echo: bool = False) -> RunResult:
+        """One release from the push of a new revision to its end. ``watch_echo``: as in the
+        real controller, a decision that changes the status is followed by another pass at once,
+        woken by the watch event of that status write; without it the controller runs only
+        when ``decide()`` asked to be woken (``requeue_after``)."""
         world = initialized(spec)
         world.push("rev2")
         started = world.now
@@ -154,6 +159,7 @@ class Bench:
         max_weight = 0
         try:
             for _ in range(MAX_RECONCILIATIONS):
+                before = world.status
                 decision = await self._decide(world, spec, target)
                 world.status = decision.status
                 world.reconciles += 1
@@ -173,6 +179,8 @@ class Bench:
                     cause = None if promoted else str(decision.outcome.cause)
                     outcome = Outcome.PROMOTE if promoted else Outcome.ROLLBACK
                     break
+                if watch_echo and decision.status != before:
+                    continue
                 following = world.now + (decision.requeue_after or READINESS_POLL)
                 if following > limit:
                     outcome, cause, decided = Outcome.STUCK, None, None
