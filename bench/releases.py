@@ -26,7 +26,7 @@ import numpy as np
 from bench.simulated_prometheus import SimulatedPrometheus
 from bench.traffic import Traffic, Version
 from canary.config import MetricsSettings
-from canary.domain.machine import READINESS_POLL, Decision, NeedProbes, ProbeResults, decide
+from canary.domain.machine import READINESS_POLL, Decision, NeedProbes, Probe, decide
 from canary.domain.spec import CanarySpec
 from canary.domain.status import CheckResult, Phase
 from canary.domain.weights import next_weight
@@ -207,9 +207,9 @@ class Bench:
         observed = world.observe()
         # What the World checks its route changes against: the observation this decision saw.
         world._seen = observed  # noqa: SLF001
-        probes: dict[Any, tuple[CheckResult, ...]] = {}
+        probes: dict[Probe, tuple[CheckResult, ...]] = {}
         for _ in range(8):
-            result = decide(spec, world.status, observed, world.now, cast(ProbeResults, probes))
+            result = decide(spec, world.status, observed, world.now, probes)
             if not isinstance(result, NeedProbes):
                 return result
             if result.probes & probes.keys():
