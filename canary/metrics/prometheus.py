@@ -26,7 +26,15 @@ from canary.config import MetricsSettings
 from canary.errors import MetricError, ProviderUnavailable
 from canary.metrics.retries import retrying
 from canary.metrics.base import MeasureRequest, Measurement
-from canary.metrics.queries import SuccessRateQuery, builtin_query, split_outcomes, success_rate
+from canary.metrics.queries import (
+    DURATION_QUANTILE,
+    DurationQuery,
+    SuccessRateQuery,
+    builtin_query,
+    histogram_from_buckets,
+    split_outcomes,
+    success_rate,
+)
 from canary.metrics.templates import render_request
 
 #: One series of an instant query's answer: its labels and its value.
@@ -194,7 +202,7 @@ class PrometheusProvider:
         series = await self.query(builtin.promql)
         if isinstance(builtin, SuccessRateQuery):
             return self._success_rate(builtin, series)
-        return self._single_value(builtin.promql, series)
+        return self._duration(builtin, series)
 
     @staticmethod
     def _single_value(promql: str, series: Sequence[Series]) -> Measurement:
@@ -216,3 +224,11 @@ class PrometheusProvider:
         success, failure = split_outcomes(query, counts)
         return Measurement(value=success_rate(success, failure), source=query.promql, samples=success + failure)
 
+    @staticmethod
+    def _duration(query: DurationQuery, series: Sequence[Series]) -> Measurement:
+        if any(not math.isfinite(value) for _, value in series):
+            return Measurement(value=None, source=query.promql)
+        histogram = histogram_from_buckets((labels.get("le", ""), value) for labels, value in series)
+        # No +Inf bucket (an odd exporter): the request count is unknown, and so is the quantile.
+        samples = histogram.total if histogram.bounds and math.isinf(histogram.bounds[-1]) else None
+        return Measurement(value=histogram.quantile(DURATION_QUANTILE), source=query.promql, samples=samples)
