@@ -24,11 +24,14 @@ from urllib3.util.retry import Retry
 
 from canary.config import MetricsSettings
 from canary.errors import MetricError, ProviderUnavailable
+from canary.domain.samples import Comparison
 from canary.metrics.retries import retrying
-from canary.metrics.base import MeasureRequest, Measurement
+from canary.metrics.base import CompareRequest, MeasureRequest, Measurement
+from canary.metrics.comparison_queries import comparison_query, read_comparison
 from canary.metrics.queries import (
     DURATION_QUANTILE,
     DurationQuery,
+    Series as Series,  # re-exported: the metrics server reads answers by this name
     SuccessRateQuery,
     builtin_query,
     histogram_from_buckets,
@@ -36,9 +39,6 @@ from canary.metrics.queries import (
     success_rate,
 )
 from canary.metrics.templates import render_request
-
-#: One series of an instant query's answer: its labels and its value.
-Series = tuple[Mapping[str, str], float]
 
 _TRANSIENT_STATUS = frozenset({408, 429})
 _ERROR_TEXT_LIMIT = 300
@@ -203,6 +203,23 @@ class PrometheusProvider:
         if isinstance(builtin, SuccessRateQuery):
             return self._success_rate(builtin, series)
         return self._duration(builtin, series)
+
+    async def compare(self, request: CompareRequest) -> Comparison:
+        """Both versions' counts (and latency buckets) in two concurrent queries, whatever the
+        number of versions (:mod:`canary.metrics.comparison_queries`)."""
+        query = comparison_query(
+            request.mesh or self._settings.mesh,
+            namespace=request.namespace,
+            canary=request.target,
+            primary=request.primary,
+            window=request.window,
+            target_kind=request.target_kind,
+            latency=request.latency,
+        )
+        if query.latency is None:
+            return read_comparison(query, await self.query(query.outcomes), None)
+        outcomes, buckets = await asyncio.gather(self.query(query.outcomes), self.query(query.latency))
+        return read_comparison(query, outcomes, buckets)
 
     @staticmethod
     def _single_value(promql: str, series: Sequence[Series]) -> Measurement:

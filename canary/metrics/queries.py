@@ -29,7 +29,7 @@ in :mod:`canary.metrics.templates`.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -39,6 +39,10 @@ from canary.domain.samples import Histogram
 from canary.domain.spec import BUILTIN_DURATION, BUILTIN_METRICS, BUILTIN_SUCCESS_RATE, TARGET_KINDS
 from canary.errors import MetricError
 from canary.metrics.templates import validate_dns_label, validate_dns_subdomain
+
+
+#: One series of an instant query's answer: its labels and its value.
+Series = tuple[Mapping[str, str], float]
 
 
 @dataclass(frozen=True)
