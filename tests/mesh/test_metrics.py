@@ -150,9 +150,10 @@ def test_duration_query_selects_the_canary_latency_histogram(mesh: Mesh, flavour
 
 def summed_by(selected: Iterable[Sample], labels: tuple[str, str]) -> list[Series]:
     """What ``sum by (labels)`` over the selected samples answers."""
-    sums: Counter[tuple[str, str]] = Counter()
+    sums: dict[tuple[str, str], float] = {}
     for _, sample_labels, value in selected:
-        sums[(sample_labels.get(labels[0], ""), sample_labels.get(labels[1], ""))] += value
+        key = (sample_labels.get(labels[0], ""), sample_labels.get(labels[1], ""))
+        sums[key] = sums.get(key, 0.0) + value
     return [({labels[0]: a, labels[1]: b}, value) for (a, b), value in sums.items()]
 
 
