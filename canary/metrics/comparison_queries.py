@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from canary.config import Mesh
+from canary.domain.bounds import METRIC_INTERVAL
 from canary.domain.durations import format_duration
 from canary.domain.samples import ArmSample, Comparison, Histogram
 from canary.errors import MetricError
@@ -58,6 +59,13 @@ class ComparisonQuery:
         return self.outcomes if self.latency is None else f"{self.outcomes}\n{self.latency}"
 
 
+def query_window(window: timedelta) -> timedelta:
+    """``window`` within the range a metric check's may have: under 1 s a range holds no
+    sample (and ``0s`` is refused by Prometheus); a step longer than a day is compared over its
+    last day, the longest window worth asking for."""
+    return min(max(window, METRIC_INTERVAL.floor), METRIC_INTERVAL.ceiling)
+
+
 def comparison_query(
     mesh: Mesh,
     *,
@@ -84,7 +92,7 @@ def comparison_query(
         workload_matcher=f'=~"{regex_literal(canary)}|{regex_literal(primary)}"',
     )
     version = m.workload_label_for(target_kind)
-    w = format_duration(window)
+    w = format_duration(query_window(window))
     outcomes = f"sum by ({version}, {m.outcome_label}) (increase({m.requests}{{{selector}}}[{w}]))"
     buckets = f"sum by ({version}, le) (increase({m.latency_bucket}{{{selector}}}[{w}]))" if latency else None
     return ComparisonQuery(
@@ -106,6 +114,8 @@ def read_comparison(
     negative, NaN or infinite value is treated the same way: the statistics must never see such
     a count, and "no data" is what such an answer means. A series of a workload the query did
     not select, or without the outcome or ``le`` label, is a broken answer: MetricError.
+    A version's buckets without ``+Inf`` give it an empty histogram (its counts stay): without
+    the total, "slower than a bound" cannot be counted.
     """
     outcome_rows = _split(query, outcomes, query.outcome_label)
     bucket_rows = _split(query, buckets, "le") if buckets is not None else None
@@ -115,6 +125,8 @@ def read_comparison(
         histogram: Histogram | None = None
         if bucket_rows is not None:
             histogram = histogram_from_buckets(bucket_rows[version])
+            if histogram.bounds and not math.isinf(histogram.bounds[-1]):
+                histogram = Histogram((), ())
         if not _all_counts(counts) or (bucket_rows is not None and not _all_counts(bucket_rows[version])):
             arms.append(ArmSample(0.0, 0.0, Histogram((), ()) if histogram is not None else None))
             continue

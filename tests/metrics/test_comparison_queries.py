@@ -182,6 +182,25 @@ def test_a_version_with_a_non_finite_or_negative_value_is_no_data(bad: float, wh
     assert comparison.primary == ArmSample(20.0, 0.0, Histogram((math.inf,), (20.0,)))
 
 
+def test_buckets_without_inf_are_an_empty_histogram() -> None:
+    outcomes = [linkerd("podinfo", "success", 10), linkerd("podinfo-primary", "success", 20)]
+    buckets = [bucket("podinfo", "5", 4), bucket("podinfo", "50", 9), bucket("podinfo-primary", "+Inf", 20)]
+    comparison = read_comparison(query(), outcomes, buckets)
+    assert comparison.canary == ArmSample(10.0, 0.0, Histogram((), ()))
+    assert comparison.primary == ArmSample(20.0, 0.0, Histogram((math.inf,), (20.0,)))
+
+
+@pytest.mark.parametrize(
+    ("window", "text"),
+    [(timedelta(0), "[1s]"), (timedelta(milliseconds=400), "[1s]"), (timedelta(minutes=3, seconds=5), "[3m5s]"),
+     (timedelta(days=3), "[24h]")],
+)
+def test_the_window_is_kept_within_a_metric_checks_range(window: timedelta, text: str) -> None:
+    q = comparison_query(Mesh.LINKERD, namespace="test", canary="podinfo", primary="podinfo-primary", window=window)
+    assert q.outcomes.endswith(f"{text}))")
+    assert q.latency is not None and q.latency.endswith(f"{text}))")
+
+
 @pytest.mark.parametrize(
     "labels",
     [
