@@ -88,6 +88,7 @@ def canary(
     revert_on_deletion: bool = False,
     target_kind: str = "Deployment",
     autoscaler_ref: Mapping[str, Any] | None = None,
+    judge: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     analysis: dict[str, Any] = {
         "interval": interval,
@@ -100,6 +101,8 @@ def canary(
     }
     if webhooks:
         analysis["webhooks"] = [dict(w) for w in webhooks]
+    if judge is not None:
+        analysis["judge"] = dict(judge)
     spec: dict[str, Any] = {
         "targetRef": {"apiVersion": "apps/v1", "kind": target_kind, "name": name},
         "progressDeadlineSeconds": progress_deadline_seconds,
