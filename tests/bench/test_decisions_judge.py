@@ -43,3 +43,12 @@ def test_a_healthy_canary_still_ships_under_the_judge(results: Results) -> None:
     # alpha 1% bounds the false rollbacks; one in 20 would already be far above it.
     assert sum(r.outcome is Outcome.ROLLBACK for r in rows) <= 1
     assert all(r.outcome is not Outcome.STUCK for r in rows)
+
+
+def test_woken_by_its_own_status_writes_the_judge_looks_between_ticks() -> None:
+    # The real controller's watch delivers its own status write and runs another pass; that pass
+    # schedules the judge's next look lookEvery later, so a gross failure ends before the first tick.
+    echoed = simulate([JUDGE], [index(GROSS)], QUICK_RUNS, seed=2, watch_echo=True)
+    for run in echoed[(JUDGE, index(GROSS))].results:
+        assert run.outcome is Outcome.ROLLBACK and run.cause == "judge"
+        assert run.exposure_intervals is not None and run.exposure_intervals < 1.0
