@@ -16,7 +16,7 @@ twice, and the route only gives the canary traffic while the canary is observed 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -532,7 +532,7 @@ def _look(step: _Step) -> None:
         return
     found = step.probe(Probe.JUDGE)[Probe.JUDGE]
     step.update(checks=without_judge_checks(step.status.checks) + found,
-                judge=JudgeState(state.step_started, step.now, state.carried))
+                judge=replace(state, last_look=step.now))
     step.wake_in(judge.look_every)
     _abort_if_rejected(step, found)
 
@@ -580,7 +580,7 @@ def _tick(step: _Step) -> None:
     outcome = tick_outcome(checks, analysis.no_data_policy)
     step.update(checks=checks + tuple(rollback_votes), last_analysis_time=step.now)
     if Probe.JUDGE in results:
-        step.update(judge=JudgeState(status.judge.step_started, step.now, status.judge.carried))
+        step.update(judge=replace(status.judge, last_look=step.now))
         if _abort_if_rejected(step, results[Probe.JUDGE]):
             return
     step.wake_in(analysis.interval)

@@ -120,14 +120,19 @@ class JudgeState:
 
     step_started: datetime | None = None
     last_look: datetime | None = None
-    #: Log-evidence of the completed steps of this run, by test (errorRate, latency).
+    #: Log-evidence of the completed steps of this run, by test (latency).
     carried: Mapping[str, float] = field(default_factory=dict)
+    #: The error test's completed steps: (canary failures, primary failures, canary share of the
+    #: requests). Its evidence is one mixture over the whole run, so it needs the counts, not a log.
+    error_steps: tuple[tuple[float, float, float], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "stepStarted": format_time(self.step_started),
             "lastLook": format_time(self.last_look),
             "carried": {name: _wire_number(value) for name, value in self.carried.items()},
+            "errorSteps": [{"canaryFailures": _wire_number(x), "primaryFailures": _wire_number(y),
+                            "canaryShare": _wire_number(rho)} for x, y, rho in self.error_steps],
         }
 
     @classmethod
@@ -137,6 +142,8 @@ class JudgeState:
             step_started=parse_time(raw.get("stepStarted")),
             last_look=parse_time(raw.get("lastLook")),
             carried={str(k): float(str(v)) for k, v in (raw.get("carried") or {}).items()},
+            error_steps=tuple((float(str(s.get("canaryFailures", 0))), float(str(s.get("primaryFailures", 0))),
+                               float(str(s.get("canaryShare", 0)))) for s in raw.get("errorSteps") or []),
         )
 
 
