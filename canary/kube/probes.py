@@ -19,7 +19,7 @@ from canary.domain.machine import PROBE_HOOKS, Probe
 from canary.domain.providers import parse_provider
 from canary.domain.spec import MetricSpec, MetricTemplateSpec, parse_metric_template_spec
 from canary.domain.status import CanaryStatus, CheckResult, Phase
-from canary.errors import ApiError, MetricError, SpecError, TemplateError
+from canary.errors import ApiError, MetricError, ProviderUnavailable, SpecError, TemplateError
 from canary.kube.api import KubeApi
 from canary.kube.cache import ClusterCache, Kind, ObjectKey
 from canary.kube.execute import Target
@@ -87,7 +87,11 @@ class ProbeRunner:
                 checks.append(evaluate_metric(metric, value=None, source="", now=now, error=failures[index]))
                 continue
             result = next(measured)
-            if isinstance(result, (MetricError, TemplateError)):
+            if isinstance(result, ProviderUnavailable):
+                # Down, timing out or failing with 5xx after retries: no evidence about the canary.
+                checks.append(evaluate_metric(metric, value=None, source=_source(request), now=now,
+                                              unavailable=f"{type(result).__name__}: {result}"))
+            elif isinstance(result, (MetricError, TemplateError)):
                 checks.append(evaluate_metric(metric, value=None, source=_source(request), now=now,
                                               error=f"{type(result).__name__}: {result}"))
             else:

@@ -19,6 +19,7 @@ import aiohttp
 
 from canary.config import Settings
 from canary.domain.status import CanaryStatus, ConditionType, Phase
+from canary.errors import MetricError
 from canary.kube.cache import ClusterCache, Kind, ObjectKey
 from canary.kube.execute import Executor
 from canary.kube.probes import ProbeRunner
@@ -125,6 +126,8 @@ class FakeEngine:
 
     value: float | None = 99.9
     samples: float | None = 250
+    #: Returned in place of every measurement while set (a provider down, a refused query).
+    failure: MetricError | None = None
     asked: list[tuple[MeasureRequest, ...]] = field(default_factory=list)
     credentials: list[Credentials | None] = field(default_factory=list)
 
@@ -132,6 +135,8 @@ class FakeEngine:
                           credentials: Credentials | None = None) -> list[MeasureResult]:
         self.asked.append(tuple(requests))
         self.credentials.append(credentials)
+        if self.failure is not None:
+            return [self.failure for _ in requests]
         return [Measurement(value=self.value, source=f"success rate of {r.namespace}/{r.target} over {r.window}",
                             samples=self.samples) for r in requests]
 
