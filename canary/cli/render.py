@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from canary.domain.spec import AnalysisSpec, parse_analysis
-from canary.domain.status import Annotation, CanaryStatus, CheckResult, Condition, format_time
+from canary.domain.status import Annotation, CanaryStatus, CheckKind, CheckResult, Condition, format_time
 from canary.errors import SpecError
 
 __all__ = [
@@ -163,6 +163,22 @@ def _check_rows(checks: Sequence[CheckResult]) -> list[list[str]]:
     ]
 
 
+def _judge_rows(checks: Sequence[CheckResult]) -> list[list[str]]:
+    def pair(canary: float | None, primary: float | None) -> str:
+        return f"{'-' if canary is None else format_number(canary)} / {'-' if primary is None else format_number(primary)}"
+    return [
+        [
+            c.name.removeprefix("judge/"),
+            pair(c.value, c.primary_value),
+            pair(c.samples, c.primary_samples),
+            "-" if c.evidence is None else f"{c.evidence:.3g} / {'-' if c.evidence_bound is None else f'{c.evidence_bound:.3g}'}",
+            c.verdict.value,
+            c.message,
+        ]
+        for c in checks
+    ]
+
+
 def _condition_rows(conditions: Sequence[Condition]) -> list[list[str]]:
     return [[c.type.value, "True" if c.status else "False", c.reason, c.message] for c in conditions]
 
@@ -195,12 +211,19 @@ def render_canary(obj: Mapping[str, Any], now: datetime) -> str:
 
     lines = [f"Canary {qualified_name(obj)}"]
     lines += [f"{_INDENT}{(label + ':').ljust(_LABEL_WIDTH)}{value}" for label, value in fields]
-    if status.checks:
+    checks = [c for c in status.checks if c.kind is not CheckKind.JUDGE]
+    judged = [c for c in status.checks if c.kind is CheckKind.JUDGE]
+    if checks:
         lines.append(f"{_INDENT}Checks:")
         headers = ["NAME", "KIND", "VALUE", "VERDICT", "SAMPLES", "MESSAGE"]
-        lines += [_INDENT * 2 + line for line in table(headers, _check_rows(status.checks))]
-    else:
+        lines += [_INDENT * 2 + line for line in table(headers, _check_rows(checks))]
+    elif not judged:
         lines.append(f"{_INDENT}Checks:           none yet")
+    if judged:
+        # The judge compares the versions: each number is shown for the canary, then the primary.
+        lines.append(f"{_INDENT}Judge (canary / primary, this step; evidence over the run / needed to roll back):")
+        headers = ["TEST", "VALUE", "REQUESTS", "EVIDENCE", "VERDICT", "MESSAGE"]
+        lines += [_INDENT * 2 + line for line in table(headers, _judge_rows(judged))]
     if status.conditions:
         lines.append(f"{_INDENT}Conditions:")
         lines += [_INDENT * 2 + line for line in table(["TYPE", "STATUS", "REASON", "MESSAGE"],

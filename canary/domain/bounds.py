@@ -47,6 +47,16 @@ class CountBound:
     why: str
 
 
+@dataclass(frozen=True)
+class NumberBound:
+    """The range of one real number (a probability, a ratio, percentage points)."""
+
+    where: str
+    floor: float
+    ceiling: float
+    why: str
+
+
 _DAY = timedelta(hours=24)
 
 # --- Canary durations ----------------------------------------------------------------------
@@ -64,6 +74,12 @@ WEBHOOK_TIMEOUT = DurationBound(
     "spec.analysis.webhooks[].timeout", timedelta(milliseconds=100), timedelta(hours=1), "10s",
     "no HTTP answer arrives in under 100ms across a cluster; a hook silent for an hour is down "
     "(with 10 retries a tick already waits up to 11h)",
+)
+
+JUDGE_LOOK_EVERY = DurationBound(
+    "spec.analysis.judge.lookEvery", timedelta(seconds=1), timedelta(hours=1), "15s",
+    "looking more often than Prometheus scrapes sees nothing new, and no scrape interval is under "
+    "1s; an hour is longer than any interval worth an early abort",
 )
 
 # --- Canary counts -------------------------------------------------------------------------
@@ -133,6 +149,25 @@ PRIMARY_SCALER_MAX_REPLICAS = CountBound(
     "the primary's autoscaler ceiling; 10000 replicas of one workload is a typo, not a plan",
 )
 
+# --- Canary real numbers ------------------------------------------------------------------
+
+JUDGE_ALPHA = NumberBound(
+    "spec.analysis.judge.alpha", 0.0001, 0.2,
+    "the chance of rolling back a healthy canary; below 1 in 10000 the judge needs vast traffic to "
+    "act, above 1 in 5 it rolls back healthy releases routinely",
+)
+JUDGE_ERROR_TOLERANCE = NumberBound(
+    "spec.analysis.judge.errorRate.tolerance", 0.0, 10.0,
+    "how many times more failures than the primary's, less one, the canary may have; 10 is 11 times",
+)
+JUDGE_MIN_INCREASE = NumberBound(
+    "spec.analysis.judge.errorRate.minIncrease", 0.0, 100.0, "percentage points of error rate",
+)
+JUDGE_LATENCY_TOLERANCE = NumberBound(
+    "spec.analysis.judge.latency.tolerance", 0.0, 10.0,
+    "how many times more slow requests than the primary's, less one, at every bound; 10 is 11 times",
+)
+
 # --- Canary lists (number of items) --------------------------------------------------------
 
 STEP_WEIGHTS_ITEMS = CountBound(
@@ -179,7 +214,10 @@ LISTEN_PORT = CountBound(
 
 #: What the Canary CRD must carry, by kind of bound; tests/crds/test_bounds.py walks these.
 CANARY_DURATIONS: tuple[DurationBound, ...] = (
-    ANALYSIS_INTERVAL, METRIC_INTERVAL, WEBHOOK_TIMEOUT, ROUTE_TIMEOUT, ROUTE_BACKEND_TIMEOUT,
+    ANALYSIS_INTERVAL, METRIC_INTERVAL, WEBHOOK_TIMEOUT, ROUTE_TIMEOUT, ROUTE_BACKEND_TIMEOUT, JUDGE_LOOK_EVERY,
+)
+CANARY_NUMBERS: tuple[NumberBound, ...] = (
+    JUDGE_ALPHA, JUDGE_ERROR_TOLERANCE, JUDGE_MIN_INCREASE, JUDGE_LATENCY_TOLERANCE,
 )
 CANARY_COUNTS: tuple[CountBound, ...] = (
     SERVICE_PORT, PROGRESS_DEADLINE_SECONDS, THRESHOLD, MAX_WEIGHT, STEP_WEIGHT, STEP_WEIGHTS_ITEM,

@@ -27,9 +27,10 @@ from canary.domain.actions import (
 )
 from canary.domain.analysis import TickOutcome, gate_open, judge_tick, summarize_failures
 from canary.domain.conditions import derive_conditions
+from canary.domain.judge import carry, judge_checks, without_judge_checks
 from canary.domain.observed import Observed, Problem
 from canary.domain.spec import CanarySpec, WebhookType
-from canary.domain.status import Annotation, CanaryStatus, CheckResult, ConditionType, Phase, Verdict
+from canary.domain.status import Annotation, CanaryStatus, CheckResult, ConditionType, JudgeState, Phase, Verdict
 from canary.domain.weights import ALL_PRIMARY, Weights, next_promotion_weight, next_weight
 
 #: How often to look again while waiting on something that also produces watch events
@@ -54,6 +55,7 @@ class Probe(StrEnum):
     METRICS = "metrics"
     CONFIRM_TRAFFIC_INCREASE = "confirm-traffic-increase"
     CONFIRM_PROMOTION = "confirm-promotion"
+    JUDGE = "judge"  # the canary against the primary (spec.analysis.judge)
 
 
 #: Which webhooks each gate-like probe calls.
@@ -76,6 +78,7 @@ class RollbackCause(StrEnum):
     ANNOTATION = "annotation"
     DEADLINE = "deadline"
     WEBHOOK = "webhook"
+    JUDGE = "judge"  # the judge found conclusive evidence against the canary (an early abort)
 
 
 @dataclass(frozen=True)
@@ -479,7 +482,7 @@ def _start_run(step: _Step, revision: str) -> None:
         last_applied_spec=revision, canary_weight=0, failed_checks=0, consecutive_errors=0, consecutive_no_data=0,
         iterations=0, checks=(),
         run_started=step.now, last_analysis_time=None, waiting_since=None, message="",
-        primary_replicas=max(step.observed.primary.replicas, 1),
+        primary_replicas=max(step.observed.primary.replicas, 1), judge=JudgeState(),
     )
     if restarting:
         step.event("Restarted", f"new revision {revision} during the analysis: traffic back to the primary, "
@@ -504,8 +507,40 @@ def _analyse(step: _Step) -> None:
         _start_promotion(step)
         return
     if not _due(step):
+        _look(step)
         return
     _tick(step)
+
+
+def _judging(step: _Step) -> bool:
+    """The judge compares the versions whenever the canary serves traffic, as the metrics do."""
+    analysis = step.spec.analysis
+    return analysis.judge is not None and (analysis.blue_green or step.status.canary_weight > 0)
+
+
+def _look(step: _Step) -> None:
+    """Between two ticks: the judge alone, every lookEvery, so a gross failure ends the run early.
+    Nothing advances here; only a rejection acts."""
+    judge = step.spec.analysis.judge
+    if judge is None or not _judging(step):
+        return
+    state = step.status.judge
+    if state.last_look is not None and step.now - state.last_look < judge.look_every:
+        step.wake_in(judge.look_every - (step.now - state.last_look))
+        return
+    found = step.probe(Probe.JUDGE)[Probe.JUDGE]
+    step.update(checks=without_judge_checks(step.status.checks) + found,
+                judge=JudgeState(state.step_started, step.now, state.carried))
+    step.wake_in(judge.look_every)
+    _abort_if_rejected(step, found)
+
+
+def _abort_if_rejected(step: _Step, checks: tuple[CheckResult, ...]) -> bool:
+    rejected = [c for c in judge_checks(checks) if c.verdict is Verdict.FAIL]
+    if not rejected:
+        return False
+    _rollback(step, RollbackCause.JUDGE, "aborted by the judge: " + summarize_failures(rejected), reason="Aborted")
+    return True
 
 
 def _new_revision(step: _Step, revision: str) -> None:
@@ -531,6 +566,8 @@ def _tick(step: _Step) -> None:
     # Metrics mean nothing until the canary gets traffic; blue/green tests the canary directly.
     if analysis.metrics and (analysis.blue_green or status.canary_weight > 0):
         wanted.append(Probe.METRICS)
+    if _judging(step):
+        wanted.append(Probe.JUDGE)
     results = step.probe(*wanted)
 
     rollback_votes = results.get(Probe.ROLLBACK, ())
@@ -543,6 +580,10 @@ def _tick(step: _Step) -> None:
     outcome = judged.outcome
     step.update(checks=checks + tuple(rollback_votes), last_analysis_time=step.now,
                 consecutive_errors=judged.consecutive_errors, consecutive_no_data=judged.consecutive_no_data)
+    if Probe.JUDGE in results:
+        step.update(judge=JudgeState(status.judge.step_started, step.now, status.judge.carried))
+        if _abort_if_rejected(step, results[Probe.JUDGE]):
+            return
     step.wake_in(analysis.interval)
 
     if outcome is TickOutcome.FAIL:
@@ -588,7 +629,8 @@ def _tick(step: _Step) -> None:
                 if not gate_open(gate):
                     step.event("Waiting", f"confirm-traffic-increase webhook holds the weight at {status.canary_weight}%")
                     return
-            step.update(canary_weight=target)
+            # A new weight is a new step for the judge: its evidence so far is carried over.
+            step.update(canary_weight=target, judge=carry(judge_checks(checks), step.status.judge, step.now))
             step.event("Advanced", f"canary weight {status.canary_weight}% -> {target}%")
             return
     if finished:
@@ -659,10 +701,10 @@ def _finalise(step: _Step) -> None:
     step.wake_in(READINESS_POLL)
 
 
-def _rollback(step: _Step, cause: RollbackCause, message: str) -> None:
+def _rollback(step: _Step, cause: RollbackCause, message: str, *, reason: str = "RolledBack") -> None:
     started = step.status.run_started
     step.transition(Phase.FAILED, canary_weight=0, waiting_since=None, message=message)
-    step.event("RolledBack", f"{message}; all traffic back to {step.name}-primary, {step.name} scaled to zero",
+    step.event(reason, f"{message}; all traffic back to {step.name}-primary, {step.name} scaled to zero",
                warning=True)
     step.outcome = RunOutcome(False, cause, started)
     step.extra_actions.append(Notify(WebhookType.POST_ROLLOUT))

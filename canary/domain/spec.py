@@ -18,6 +18,7 @@ from canary.domain.autoscaler_spec import AutoscalerRef, parse_autoscaler_ref
 from canary.domain.durations import parse_duration
 from canary.domain.flagger_fields import CANARY_FIELDS, METRIC_TEMPLATE_FIELDS, refuse_flagger_only_fields
 from canary.domain.fields import flag, http_url, integer, items, mapping, number, optional_integer, string_map, text
+from canary.domain.judge_spec import JudgeSpec, parse_judge
 from canary.domain.providers import parse_provider
 from canary.domain.route_spec import (
     HeaderOperations,
@@ -165,6 +166,7 @@ class AnalysisSpec:
     mirror: bool = False
     mirror_weight: int | None = None
     session_affinity: SessionAffinity | None = None
+    judge: JudgeSpec | None = None
 
     @property
     def route_options(self) -> tuple[str, ...]:
@@ -374,6 +376,7 @@ def parse_analysis(raw: Mapping[str, Any], path: str = "spec.analysis") -> Analy
         mirror=mirror,
         mirror_weight=mirror_weight,
         session_affinity=parse_session_affinity(raw.get("sessionAffinity"), f"{path}.sessionAffinity"),
+        judge=parse_judge(raw.get("judge"), f"{path}.judge"),
     )
 
 

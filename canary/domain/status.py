@@ -47,6 +47,7 @@ class Verdict(StrEnum):
 class CheckKind(StrEnum):
     METRIC = "metric"
     WEBHOOK = "webhook"
+    JUDGE = "judge"  # the canary compared with the primary (spec.analysis.judge)
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,13 @@ class CheckResult:
     max: float | None = None
     samples: float | None = None
     message: str = ""
+    #: Judge checks only: the primary's value and requests over the same window, the evidence
+    #: against the canary (an e-value: how many times likelier the data are if the canary is
+    #: worse), and the evidence that rolls it back.
+    primary_value: float | None = None
+    primary_samples: float | None = None
+    evidence: float | None = None
+    evidence_bound: float | None = None
 
     def with_verdict(self, verdict: Verdict, message: str, value: float | None = None) -> CheckResult:
         return replace(self, verdict=verdict, message=message, value=value)
@@ -75,7 +83,9 @@ class CheckResult:
             "verdict": self.verdict.value,
             "time": format_time(self.time),
         }
-        for key, val in (("value", self.value), ("min", self.min), ("max", self.max), ("samples", self.samples)):
+        for key, val in (("value", self.value), ("min", self.min), ("max", self.max), ("samples", self.samples),
+                         ("primaryValue", self.primary_value), ("primarySamples", self.primary_samples),
+                         ("evidence", self.evidence), ("evidenceBound", self.evidence_bound)):
             if val is not None:
                 out[key] = _wire_number(val)
         if self.message:
@@ -95,6 +105,40 @@ class CheckResult:
             max=_opt_float(raw.get("max")),
             samples=_opt_float(raw.get("samples")),
             message=str(raw.get("message", "")),
+            primary_value=_opt_float(raw.get("primaryValue")),
+            primary_samples=_opt_float(raw.get("primarySamples")),
+            evidence=_opt_float(raw.get("evidence")),
+            evidence_bound=_opt_float(raw.get("evidenceBound")),
+        )
+
+
+@dataclass(frozen=True)
+class JudgeState:
+    """What the judge carries from one step to the next (see docs/analysis.md, "The judge").
+
+    The evidence of a step is recomputed from counts since ``step_started`` at every look; when
+    the weight moves, the step's final log-evidence joins ``carried`` and a new step begins.
+    """
+
+    step_started: datetime | None = None
+    last_look: datetime | None = None
+    #: Log-evidence of the completed steps of this run, by test (errorRate, latency).
+    carried: Mapping[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stepStarted": format_time(self.step_started),
+            "lastLook": format_time(self.last_look),
+            "carried": {name: _wire_number(value) for name, value in self.carried.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any] | None) -> JudgeState:
+        raw = raw or {}
+        return cls(
+            step_started=parse_time(raw.get("stepStarted")),
+            last_look=parse_time(raw.get("lastLook")),
+            carried={str(k): float(str(v)) for k, v in (raw.get("carried") or {}).items()},
         )
 
 
@@ -176,6 +220,7 @@ class CanaryStatus:
     primary_replicas: int = 0
     #: Why the last run ended (rollback reason, or "promoted").
     message: str = ""
+    judge: JudgeState = field(default_factory=JudgeState)
 
     def with_(self, **changes: Any) -> CanaryStatus:
         return replace(self, **changes)
@@ -203,6 +248,7 @@ class CanaryStatus:
             "handledAnnotations": dict(self.handled_annotations),
             "primaryReplicas": self.primary_replicas,
             "message": self.message,
+            "judge": self.judge.to_dict(),
         }
         return out
 
@@ -231,6 +277,7 @@ class CanaryStatus:
             handled_annotations={str(k): str(v) for k, v in (raw.get("handledAnnotations") or {}).items()},
             primary_replicas=int(raw.get("primaryReplicas") or 0),
             message=str(raw.get("message") or ""),
+            judge=JudgeState.from_dict(raw.get("judge")),
         )
 
 

@@ -14,16 +14,18 @@ from datetime import datetime
 import aiohttp
 
 from canary.config import MetricsSettings
-from canary.domain.analysis import evaluate_metric, query_window
+from canary.domain.analysis import MIN_QUERY_WINDOW, evaluate_metric, query_window
+from canary.domain.judge import evaluate as judge_evaluate, unmeasured
 from canary.domain.machine import PROBE_HOOKS, Probe
 from canary.domain.providers import parse_provider
 from canary.domain.spec import MetricSpec, MetricTemplateSpec, parse_metric_template_spec
-from canary.domain.status import CanaryStatus, CheckResult, Phase
+from canary.domain.status import CanaryStatus, CheckResult, Phase, Verdict
 from canary.errors import ApiError, MetricError, ProviderUnavailable, SpecError, TemplateError
 from canary.kube.api import KubeApi
 from canary.kube.cache import ClusterCache, Kind, ObjectKey
 from canary.kube.execute import Target
-from canary.metrics.base import MeasureRequest
+from canary.kube.workloads import primary_name
+from canary.metrics.base import CompareRequest, MeasureRequest
 from canary.metrics.engine import MetricsEngine
 from canary.notify.webhooks import WebhookPayload, call_all
 
@@ -47,6 +49,8 @@ class ProbeRunner:
                    now: datetime) -> tuple[CheckResult, ...]:
         if probe is Probe.METRICS:
             return await self._metrics(target, status, now)
+        if probe is Probe.JUDGE:
+            return await self._judge(target, status, now)
         hooks = target.spec.analysis.hooks(PROBE_HOOKS[probe])
         # confirm-rollout asks about the revision about to start; every other hook about the run.
         checksum = (target.observation.observed.target.checksum if probe is Probe.CONFIRM_ROLLOUT
@@ -98,6 +102,29 @@ class ProbeRunner:
                 checks.append(evaluate_metric(metric, value=result.value, source=result.source, now=now,
                                               samples=result.samples, min_samples=analysis.min_sample_size))
         return tuple(checks)
+
+    async def _judge(self, target: Target, status: CanaryStatus, now: datetime) -> tuple[CheckResult, ...]:
+        """Both versions over the current step (since the weight last moved), judged."""
+        judge = target.spec.analysis.judge
+        if judge is None:
+            return ()
+        started = status.judge.step_started or status.run_started or now
+        workload = target.spec.target_ref.name
+        request = CompareRequest(
+            namespace=target.namespace, target=workload, primary=primary_name(workload),
+            window=max(now - started, MIN_QUERY_WINDOW),
+            mesh=parse_provider(target.spec.provider).metrics if target.spec.provider else None,
+            metrics_server=target.spec.metrics_server, target_kind=target.spec.target_ref.kind,
+            latency=judge.latency is not None,
+        )
+        try:
+            comparison = await self.engine.compare(request)
+        except ProviderUnavailable as exc:
+            # An outage of the metrics system says nothing about either version: hold, as metrics do.
+            return unmeasured(judge, Verdict.UNAVAILABLE, f"{type(exc).__name__}: {exc}", now)
+        except (MetricError, TemplateError) as exc:
+            return unmeasured(judge, Verdict.ERROR, f"{type(exc).__name__}: {exc}", now)
+        return judge_evaluate(judge, comparison, status.judge, now)
 
     def _template(self, target: Target, metric: MetricSpec) -> MetricTemplateSpec | None:
         if metric.template_ref is None:

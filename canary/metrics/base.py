@@ -1,4 +1,5 @@
-"""The metric provider interface: one measurement per check per analysis tick."""
+"""The metric provider interfaces: one measurement per check per analysis tick, and the
+canary-versus-primary comparison the judge reads."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import timedelta
 from typing import Protocol
 
 from canary.domain.providers import Mesh
+from canary.domain.samples import Comparison
 from canary.domain.spec import MetricSpec, MetricTemplateSpec
 
 
@@ -41,4 +43,27 @@ class Measurement:
 class MetricProvider(Protocol):
     async def measure(self, request: MeasureRequest) -> Measurement:
         """Raises ``ProviderUnavailable`` after bounded retries, ``TemplateError`` for bad templates."""
+        ...
+
+
+@dataclass(frozen=True)
+class CompareRequest:
+    """Both versions of one canary over the same window, for the judge."""
+
+    namespace: str
+    target: str  # the canary workload (targetRef.name)
+    primary: str  # the primary workload: <target>-primary
+    window: timedelta  # the time since the current step started
+    #: The builtin metric names' mesh when the Canary's provider names one; None: the controller's.
+    mesh: Mesh | None = None
+    #: Flagger's spec.metricsServer: the Prometheus to ask; None: the controller's source.
+    metrics_server: str | None = None
+    target_kind: str = "Deployment"
+    #: Whether to fetch the latency histograms too (the judge's latency test is on).
+    latency: bool = True
+
+
+class ComparisonProvider(Protocol):
+    async def compare(self, request: CompareRequest) -> Comparison:
+        """Raises ``ProviderUnavailable`` after bounded retries, ``MetricError`` for a broken answer."""
         ...

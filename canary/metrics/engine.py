@@ -5,7 +5,11 @@ Provider choice per request:
 * a MetricTemplate with provider type ``prometheus``: its ``address``, or
   ``settings.prometheus_address`` when it has none;
 * a MetricTemplate with provider type ``smi``: the Traffic Metrics API;
-* a builtin check: ``settings.source`` (Prometheus at ``settings.prometheus_address``, or SMI).
+* a builtin check: the Canary's ``metricsServer`` when it names one, else ``settings.source``
+  (Prometheus at ``settings.prometheus_address``, or SMI).
+
+The judge's canary-versus-primary comparison (:meth:`MetricsEngine.compare`) is answered like a
+builtin check.
 
 Credentials. The caller resolves each template's ``secretRef`` and passes the Secrets' data as
 ``credentials``: a mapping from Secret name to its decoded string data. Keys read: ``token``
@@ -25,7 +29,8 @@ from collections.abc import Mapping, Sequence
 from canary.config import MetricsSettings
 from canary.domain.spec import ProviderType
 from canary.errors import MetricError, TemplateError
-from canary.metrics.base import MeasureRequest, Measurement, MetricProvider
+from canary.domain.samples import Comparison
+from canary.metrics.base import CompareRequest, ComparisonProvider, MeasureRequest, Measurement, MetricProvider
 from canary.metrics.prometheus import PrometheusProvider
 from canary.metrics.smi import SmiFetch, SmiMetricsProvider
 
@@ -90,9 +95,26 @@ class MetricsEngine:
                 template.provider.insecure_skip_verify,
                 credentials or {},
             )
-        if request.metrics_server is not None:
+        return self._builtin_provider(request.metrics_server)
+
+    async def compare(self, request: CompareRequest) -> Comparison:
+        """The canary and the primary over ``request.window``, from the provider that answers the
+        builtin checks. Raises ``MetricError`` (a broken answer, an unsafe name) or its subclass
+        ``ProviderUnavailable`` (no answer after bounded retries); ``TemplateError`` for unsafe
+        names is turned into ``MetricError`` so that callers handle one family."""
+        try:
+            return await self.comparison_provider_for(request).compare(request)
+        except TemplateError as exc:
+            raise MetricError(str(exc)) from exc
+
+    def comparison_provider_for(self, request: CompareRequest) -> ComparisonProvider:
+        """The provider that should answer ``request``: the same as a builtin check's."""
+        return self._builtin_provider(request.metrics_server)
+
+    def _builtin_provider(self, metrics_server: str | None) -> PrometheusProvider | SmiMetricsProvider:
+        if metrics_server is not None:
             # Flagger's spec.metricsServer: this Canary's builtin checks ask that Prometheus.
-            return self._prometheus_provider(request.metrics_server, None, False, {})
+            return self._prometheus_provider(metrics_server, None, False, {})
         if self._settings.source is ProviderType.SMI:
             return self._smi_provider()
         return self._prometheus_provider(self._settings.prometheus_address, None, False, {})

@@ -24,13 +24,21 @@ from urllib3.util.retry import Retry
 
 from canary.config import MetricsSettings
 from canary.errors import MetricError, ProviderUnavailable
+from canary.domain.samples import Comparison
 from canary.metrics.retries import retrying
-from canary.metrics.base import MeasureRequest, Measurement
-from canary.metrics.queries import SuccessRateQuery, builtin_query, split_outcomes, success_rate
+from canary.metrics.base import CompareRequest, MeasureRequest, Measurement
+from canary.metrics.comparison_queries import comparison_query, read_comparison
+from canary.metrics.queries import (
+    DURATION_QUANTILE,
+    DurationQuery,
+    Series as Series,  # re-exported: the metrics server reads answers by this name
+    SuccessRateQuery,
+    builtin_query,
+    histogram_from_buckets,
+    split_outcomes,
+    success_rate,
+)
 from canary.metrics.templates import render_request
-
-#: One series of an instant query's answer: its labels and its value.
-Series = tuple[Mapping[str, str], float]
 
 _TRANSIENT_STATUS = frozenset({408, 429})
 _ERROR_TEXT_LIMIT = 300
@@ -194,7 +202,24 @@ class PrometheusProvider:
         series = await self.query(builtin.promql)
         if isinstance(builtin, SuccessRateQuery):
             return self._success_rate(builtin, series)
-        return self._single_value(builtin.promql, series)
+        return self._duration(builtin, series)
+
+    async def compare(self, request: CompareRequest) -> Comparison:
+        """Both versions' counts (and latency buckets) in two concurrent queries, whatever the
+        number of versions (:mod:`canary.metrics.comparison_queries`)."""
+        query = comparison_query(
+            request.mesh or self._settings.mesh,
+            namespace=request.namespace,
+            canary=request.target,
+            primary=request.primary,
+            window=request.window,
+            target_kind=request.target_kind,
+            latency=request.latency,
+        )
+        if query.latency is None:
+            return read_comparison(query, await self.query(query.outcomes), None)
+        outcomes, buckets = await asyncio.gather(self.query(query.outcomes), self.query(query.latency))
+        return read_comparison(query, outcomes, buckets)
 
     @staticmethod
     def _single_value(promql: str, series: Sequence[Series]) -> Measurement:
@@ -216,3 +241,11 @@ class PrometheusProvider:
         success, failure = split_outcomes(query, counts)
         return Measurement(value=success_rate(success, failure), source=query.promql, samples=success + failure)
 
+    @staticmethod
+    def _duration(query: DurationQuery, series: Sequence[Series]) -> Measurement:
+        if any(not math.isfinite(value) for _, value in series):
+            return Measurement(value=None, source=query.promql)
+        histogram = histogram_from_buckets((labels.get("le", ""), value) for labels, value in series)
+        # No +Inf bucket (an odd exporter): the request count is unknown, and so is the quantile.
+        samples = histogram.total if histogram.bounds and math.isinf(histogram.bounds[-1]) else None
+        return Measurement(value=histogram.quantile(DURATION_QUANTILE), source=query.promql, samples=samples)

@@ -13,7 +13,12 @@ the two can never disagree, and a window without requests is recognisably "no da
   the answer (one series per status code, a handful at most) shows users which codes were seen,
   and the failure rule is plain Python that unit tests cover.
 
-``request-duration`` is the p99 latency in milliseconds from the mesh's latency histogram.
+``request-duration`` is the p99 latency in milliseconds from the mesh's latency histogram. The
+query returns the histogram's bucket counts over the window (``sum by (le) (increase(...))``) and
+Python interpolates the quantile as ``histogram_quantile`` does
+(:meth:`canary.domain.samples.Histogram.quantile`). Asking for the buckets instead of the
+quantile costs one series per bucket and buys the request count (the ``+Inf`` bucket), so that
+``minSampleSize`` applies to latency as it does to the success rate.
 
 Selectors match the canary workload exactly (``=``, not ``=~``), by the label each mesh gives
 its kind (Linkerd: ``deployment``/``daemonset``; OSM: ``destination_kind``; Istio's workload name
@@ -23,47 +28,82 @@ in :mod:`canary.metrics.templates`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
 from canary.config import Mesh
 from canary.domain.durations import format_duration
+from canary.domain.samples import Histogram
 from canary.domain.spec import BUILTIN_DURATION, BUILTIN_METRICS, BUILTIN_SUCCESS_RATE, TARGET_KINDS
 from canary.errors import MetricError
 from canary.metrics.templates import validate_dns_label, validate_dns_subdomain
 
 
+#: One series of an instant query's answer: its labels and its value.
+Series = tuple[Mapping[str, str], float]
+
+
 @dataclass(frozen=True)
-class _MeshMetrics:
+class MeshMetrics:
+    """One mesh's metric names and labels. ``selector`` has ``{namespace}``, ``{kind}``,
+    ``{workload_label}`` and ``{workload}`` (a whole matcher, ``="name"`` or ``=~"a|b"``) to fill."""
+
     requests: str
     latency_bucket: str
-    selector: str  # with {namespace} and {target} to fill
+    selector: str
     outcome_label: str
+    workload_label: str  # the label that names the workload; {kind_label} is the kind in lower case
+
+    def workload_label_for(self, target_kind: str) -> str:
+        return self.workload_label.format(kind_label=target_kind.lower())
+
+    def render_selector(self, *, namespace: str, target_kind: str, workload_matcher: str) -> str:
+        """The selector with the namespace (validated here) and the workload matcher filled in."""
+        if target_kind not in TARGET_KINDS:
+            raise MetricError(f"no builtin metrics for a {target_kind!r} target ({', '.join(TARGET_KINDS)})")
+        return self.selector.format(
+            namespace=validate_dns_label(namespace, "namespace"),
+            kind=target_kind,
+            workload_label=self.workload_label_for(target_kind),
+            workload=workload_matcher,
+        )
 
 
-_MESHES: dict[Mesh, _MeshMetrics] = {
-    Mesh.LINKERD: _MeshMetrics(
+MESHES: dict[Mesh, MeshMetrics] = {
+    Mesh.LINKERD: MeshMetrics(
         requests="response_total",
         latency_bucket="response_latency_ms_bucket",
-        selector='namespace="{namespace}", {kind_label}="{target}", direction="inbound"',
+        selector='namespace="{namespace}", {workload_label}{workload}, direction="inbound"',
         outcome_label="classification",
+        workload_label="{kind_label}",
     ),
-    Mesh.ISTIO: _MeshMetrics(
+    Mesh.ISTIO: MeshMetrics(
         requests="istio_requests_total",
         latency_bucket="istio_request_duration_milliseconds_bucket",
         selector='reporter="destination", destination_workload_namespace="{namespace}", '
-        'destination_workload="{target}"',
+        "{workload_label}{workload}",
         outcome_label="response_code",
+        workload_label="destination_workload",
     ),
-    Mesh.OSM: _MeshMetrics(
+    Mesh.OSM: MeshMetrics(
         requests="osm_request_total",
         latency_bucket="osm_request_duration_ms_bucket",
         selector='destination_namespace="{namespace}", destination_kind="{kind}", '
-        'destination_name="{target}"',
+        "{workload_label}{workload}",
         outcome_label="response_code",
+        workload_label="destination_name",
     ),
 }
+
+
+def is_failure(outcome_label: str, outcome: str) -> bool:
+    """Whether requests whose ``outcome_label`` has value ``outcome`` failed: Linkerd's
+    ``classification="failure"``, or a 5xx ``response_code`` for Istio and OSM."""
+    if outcome_label == "classification":
+        return outcome == "failure"
+    return outcome.startswith("5")
 
 
 @dataclass(frozen=True)
@@ -76,14 +116,17 @@ class SuccessRateQuery:
 
     def is_failure(self, outcome: str) -> bool:
         """Whether a series whose ``outcome_label`` has value ``outcome`` counts failed requests."""
-        if self.outcome_label == "classification":
-            return outcome == "failure"
-        return outcome.startswith("5")
+        return is_failure(self.outcome_label, outcome)
+
+
+#: The latency quantile of the builtin ``request-duration`` check.
+DURATION_QUANTILE = 0.99
 
 
 @dataclass(frozen=True)
 class DurationQuery:
-    """A single-value query: the p99 latency in milliseconds."""
+    """Bucket counts per ``le``; read the answer with :func:`histogram_from_buckets` and take
+    its :data:`DURATION_QUANTILE` quantile."""
 
     promql: str
     mesh: Mesh
@@ -99,21 +142,18 @@ def builtin_query(metric: str, mesh: Mesh, *, namespace: str, target: str, windo
     Raises ``TemplateError`` for names that are unsafe to substitute and ``MetricError`` for a
     name that is not a builtin.
     """
-    m = _MESHES[mesh]
-    if target_kind not in TARGET_KINDS:
-        raise MetricError(f"no builtin metrics for a {target_kind!r} target ({', '.join(TARGET_KINDS)})")
-    selector = m.selector.format(
-        namespace=validate_dns_label(namespace, "namespace"),
-        target=validate_dns_subdomain(target, "target"),
-        kind=target_kind,
-        kind_label=target_kind.lower(),
+    m = MESHES[mesh]
+    selector = m.render_selector(
+        namespace=namespace,
+        target_kind=target_kind,
+        workload_matcher=f'="{validate_dns_subdomain(target, "target")}"',
     )
     w = format_duration(window)
     if metric == BUILTIN_SUCCESS_RATE:
         promql = f"sum by ({m.outcome_label}) (increase({m.requests}{{{selector}}}[{w}]))"
         return SuccessRateQuery(promql=promql, mesh=mesh, outcome_label=m.outcome_label)
     if metric == BUILTIN_DURATION:
-        promql = f"histogram_quantile(0.99, sum by (le) (rate({m.latency_bucket}{{{selector}}}[{w}])))"
+        promql = f"sum by (le) (increase({m.latency_bucket}{{{selector}}}[{w}]))"
         return DurationQuery(promql=promql, mesh=mesh)
     raise MetricError(
         f"{metric!r} is not a builtin metric ({', '.join(sorted(BUILTIN_METRICS))}); it needs a templateRef"
@@ -137,3 +177,27 @@ def split_outcomes(query: SuccessRateQuery, counts: Iterable[tuple[str, float]])
         else:
             success += count
     return success, failure
+
+
+def parse_le(text: str) -> float:
+    """A bucket's ``le`` label as a bound in ms (``+Inf`` is ``inf``); MetricError if it is not one."""
+    try:
+        bound = float(text)
+    except ValueError as exc:
+        raise MetricError(f"a latency bucket has le={text!r:.50}, which is not a number") from exc
+    if math.isnan(bound):
+        raise MetricError("a latency bucket has le=NaN")
+    return bound
+
+
+def histogram_from_buckets(buckets: Iterable[tuple[str, float]]) -> Histogram:
+    """A histogram from ``(le, cumulative count)`` pairs in any order; MetricError for a bound
+    that is not a number or that appears twice (the query sums by ``le``, so it cannot)."""
+    by_bound: dict[float, float] = {}
+    for le, count in buckets:
+        bound = parse_le(le)
+        if bound in by_bound:
+            raise MetricError(f"the latency buckets repeat le={le!r:.50}")
+        by_bound[bound] = count
+    bounds = tuple(sorted(by_bound))
+    return Histogram(bounds=bounds, counts=tuple(by_bound[b] for b in bounds))

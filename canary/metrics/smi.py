@@ -21,6 +21,12 @@ What is read, from one ``TrafficMetrics`` object of the canary workload for the 
   ``p90_response_latency``, ``p50_response_latency``, ``success_count`` or ``failure_count``.
 
 Samples are ``success_count + failure_count`` whenever the object carries them, for latencies too.
+
+For the judge's comparison, the TrafficMetrics objects of the canary and of the primary are read
+(concurrently, two requests) and give each version's ``success_count + failure_count`` requests
+and ``failure_count`` failures. The Traffic Metrics API carries latency only as three percentiles,
+not as a histogram, so the comparison has no latency (``ArmSample.latency is None``) and the
+judge's latency test cannot run on this provider.
 """
 
 from __future__ import annotations
@@ -39,7 +45,8 @@ from canary.domain.durations import format_duration
 from canary.domain.spec import BUILTIN_DURATION, BUILTIN_SUCCESS_RATE, TARGET_KINDS
 from canary.errors import MetricError, ProviderUnavailable, TemplateError
 from canary.metrics.retries import retrying
-from canary.metrics.base import MeasureRequest, Measurement
+from canary.domain.samples import ArmSample, Comparison
+from canary.metrics.base import CompareRequest, MeasureRequest, Measurement
 from canary.metrics.queries import success_rate
 from canary.metrics.templates import validate_dns_label, validate_dns_subdomain
 
@@ -196,6 +203,16 @@ class SmiMetricsProvider:
             value = None
         return Measurement(value=value, source=source, samples=total)
 
+    async def compare(self, request: CompareRequest) -> Comparison:
+        """Each version's counts from its own TrafficMetrics object; no latency (see module doc)."""
+        window = format_duration(request.window)
+        (canary_path, canary), (primary_path, primary) = await asyncio.gather(
+            self.read(request.namespace, request.target, window, request.target_kind),
+            self.read(request.namespace, request.primary, window, request.target_kind),
+        )
+        source = f"{canary_path} ({SUCCESS_COUNT}, {FAILURE_COUNT})\n{primary_path} ({SUCCESS_COUNT}, {FAILURE_COUNT})"
+        return Comparison(canary=_arm(canary), primary=_arm(primary), source=source)
+
     @staticmethod
     def _metric_names(request: MeasureRequest) -> tuple[str, ...]:
         if request.template is not None:
@@ -211,3 +228,12 @@ class SmiMetricsProvider:
         if request.metric.name == BUILTIN_DURATION:
             return (P99_LATENCY,)
         raise MetricError(f"{request.metric.name!r} is not a builtin metric; it needs a templateRef")
+
+
+def _arm(sample: TrafficMetricsSample) -> ArmSample:
+    """One version's counts; a negative count is no data, as a Prometheus answer's would be."""
+    success = sample.values.get(SUCCESS_COUNT, 0.0)
+    failure = sample.values.get(FAILURE_COUNT, 0.0)
+    if success < 0 or failure < 0:
+        return ArmSample(0.0, 0.0)
+    return ArmSample(requests=success + failure, failures=failure)

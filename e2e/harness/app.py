@@ -93,6 +93,7 @@ def canary(
     revert_on_deletion: bool = False,
     target_kind: str = "Deployment",
     autoscaler_ref: Mapping[str, Any] | None = None,
+    judge: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     analysis: dict[str, Any] = {
         "interval": interval,
@@ -108,6 +109,8 @@ def canary(
         analysis["consecutiveErrorLimit"] = consecutive_error_limit
     if webhooks:
         analysis["webhooks"] = [dict(w) for w in webhooks]
+    if judge is not None:
+        analysis["judge"] = dict(judge)
     spec: dict[str, Any] = {
         "targetRef": {"apiVersion": "apps/v1", "kind": target_kind, "name": name},
         "progressDeadlineSeconds": progress_deadline_seconds,

@@ -251,3 +251,33 @@ def test_json_view_keeps_only_on_call_annotations() -> None:
     assert doc["annotations"] == {"canary.dev/pause": "true"}
     assert doc["status"]["canaryWeight"] == 30
     assert (doc["namespace"], doc["name"]) == ("default", "podinfo")
+
+
+JUDGED = canary(
+    status={
+        "phase": "Failed",
+        "canaryWeight": 0,
+        "failedChecks": 0,
+        "lastTransitionTime": "2024-05-01T10:03:00Z",
+        "message": "aborted by the judge: judge/errorRate: ...",
+        "checks": [
+            {"name": "judge/errorRate", "kind": "judge", "source": "sum by (deployment, classification) (...)",
+             "verdict": "Fail", "time": "2024-05-01T10:03:00Z", "value": "48.5", "primaryValue": "0.1",
+             "samples": "33", "primarySamples": "297", "evidence": "1840.5", "evidenceBound": "200",
+             "message": "evidence reached the bound"},
+            {"name": "judge/latency", "kind": "judge", "source": "sum by (deployment, le) (...)",
+             "verdict": "Pass", "time": "2024-05-01T10:03:00Z", "value": "190", "primaryValue": "195",
+             "samples": "33", "primarySamples": "297", "evidence": "0.42", "evidenceBound": "200"},
+        ],
+    },
+)
+
+
+def test_judge_checks_show_both_versions_and_the_evidence() -> None:
+    shown = render_canary(JUDGED, NOW)
+    assert "Checks:" not in shown
+    assert """\
+  Judge (canary / primary, this step; evidence over the run / needed to roll back):
+    TEST       VALUE       REQUESTS  EVIDENCE        VERDICT  MESSAGE
+    errorRate  48.5 / 0.1  33 / 297  1.84e+03 / 200  Fail     evidence reached the bound
+    latency    190 / 195   33 / 297  0.42 / 200      Pass""" in shown

@@ -62,6 +62,13 @@ def integer_ranges(kind: str = "Canary") -> dict[str, tuple[int | None, int | No
             for path, node in _spec_nodes(kind) if node.get("type") == "integer"}
 
 
+def number_ranges(kind: str = "Canary") -> dict[str, tuple[float | None, float | None]]:
+    """``minimum`` and ``maximum`` of every real-number field of the spec that has either."""
+    return {path: (node.get("minimum"), node.get("maximum"))
+            for path, node in _spec_nodes(kind)
+            if node.get("type") == "number" and ("minimum" in node or "maximum" in node)}
+
+
 def list_limits(kind: str = "Canary") -> dict[str, tuple[int, int | None]]:
     """``minItems`` (0 when unset) and ``maxItems`` of every list of the spec, by path."""
     # A refused Flagger field is declared only to be refused by name: it never holds a value.

@@ -34,6 +34,7 @@ from canary.domain.status import (
     CanaryStatus,
     CheckKind,
     CheckResult,
+    JudgeState,
     Condition,
     ConditionType,
     Phase,
@@ -439,6 +440,8 @@ def base_canary() -> dict[str, Any]:
                 "stepWeightPromotion": 25,
                 "noDataPolicy": "hold",
                 "minSampleSize": 10,
+                "judge": {"alpha": 0.01, "lookEvery": "15s", "errorRate": {"tolerance": 0.2, "minIncrease": 0.5},
+                          "latency": {"tolerance": 0.5}},
                 "metrics": [
                     {"name": "request-success-rate", "interval": "1m", "thresholdRange": {"min": 99}},
                     {
@@ -499,6 +502,9 @@ def full_status() -> dict[str, Any]:
                         value=float("nan"), max=float("inf"), message="no samples"),
             CheckResult("load-test", CheckKind.WEBHOOK, "http://loadtester.test/", Verdict.FAIL, when,
                         message="HTTP 500"),
+            CheckResult("judge/errorRate", CheckKind.JUDGE, "sum by (...)", Verdict.PASS, when, value=0.4,
+                        samples=600.0, primary_value=0.1, primary_samples=5400.0, evidence=3.5,
+                        evidence_bound=200.0, message="no evidence against the canary"),
         ),
         conditions=(
             Condition(ConditionType.READY, False, "Progressing", "canary at 20%", when),
@@ -512,5 +518,6 @@ def full_status() -> dict[str, Any]:
         handled_annotations={"rollback": "2025-01-01T00:00:00Z"},
         primary_replicas=3,
         message="rolled back: 5 failed checks",
+        judge=JudgeState(step_started=when, last_look=when, carried={"errorRate": 1.25, "latency": -0.5}),
     )
     return status.to_dict()

@@ -22,7 +22,7 @@ from canary.domain.bounds import DURATION_MAX_LENGTH, CountBound, DurationBound
 from canary.domain.durations import DURATION_PATTERN, format_duration, microseconds
 from canary.domain.spec import parse_canary_spec
 from canary.errors import SpecError
-from tests.crds.crd_bounds import duration_ranges, exact_text, integer_ranges, list_limits
+from tests.crds.crd_bounds import duration_ranges, exact_text, integer_ranges, list_limits, number_ranges
 from tests.crds.schema_validator import ROOT, Invalid, base_canary, compile_rule, iter_schema, load_crds
 
 MICROSECOND = timedelta(microseconds=1)
@@ -33,6 +33,25 @@ MICROSECOND = timedelta(microseconds=1)
 
 def test_every_integer_of_the_spec_has_the_bounds_of_the_module() -> None:
     assert integer_ranges() == {b.where: (b.floor, b.ceiling) for b in bounds.CANARY_COUNTS}
+
+
+def test_every_bounded_number_of_the_spec_has_the_bounds_of_the_module() -> None:
+    assert number_ranges() == {b.where: (b.floor, b.ceiling) for b in bounds.CANARY_NUMBERS}
+
+
+@pytest.mark.parametrize("bound", bounds.CANARY_NUMBERS, ids=lambda b: b.where)
+def test_the_parser_refuses_a_number_just_outside_its_range(bound: bounds.NumberBound) -> None:
+    *parents, leaf = bound.where.removeprefix("spec.").split(".")
+    for outside in (bound.floor - 1e-9, bound.ceiling + 1e-9):
+        spec = base_canary()["spec"]
+        node = spec
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = outside
+        with pytest.raises(SpecError, match=re.escape(bound.where)):
+            parse_canary_spec(spec)
+        node[leaf] = bound.floor
+        parse_canary_spec(spec)
 
 
 def test_every_list_of_the_spec_has_the_bounds_of_the_module() -> None:
@@ -208,14 +227,16 @@ def test_lists_agree_at_the_edges(where: str) -> None:
 # --- the process's own bounds and the docs ------------------------------------------------------
 
 
-ALL_BOUNDS: list[CountBound | DurationBound] = [
-    *bounds.CANARY_DURATIONS, *bounds.CANARY_COUNTS, *bounds.CANARY_LISTS, *bounds.PROCESS_DURATIONS,
-    *bounds.PROCESS_COUNTS,
+ALL_BOUNDS: list[CountBound | DurationBound | bounds.NumberBound] = [
+    *bounds.CANARY_DURATIONS, *bounds.CANARY_COUNTS, *bounds.CANARY_NUMBERS, *bounds.CANARY_LISTS,
+    *bounds.PROCESS_DURATIONS, *bounds.PROCESS_COUNTS,
 ]
 
 
-def _text(value: int | timedelta) -> str:
-    return format_duration(value) if isinstance(value, timedelta) else str(value)
+def _text(value: float | timedelta) -> str:
+    if isinstance(value, timedelta):
+        return format_duration(value)
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 def test_docs_table_lists_every_bound() -> None:
@@ -233,7 +254,7 @@ def test_docs_table_lists_every_bound() -> None:
         assert rows[key] == (_text(bound.floor), _text(bound.ceiling)), key
 
 
-def _doc_key(bound: CountBound | DurationBound) -> str:
+def _doc_key(bound: CountBound | DurationBound | bounds.NumberBound) -> str:
     if bound is bounds.WAIT_TIMEOUT:
         return "canary wait --timeout"
     if bound is bounds.RECEIPT_TIMEOUT:

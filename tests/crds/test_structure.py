@@ -209,6 +209,7 @@ def test_canary_has_the_rules_the_spec_needs() -> None:
         *["spec.analysis"] * (6 + analysis_refusals),
         "spec.analysis.interval",
         "spec.analysis.stepWeights",
+        "spec.analysis.judge.lookEvery",
         *["spec.analysis.metrics[]"] * (3 + metric_refusals),
         "spec.analysis.metrics[].interval",
         "spec.analysis.metrics[].thresholdRange", "spec.analysis.metrics[].thresholdRange",
@@ -297,6 +298,7 @@ def test_step_weights_rule_covers_every_index() -> None:
 
 
 DURATION_FIELDS = ("spec.service.timeout", "spec.service.backendTimeout", "spec.analysis.interval",
+                   "spec.analysis.judge.lookEvery",
                    "spec.analysis.metrics[].interval", "spec.analysis.webhooks[].timeout")
 
 

@@ -12,7 +12,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from canary.config import Mesh
 from canary.domain.spec import BUILTIN_DURATION, BUILTIN_SUCCESS_RATE
-from canary.metrics.queries import DurationQuery, SuccessRateQuery, builtin_query, split_outcomes, success_rate
+from canary.metrics.comparison_queries import comparison_query, read_comparison
+from canary.metrics.queries import (
+    DurationQuery,
+    Series,
+    SuccessRateQuery,
+    builtin_query,
+    split_outcomes,
+    success_rate,
+)
 from e2e.mesh.metrics import (
     ISTIO_BUCKETS,
     LINKERD_BUCKETS,
@@ -138,6 +146,35 @@ def test_duration_query_selects_the_canary_latency_histogram(mesh: Mesh, flavour
     assert by_le[float("inf")] == 100
     # 40 ms lands in every bucket whose bound is 40 or more, and in no other.
     assert all(count == (100 if le >= 40 else 0) for le, count in by_le.items())
+
+
+def summed_by(selected: Iterable[Sample], labels: tuple[str, str]) -> list[Series]:
+    """What ``sum by (labels)`` over the selected samples answers."""
+    sums: dict[tuple[str, str], float] = {}
+    for _, sample_labels, value in selected:
+        key = (sample_labels.get(labels[0], ""), sample_labels.get(labels[1], ""))
+        sums[key] = sums.get(key, 0.0) + value
+    return [({labels[0]: a, labels[1]: b}, value) for (a, b), value in sums.items()]
+
+
+@pytest.mark.parametrize(("mesh", "flavour"), [(Mesh.LINKERD, "linkerd"), (Mesh.ISTIO, "istio")])
+def test_comparison_queries_select_both_versions(mesh: Mesh, flavour: str) -> None:
+    metrics = make_metrics(flavour)
+    traffic(metrics)
+    query = comparison_query(mesh, namespace="test", canary="podinfo", primary="podinfo-primary",
+                             window=timedelta(minutes=1))
+    assert query.latency is not None
+    exported = samples(metrics)
+    outcomes = summed_by(select(exported, query.outcomes), (query.version_label, query.outcome_label))
+    buckets = summed_by(select(exported, query.latency), (query.version_label, "le"))
+    comparison = read_comparison(query, outcomes, buckets)
+    # The proxy's own 503 (no pod) is not an inbound request of either version.
+    assert (comparison.canary.requests, comparison.canary.failures) == (100, 10)
+    assert (comparison.primary.requests, comparison.primary.failures) == (300, 0)
+    assert comparison.canary.latency is not None and comparison.primary.latency is not None
+    assert comparison.canary.latency.slower_than(10.0) == 100  # 40 ms each
+    assert comparison.primary.latency.slower_than(10.0) == 0  # 5 ms each
+    assert comparison.canary.latency.total == 100 and comparison.primary.latency.total == 300
 
 
 def test_linkerd_series_names_and_labels() -> None:

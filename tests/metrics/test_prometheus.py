@@ -78,25 +78,67 @@ async def test_success_rate_with_nan_count_is_no_data(server: FakeServer, settin
     assert measurement.value is None
 
 
-async def test_duration_p99(server: FakeServer, settings: MetricsSettings) -> None:
-    server.respond(Reply(body=vector(({}, "412.5"))))
+def buckets(*pairs: tuple[str, str]) -> dict[str, object]:
+    """A ``sum by (le)`` answer, listed out of order as Prometheus may."""
+    return vector(*(({"le": le}, count) for le, count in reversed(pairs)))
+
+
+async def test_duration_p99_is_interpolated_from_the_buckets(server: FakeServer, settings: MetricsSettings) -> None:
+    # 1000 requests: 900 at most 100 ms, 985 at most 300 ms, 995 at most 500 ms. Rank 990 lies
+    # halfway through the (300, 500] bucket: 400 ms, as histogram_quantile interpolates.
+    server.respond(Reply(body=buckets(("100", "900"), ("300", "985"), ("500", "995"), ("+Inf", "1000"))))
     request = builtin_request(BUILTIN_DURATION, window=timedelta(seconds=30))
     measurement = await PrometheusProvider(server.url, settings).measure(request)
     expected = (
-        "histogram_quantile(0.99, sum by (le) (rate(response_latency_ms_bucket{namespace=\"shop\", "
-        'deployment="podinfo", direction="inbound"}[30s])))'
+        "sum by (le) (increase(response_latency_ms_bucket{namespace=\"shop\", "
+        'deployment="podinfo", direction="inbound"}[30s]))'
     )
-    assert measurement.value == 412.5
+    assert measurement.value == pytest.approx(400.0)
     assert measurement.source == expected
-    assert measurement.samples is None
+    assert measurement.samples == 1000.0
     assert server.queries == [expected]
 
 
-@pytest.mark.parametrize("value", ["NaN", "+Inf", "-Inf"])
-async def test_non_finite_duration_is_no_data(server: FakeServer, settings: MetricsSettings, value: str) -> None:
-    server.respond(Reply(body=vector(({}, value))))
+async def test_duration_rank_in_the_inf_bucket_is_the_highest_finite_bound(
+    server: FakeServer, settings: MetricsSettings
+) -> None:
+    server.respond(Reply(body=buckets(("100", "50"), ("500", "90"), ("+Inf", "100"))))
+    measurement = await PrometheusProvider(server.url, settings).measure(builtin_request(BUILTIN_DURATION))
+    assert measurement.value == 500.0
+    assert measurement.samples == 100.0
+
+
+@pytest.mark.parametrize(
+    ("answer", "samples"),
+    [
+        pytest.param(vector(), None, id="empty"),
+        pytest.param(buckets(("100", "0"), ("+Inf", "0")), 0.0, id="no-requests"),
+        pytest.param(buckets(("100", "5"), ("+Inf", "NaN")), None, id="nan-bucket"),
+        pytest.param(buckets(("100", "5"), ("+Inf", "+Inf")), None, id="inf-bucket"),
+    ],
+)
+async def test_duration_without_requests_is_no_data(
+    server: FakeServer, settings: MetricsSettings, answer: dict[str, object], samples: float | None
+) -> None:
+    server.respond(Reply(body=answer))
     measurement = await PrometheusProvider(server.url, settings).measure(builtin_request(BUILTIN_DURATION))
     assert measurement.value is None
+    assert measurement.samples == samples
+
+
+async def test_duration_without_an_inf_bucket_has_no_sample_count(server: FakeServer, settings: MetricsSettings) -> None:
+    server.respond(Reply(body=buckets(("100", "50"), ("500", "90"))))
+    measurement = await PrometheusProvider(server.url, settings).measure(builtin_request(BUILTIN_DURATION))
+    assert measurement.value is None and measurement.samples is None
+
+
+@pytest.mark.parametrize("le", ["fast", "NaN", ""])
+async def test_duration_with_a_bad_bucket_bound_is_an_error(
+    server: FakeServer, settings: MetricsSettings, le: str
+) -> None:
+    server.respond(Reply(body=buckets((le, "5"), ("+Inf", "9"))))
+    with pytest.raises(MetricError, match="le="):
+        await PrometheusProvider(server.url, settings).measure(builtin_request(BUILTIN_DURATION))
 
 
 async def test_custom_query_is_rendered_and_sent_exactly(server: FakeServer, settings: MetricsSettings) -> None:

@@ -30,7 +30,7 @@ OSM_SEL = 'destination_namespace="shop", destination_kind="Deployment", destinat
         ),
         pytest.param(
             Mesh.LINKERD, BUILTIN_DURATION,
-            f"histogram_quantile(0.99, sum by (le) (rate(response_latency_ms_bucket{{{LINKERD_SEL}}}[2m])))",
+            f"sum by (le) (increase(response_latency_ms_bucket{{{LINKERD_SEL}}}[2m]))",
             id="linkerd-duration",
         ),
         pytest.param(
@@ -40,8 +40,7 @@ OSM_SEL = 'destination_namespace="shop", destination_kind="Deployment", destinat
         ),
         pytest.param(
             Mesh.ISTIO, BUILTIN_DURATION,
-            "histogram_quantile(0.99, sum by (le) "
-            f"(rate(istio_request_duration_milliseconds_bucket{{{ISTIO_SEL}}}[2m])))",
+            f"sum by (le) (increase(istio_request_duration_milliseconds_bucket{{{ISTIO_SEL}}}[2m]))",
             id="istio-duration",
         ),
         pytest.param(
@@ -51,7 +50,7 @@ OSM_SEL = 'destination_namespace="shop", destination_kind="Deployment", destinat
         ),
         pytest.param(
             Mesh.OSM, BUILTIN_DURATION,
-            f"histogram_quantile(0.99, sum by (le) (rate(osm_request_duration_ms_bucket{{{OSM_SEL}}}[2m])))",
+            f"sum by (le) (increase(osm_request_duration_ms_bucket{{{OSM_SEL}}}[2m]))",
             id="osm-duration",
         ),
     ],
@@ -64,7 +63,7 @@ def test_builtin_queries_per_mesh(mesh: Mesh, metric: str, expected: str) -> Non
 
 def test_window_is_formatted_as_a_prometheus_range() -> None:
     query = builtin_query(BUILTIN_DURATION, Mesh.LINKERD, namespace="a", target="b", window=timedelta(seconds=90))
-    assert query.promql.endswith("[1m30s])))")
+    assert query.promql.endswith("[1m30s]))")
 
 
 @pytest.mark.parametrize("mesh", list(Mesh))

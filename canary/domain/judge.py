@@ -1,0 +1,161 @@
+"""The judge's verdicts: the canary against the primary, as checks users read in status. Pure.
+
+One look measures both versions over the current step (since the canary weight last moved).
+Each enabled test turns the counts into the step's log-evidence (:mod:`canary.domain.judge_math`),
+adds what the run's earlier steps carried (``status.judge.carried``), and rejects the canary when
+the total reaches ``log(tests / alpha)``. docs/analysis.md, "The judge", says why this bound holds
+however often the judge looks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from datetime import datetime
+
+from canary.domain.judge_math import error_log_evidence, latency_log_evidence
+from canary.domain.judge_spec import JudgeSpec
+from canary.domain.samples import Comparison
+from canary.domain.status import CheckKind, CheckResult, JudgeState, Verdict
+
+ERROR_RATE = "errorRate"
+LATENCY = "latency"
+CHECK_PREFIX = "judge/"
+#: exp() of anything beyond this overflows; far past every rejection bound (log(2/0.0001) < 10).
+_LOG_CAP = 700.0
+_LATENCY_QUANTILE = 0.99
+
+
+def check_name(test: str) -> str:
+    return f"{CHECK_PREFIX}{test}"
+
+
+def enabled_tests(judge: JudgeSpec) -> tuple[str, ...]:
+    return tuple(t for t, on in ((ERROR_RATE, judge.error_rate), (LATENCY, judge.latency)) if on is not None)
+
+
+def rejection_log_bound(judge: JudgeSpec) -> float:
+    """Each of the k tests rejects at evidence k/alpha: together they roll back a canary no worse
+    than the primary with probability at most alpha."""
+    return math.log(judge.tests / judge.alpha)
+
+
+def evaluate(judge: JudgeSpec, comparison: Comparison, state: JudgeState, now: datetime) -> tuple[CheckResult, ...]:
+    """One look: a check per enabled test."""
+    checks = []
+    if judge.error_rate is not None:
+        checks.append(_error_rate(judge, comparison, state, now))
+    if judge.latency is not None:
+        checks.append(_latency(judge, comparison, state, now))
+    return tuple(checks)
+
+
+def unmeasured(judge: JudgeSpec, verdict: Verdict, message: str, now: datetime, source: str = "") -> tuple[CheckResult, ...]:
+    """Every enabled test with the same verdict, when the measurement itself failed."""
+    return tuple(CheckResult(name=check_name(t), kind=CheckKind.JUDGE, source=source, verdict=verdict, time=now,
+                             message=message, evidence_bound=math.exp(rejection_log_bound(judge)))
+                 for t in enabled_tests(judge))
+
+
+def step_log_evidence(check: CheckResult, state: JudgeState) -> float | None:
+    """The log-evidence of the current step alone, recovered from a judge check; None without one."""
+    if check.kind is not CheckKind.JUDGE or check.evidence is None or check.evidence <= 0:
+        return None
+    test = check.name.removeprefix(CHECK_PREFIX)
+    return math.log(check.evidence) - state.carried.get(test, 0.0)
+
+
+def carry(checks: tuple[CheckResult, ...], state: JudgeState, now: datetime) -> JudgeState:
+    """The weight moves: the step's evidence joins what the run carries, and a new step begins."""
+    carried = dict(state.carried)
+    for check in checks:
+        step = step_log_evidence(check, state)
+        if step is not None:
+            test = check.name.removeprefix(CHECK_PREFIX)
+            carried[test] = carried.get(test, 0.0) + step
+    return JudgeState(step_started=now, last_look=state.last_look, carried=carried)
+
+
+def _base(judge: JudgeSpec, test: str, comparison: Comparison, now: datetime) -> CheckResult:
+    return CheckResult(
+        name=check_name(test), kind=CheckKind.JUDGE, source=comparison.source, verdict=Verdict.PASS, time=now,
+        samples=comparison.canary.requests, primary_samples=comparison.primary.requests,
+        evidence_bound=math.exp(rejection_log_bound(judge)),
+    )
+
+
+def _total(test: str, step_log_e: float, state: JudgeState) -> float:
+    return max(min(state.carried.get(test, 0.0) + step_log_e, _LOG_CAP), -_LOG_CAP)
+
+
+def _no_canary_traffic(check: CheckResult, comparison: Comparison) -> CheckResult | None:
+    if comparison.canary.requests > 0:
+        return None
+    return check.with_verdict(Verdict.NO_DATA, "no data: the canary served no requests in this step")
+
+
+def _error_rate(judge: JudgeSpec, comparison: Comparison, state: JudgeState, now: datetime) -> CheckResult:
+    settings = judge.error_rate
+    assert settings is not None
+    canary, primary = comparison.canary, comparison.primary
+    base = _base(judge, ERROR_RATE, comparison, now)
+    quiet = _no_canary_traffic(base, comparison)
+    if quiet is not None:
+        return quiet
+    total = _total(ERROR_RATE, error_log_evidence(canary, primary, settings.tolerance), state)
+    check = replace(base, primary_value=primary.error_rate, evidence=math.exp(total))
+    canary_rate = canary.error_rate or 0.0
+    primary_rate = primary.error_rate or 0.0
+    rates = f"the canary failed {canary_rate:.3g}% of {canary.requests:.0f} requests, the primary {primary_rate:.3g}% " \
+            f"of {primary.requests:.0f}"
+    if total < rejection_log_bound(judge):
+        return check.with_verdict(Verdict.PASS, f"{rates}: evidence {math.exp(total):.3g} of "
+                                                f"{check.evidence_bound:.3g} needed", value=canary.error_rate)
+    if canary_rate - primary_rate < settings.min_increase:
+        return check.with_verdict(Verdict.PASS, f"{rates}: the canary is worse, by less than minIncrease "
+                                                f"{settings.min_increase:g} points", value=canary.error_rate)
+    return check.with_verdict(Verdict.FAIL, f"{rates}: evidence {math.exp(total):.3g} reached "
+                                            f"{check.evidence_bound:.3g} (alpha {judge.alpha:g})", value=canary.error_rate)
+
+
+def _latency(judge: JudgeSpec, comparison: Comparison, state: JudgeState, now: datetime) -> CheckResult:
+    settings = judge.latency
+    assert settings is not None
+    base = _base(judge, LATENCY, comparison, now)
+    canary, primary = comparison.canary.latency, comparison.primary.latency
+    if canary is None or primary is None:
+        return base.with_verdict(Verdict.ERROR, "the metrics source gives no latency histogram (the SMI Traffic "
+                                                "Metrics API has none): judge errorRate only, or use Prometheus")
+    base = replace(base, samples=canary.total, primary_samples=primary.total)
+    if canary.total <= 0:
+        return base.with_verdict(Verdict.NO_DATA, "no data: the canary served no requests in this step")
+    found = latency_log_evidence(canary, primary, settings.tolerance)
+    total = _total(LATENCY, found.log_e, state)
+    p99_canary, p99_primary = canary.quantile(_LATENCY_QUANTILE), primary.quantile(_LATENCY_QUANTILE)
+    check = replace(base, primary_value=p99_primary, evidence=math.exp(total))
+    shown = f"p99 {_ms(p99_canary)} against the primary's {_ms(p99_primary)}"
+    if total < rejection_log_bound(judge):
+        return check.with_verdict(Verdict.PASS, f"{shown}: evidence {math.exp(total):.3g} of "
+                                                f"{check.evidence_bound:.3g} needed", value=p99_canary)
+    where = f", most of it above {found.worst_bound:g}ms" if found.worst_bound is not None else ""
+    return check.with_verdict(Verdict.FAIL, f"{shown}: the canary is slower; evidence {math.exp(total):.3g} "
+                                            f"reached {check.evidence_bound:.3g} (alpha {judge.alpha:g}){where}",
+                              value=p99_canary)
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}ms"
+
+
+def judge_checks(checks: tuple[CheckResult, ...]) -> tuple[CheckResult, ...]:
+    return tuple(c for c in checks if c.kind is CheckKind.JUDGE)
+
+
+def without_judge_checks(checks: tuple[CheckResult, ...]) -> tuple[CheckResult, ...]:
+    return tuple(c for c in checks if c.kind is not CheckKind.JUDGE)
+
+
+__all__ = [
+    "CHECK_PREFIX", "ERROR_RATE", "LATENCY", "carry", "check_name", "enabled_tests", "evaluate",
+    "judge_checks", "rejection_log_bound", "step_log_evidence", "unmeasured", "without_judge_checks",
+]
