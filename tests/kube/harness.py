@@ -18,6 +18,7 @@ from typing import Any, cast
 import aiohttp
 
 from canary.config import Settings
+from canary.domain.samples import Comparison
 from canary.domain.status import CanaryStatus, ConditionType, Phase
 from canary.errors import MetricError
 from canary.kube.cache import ClusterCache, Kind, ObjectKey
@@ -25,7 +26,7 @@ from canary.kube.execute import Executor
 from canary.kube.probes import ProbeRunner
 from canary.kube.reconciler import CanaryReconciler, ReconcilerRegistry, Services
 from canary.kube.routes import RouterDirectory
-from canary.metrics.base import MeasureRequest, Measurement
+from canary.metrics.base import CompareRequest, MeasureRequest, Measurement
 from canary.metrics.engine import Credentials, MeasureResult, MetricsEngine
 from canary.telemetry import ControllerMetrics
 from tests.kube.fake_cluster import FakeCluster
@@ -139,6 +140,12 @@ class FakeEngine:
             return [self.failure for _ in requests]
         return [Measurement(value=self.value, source=f"success rate of {r.namespace}/{r.target} over {r.window}",
                             samples=self.samples) for r in requests]
+
+    async def compare(self, request: CompareRequest) -> Comparison:
+        """Only a failing comparison is scripted here (tests/metrics and tests/domain judge real ones)."""
+        if self.failure is not None:
+            raise self.failure
+        raise AssertionError(f"no comparison scripted for {request}")
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from canary.domain.status import Phase, Verdict
+from canary.domain.status import CheckKind, Phase, Verdict
 from canary.errors import MetricError, ProviderUnavailable
 from tests.kube.harness import FakeEngine, canary_body, cluster_with_app, release
 
@@ -44,3 +44,17 @@ async def test_a_refused_query_is_an_error_that_counts_at_once() -> None:
         assert check.verdict is Verdict.ERROR
         assert r.status.consecutive_errors == 0
         assert cluster.events("MetricsUnavailable") == []
+
+
+async def test_a_provider_outage_holds_the_judge_too() -> None:
+    cluster = cluster_with_app()
+    engine = FakeEngine()
+    async with release(cluster, canary_body(analysis={"threshold": 1, "judge": {}}), engine=engine) as r:
+        await r.initialize()
+        r.push("6.0.1")
+        engine.failure = ProviderUnavailable("Prometheus at http://prom:9090 did not answer after 3 attempts")
+        await r.run_until(lambda rel: rel.status.consecutive_errors == 2)
+        held = r.status
+        judged = [c for c in held.checks if c.kind is CheckKind.JUDGE]
+        assert judged and all(c.verdict is Verdict.UNAVAILABLE for c in judged), held.checks
+        assert (held.phase, held.failed_checks) == (Phase.PROGRESSING, 0)
