@@ -510,6 +510,9 @@ def _analyse(step: _Step) -> None:
         _look(step)
         return
     _tick(step)
+    judge = step.spec.analysis.judge
+    if judge is not None and step.status.phase in _ANALYSING and _judging(step):
+        step.wake_in(judge.look_every)  # the first look of the new step, well before the next tick
 
 
 def _judging(step: _Step) -> bool:

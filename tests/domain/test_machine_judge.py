@@ -97,6 +97,15 @@ def test_a_passing_tick_carries_the_steps_evidence_into_the_next_step() -> None:
     # The check's evidence is over the run (carried 1.5 + this step's): the step's own 0.5 is added.
     assert new.judge.carried["errorRate"] == pytest.approx(2.0)
     assert new.judge.carried["latency"] == pytest.approx(2.0)
+    assert decision.requeue_after == LOOK, "the judge looks again before the next tick"
+
+
+def test_the_tick_that_gives_the_canary_its_first_traffic_schedules_a_look() -> None:
+    status = running(Phase.PROGRESSING, 0)
+    decision, asked = decide_with(status, judged(Verdict.PASS))
+    assert Probe.JUDGE not in asked and decision.status.canary_weight == 25
+    assert decision.status.judge.step_started == NOW
+    assert decision.requeue_after == LOOK
 
 
 def test_a_held_tick_keeps_the_step_going() -> None:
