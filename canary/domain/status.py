@@ -40,6 +40,8 @@ class Verdict(StrEnum):
     FAIL = "Fail"
     NO_DATA = "NoData"
     ERROR = "Error"
+    #: The metrics provider could not be reached (after retries): says nothing about the canary.
+    UNAVAILABLE = "Unavailable"
 
 
 class CheckKind(StrEnum):
@@ -200,6 +202,10 @@ class CanaryStatus:
     phase: Phase | None = None
     canary_weight: int = 0
     failed_checks: int = 0
+    #: Ticks in a row in which a metrics provider was unavailable (see consecutiveErrorLimit).
+    consecutive_errors: int = 0
+    #: Ticks in a row in which a metric check had no data (see consecutiveNoDataLimit).
+    consecutive_no_data: int = 0
     iterations: int = 0
     #: Revision (checksum of pod template + tracked config) the controller last started with.
     last_applied_spec: str = ""
@@ -234,6 +240,8 @@ class CanaryStatus:
             "phase": self.phase.value if self.phase else None,
             "canaryWeight": self.canary_weight,
             "failedChecks": self.failed_checks,
+            "consecutiveErrors": self.consecutive_errors,
+            "consecutiveNoData": self.consecutive_no_data,
             "iterations": self.iterations,
             "lastAppliedSpec": self.last_applied_spec,
             "lastPromotedSpec": self.last_promoted_spec,
@@ -259,6 +267,8 @@ class CanaryStatus:
             phase=Phase(str(phase_raw)) if phase_raw in Phase._value2member_map_ else None,
             canary_weight=int(raw.get("canaryWeight") or 0),
             failed_checks=int(raw.get("failedChecks") or 0),
+            consecutive_errors=int(raw.get("consecutiveErrors") or 0),
+            consecutive_no_data=int(raw.get("consecutiveNoData") or 0),
             iterations=int(raw.get("iterations") or 0),
             last_applied_spec=str(raw.get("lastAppliedSpec") or ""),
             last_promoted_spec=str(raw.get("lastPromotedSpec") or ""),
