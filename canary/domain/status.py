@@ -124,9 +124,9 @@ class JudgeState:
     last_look: datetime | None = None
     #: Log-evidence of the completed steps of this run, by test (latency).
     carried: Mapping[str, float] = field(default_factory=dict)
-    #: The error test's completed steps: (canary failures, primary failures, canary share of the
-    #: requests). Its evidence is one mixture over the whole run, so it needs the counts, not a log.
-    error_steps: tuple[tuple[float, float, float], ...] = ()
+    #: The error test's completed steps: (canary failures, primary failures, canary requests,
+    #: primary requests). Its evidence is one mixture over the whole run, so it keeps counts.
+    error_steps: tuple[tuple[float, float, float, float], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -134,7 +134,8 @@ class JudgeState:
             "lastLook": format_time(self.last_look),
             "carried": {name: _wire_number(value) for name, value in self.carried.items()},
             "errorSteps": [{"canaryFailures": _wire_number(x), "primaryFailures": _wire_number(y),
-                            "canaryShare": _wire_number(rho)} for x, y, rho in self.error_steps],
+                            "canaryRequests": _wire_number(n_c), "primaryRequests": _wire_number(n_p)}
+                           for x, y, n_c, n_p in self.error_steps],
         }
 
     @classmethod
@@ -144,8 +145,9 @@ class JudgeState:
             step_started=parse_time(raw.get("stepStarted")),
             last_look=parse_time(raw.get("lastLook")),
             carried={str(k): float(str(v)) for k, v in (raw.get("carried") or {}).items()},
-            error_steps=tuple((float(str(s.get("canaryFailures", 0))), float(str(s.get("primaryFailures", 0))),
-                               float(str(s.get("canaryShare", 0)))) for s in raw.get("errorSteps") or []),
+            error_steps=tuple(
+                (_number(s, "canaryFailures"), _number(s, "primaryFailures"), _number(s, "canaryRequests"),
+                 _number(s, "primaryRequests")) for s in raw.get("errorSteps") or []),
         )
 
 
@@ -298,6 +300,10 @@ def parse_time(value: object) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+def _number(raw: Mapping[str, Any], key: str) -> float:
+    return float(str(raw.get(key, 0)))
 
 
 def _opt_float(value: object) -> float | None:

@@ -519,6 +519,6 @@ def full_status() -> dict[str, Any]:
         primary_replicas=3,
         message="rolled back: 5 failed checks",
         judge=JudgeState(step_started=when, last_look=when, carried={"latency": -0.5},
-                         error_steps=((2.0, 1.5, 0.1), (0.0, 3.25, 0.25))),
+                         error_steps=((2.0, 1.5, 20.0, 180.0), (0.0, 3.25, 50.0, 150.5))),
     )
     return status.to_dict()

@@ -31,7 +31,7 @@ def between_ticks(weight: int = 20, last_look: timedelta | None = LOOK, **change
     """Mid-interval: the last tick 30s ago, the last look ``last_look`` ago."""
     state = JudgeState(step_started=NOW - timedelta(seconds=30),
                        last_look=None if last_look is None else NOW - last_look, carried={"latency": 1.5},
-                       error_steps=((1.0, 0.0, 0.1),))
+                       error_steps=((1.0, 0.0, 10.0, 90.0),))
     return running(Phase.PROGRESSING, weight, last_analysis_time=NOW - timedelta(seconds=30), judge=state,
                    **changes)
 
@@ -99,8 +99,8 @@ def test_a_passing_tick_carries_the_steps_evidence_into_the_next_step() -> None:
     assert new.judge.step_started == NOW and new.judge.last_look == NOW
     # The latency check's evidence is over the run (carried 1.5 + this step's 0.5): the log adds up.
     assert new.judge.carried == {"latency": pytest.approx(2.0)}
-    # The error test keeps the step's counts: 1 of 50 canary requests, none of 150, share 0.25.
-    assert new.judge.error_steps == ((1.0, 0.0, 0.1), pytest.approx((1.0, 0.0, 0.25)))
+    # The error test keeps the step's counts: 1 of 50 canary requests failed, none of 150.
+    assert new.judge.error_steps == ((1.0, 0.0, 10.0, 90.0), pytest.approx((1.0, 0.0, 50.0, 150.0)))
     assert decision.requeue_after == LOOK, "the judge looks again before the next tick"
 
 
@@ -118,7 +118,7 @@ def test_a_held_tick_keeps_the_step_going() -> None:
     assert decision.status.canary_weight == 20
     assert decision.status.judge.step_started == status.judge.step_started
     assert decision.status.judge.carried == {"latency": 1.5}
-    assert decision.status.judge.error_steps == ((1.0, 0.0, 0.1),)
+    assert decision.status.judge.error_steps == ((1.0, 0.0, 10.0, 90.0),)
     assert [e.reason for e in decision.events] == ["NoTraffic"]
 
 
