@@ -77,6 +77,11 @@ SCENARIOS: tuple[Scenario, ...] = (
 )
 
 
+def scenario_index(name: str) -> int:
+    """The position of the scenario called ``name`` in SCENARIOS (what ``simulate`` takes)."""
+    return next(i for i, s in enumerate(SCENARIOS) if s.name == name)
+
+
 def rule_spec(rule: str) -> CanarySpec:
     return make_spec(**RULES[rule])
 

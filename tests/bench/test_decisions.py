@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.decisions import FLAGGER, QUICK_RUNS, SCENARIOS, Results, report, rule_spec, simulate, targets
+from bench.decisions import scenario_index, FLAGGER, QUICK_RUNS, SCENARIOS, Results, report, rule_spec, simulate, targets
 from bench.releases import Outcome
 
 HEALTHY = "healthy @10rps"
@@ -14,13 +14,9 @@ GROSS = "errors +50pt @10rps"
 LATENCY = "p99 x2 @100rps"
 
 
-def index(name: str) -> int:
-    return next(i for i, s in enumerate(SCENARIOS) if s.name == name)
-
-
 @pytest.fixture(scope="module")
 def results() -> Results:
-    return simulate([FLAGGER], [index(HEALTHY), index(GROSS), index(LATENCY)], QUICK_RUNS, seed=1)
+    return simulate([FLAGGER], [scenario_index(HEALTHY), scenario_index(GROSS), scenario_index(LATENCY)], QUICK_RUNS, seed=1)
 
 
 def test_every_run_ends_and_is_counted(results: Results) -> None:
@@ -32,7 +28,7 @@ def test_every_run_ends_and_is_counted(results: Results) -> None:
 
 def test_a_gross_failure_keeps_its_first_share_for_threshold_intervals_before_the_rollback(results: Results) -> None:
     threshold = rule_spec(FLAGGER).analysis.threshold
-    for run in results[(FLAGGER, index(GROSS))].results:
+    for run in results[(FLAGGER, scenario_index(GROSS))].results:
         assert run.outcome is Outcome.ROLLBACK
         assert run.failed_checks == threshold
         assert run.max_canary_weight == 10
@@ -42,7 +38,7 @@ def test_a_gross_failure_keeps_its_first_share_for_threshold_intervals_before_th
 
 
 def test_a_healthy_canary_walks_every_step_and_is_promoted(results: Results) -> None:
-    for run in results[(FLAGGER, index(HEALTHY))].results:
+    for run in results[(FLAGGER, scenario_index(HEALTHY))].results:
         assert run.outcome is Outcome.PROMOTE
         assert run.failed_checks == 0
         assert run.max_canary_weight == 50
@@ -51,7 +47,7 @@ def test_a_healthy_canary_walks_every_step_and_is_promoted(results: Results) -> 
 
 
 def test_a_latency_regression_under_the_absolute_bound_is_never_seen(results: Results) -> None:
-    assert all(r.outcome is Outcome.PROMOTE for r in results[(FLAGGER, index(LATENCY))].results)
+    assert all(r.outcome is Outcome.PROMOTE for r in results[(FLAGGER, scenario_index(LATENCY))].results)
 
 
 def test_the_report_shows_every_row_and_judges_the_targets(results: Results) -> None:
