@@ -287,12 +287,17 @@ async def test_the_control_api_drives_header_and_host_load(plane: DataPlane) -> 
             break
         assert asyncio.get_running_loop().time() < deadline, seen
         await asyncio.sleep(0.05)
+    assert plane.loadgen is not None
+    live = plane.loadgen.streams()
     await call(client.stop_all_load, NS)  # host streams marked with the namespace stop with it
     assert await call(client.loads) == []
     assert set(seen["insiders"]) == {"podinfo-canary"} and set(seen["others"]) == {"podinfo-primary"}
     (route,) = await call(client.host_routes)
     assert route.host == "app.example.com" and route.source.kind == "HTTPRoute"
     assert route.rules[0].matches[0]["headers"] == [{"type": "Exact", "name": "x-canary", "value": "insider"}]
+    # Requests sent before the stop may still be on their way: one routed after the reset would
+    # be counted afresh.
+    await until(lambda: all(s.in_flight == 0 for s in live))
     await call(functools.partial(client.reset_stats, host="app.example.com"))
     assert (await call(client.host_stats, "app.example.com")).total == 0
 
