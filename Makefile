@@ -21,7 +21,8 @@ help:
 	@echo "make cluster-up  start the local control plane in the background; prints the KUBECONFIG"
 	@echo "make cluster-down stop it"
 	@echo "make typecheck   mypy --strict on canary/"
-	@echo "make bench       API calls per step, idle cost, decide() latency, cache memory"
+	@echo "make bench       API calls per step, idle cost, decide() latency, cache memory; then whole releases"
+	@echo "                 decided by the Flagger rule and the judge on seeded simulated traffic (bench/decisions.py)"
 	@echo "make clean       remove .venv and caches"
 
 $(STAMP): pyproject.toml
@@ -71,6 +72,7 @@ docs-tables: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.efficiency
+	$(BIN)/python -m bench.decisions
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache *.egg-info

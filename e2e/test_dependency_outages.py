@@ -8,6 +8,8 @@ looks like in a cluster.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -33,45 +35,96 @@ def _status_after(kube: Kube, field: str, value: int) -> dict[str, Any]:
                     what=f"status.{field} to go past {value}")
 
 
+def _metric_checks(status: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for c in status.get("checks") or [] if c.get("kind") == "metric"]
+
+
+@contextmanager
+def _prometheus_stopped(env: Environment) -> Iterator[None]:
+    """Prometheus down for the block, and up again after it even when the test fails."""
+    env.prometheus.stop()
+    try:
+        yield
+    finally:
+        if not env.prometheus.process.alive():
+            env.prometheus.start_again()
+
+
 def test_c_prometheus_stopped_mid_release_holds_the_weight_then_the_release_finishes(
     env: Environment, kube: Kube, start_controller: StartController
 ) -> None:
-    """No promotion on missing data: while Prometheus is down the checks cannot pass, so the
-    weight stays and nothing is promoted; once it is back the release goes on and succeeds."""
+    """A metrics outage is not a canary failure: while Prometheus is down the checks are
+    Unavailable, the weight holds and nothing is counted, not even with threshold 2; once it is
+    back the count of outage ticks starts over and the release goes on and succeeds."""
     outage_ticks = scaled(2, 5)
-    # Every tick without Prometheus counts as a failed check (an Error verdict); the threshold
-    # leaves room for the outage and the ticks around the restart, so the release can go on.
-    threshold = outage_ticks + 6
+    threshold = 2
+    # Room for the outage and the ticks while Prometheus starts again (it replays its WAL);
+    # test_e shows what happens past the limit.
+    error_limit = outage_ticks + 10
     env.use_flavour("linkerd")
     start_controller()
-    install_app(kube, "podinfo", interval="2s", step_weight=20, max_weight=60, threshold=threshold)
+    install_app(kube, "podinfo", interval="2s", step_weight=20, max_weight=60, threshold=threshold,
+                consecutive_error_limit=error_limit)
     env.mesh.client.set_load(kube.namespace, "podinfo", RPS)
 
     with ReleaseWatcher(kube, "podinfo") as watcher:
         ship(kube, "podinfo", "2")
         at_stop = wait_for(lambda: kube.status("podinfo"), lambda st: int(st.get("canaryWeight") or 0) >= 20,
                            timeout=60, what="the release to reach 20%")
-        env.prometheus.stop()
         failed_before = int(at_stop.get("failedChecks") or 0)
-        first_failure = _status_after(kube, "failedChecks", failed_before)
-        missing_from = time.monotonic()
-        during = _status_after(kube, "failedChecks", failed_before + outage_ticks - 1)
-        restarting = time.monotonic()
-        env.prometheus.start_again()
+        with _prometheus_stopped(env):
+            first_outage = _status_after(kube, "consecutiveErrors", 0)
+            missing_from = time.monotonic()
+            during = _status_after(kube, "consecutiveErrors", outage_ticks - 1)
+            restarting = time.monotonic()
         final = kube.wait_for_phase("podinfo", "Succeeded", "Failed", timeout=150)
 
-    errors = [c for c in during.get("checks") or [] if c.get("kind") == "metric"]
-    assert errors and all(c["verdict"] == "Error" for c in errors), f"checks while Prometheus is down: {errors}"
+    unavailable = _metric_checks(during)
+    assert unavailable and all(c["verdict"] == "Unavailable" for c in unavailable), (
+        f"checks while Prometheus is down: {unavailable}")
+    assert all("did not answer" in c.get("message", "") for c in unavailable), unavailable
+    assert int(during.get("failedChecks") or 0) == failed_before, f"an outage counted a failed check: {during}"
     held = {(s.phase, s.weight) for s in watcher.samples if missing_from <= s.at <= restarting}
-    held |= {(str(first_failure["phase"]), int(first_failure["canaryWeight"]))}
+    held |= {(str(first_outage["phase"]), int(first_outage["canaryWeight"]))}
     assert len(held) == 1 and next(iter(held))[0] == "Progressing", (
         f"the weight must hold while the metrics are missing: {sorted(held)} in {watcher.samples}")
+    reasons = {e["reason"] for e in kube.events("podinfo")}
+    assert "MetricsUnavailable" in reasons, reasons
 
     assert final["phase"] == "Succeeded", final
     assert int(final.get("failedChecks") or 0) < threshold
+    assert int(final.get("consecutiveErrors") or 0) == 0, "a tick with data starts the count over"
     weights = watcher.weights()
     assert weights[weights.index(20):].count(60) >= 1, f"the release went on through every step: {weights}"
     assert template_version(kube.deployment("podinfo-primary")) == "2"
+    assert route_shares(kube, "podinfo", env.route_provider) == ALL_TO_PRIMARY
+
+
+def test_e_prometheus_down_past_the_error_limit_rolls_back_and_says_why(
+    env: Environment, kube: Kube, start_controller: StartController
+) -> None:
+    """Past consecutiveErrorLimit each outage tick counts as failed; the rollback's message says
+    it was the metrics provider, not the canary."""
+    error_limit = 2
+    env.use_flavour("linkerd")
+    start_controller()
+    install_app(kube, "podinfo", interval="2s", step_weight=20, max_weight=60, threshold=2,
+                consecutive_error_limit=error_limit)
+    env.mesh.client.set_load(kube.namespace, "podinfo", RPS)
+    ship(kube, "podinfo", "2")
+    wait_for(lambda: kube.status("podinfo"), lambda st: int(st.get("canaryWeight") or 0) >= 20,
+             timeout=60, what="the release to reach 20%")
+    with _prometheus_stopped(env):
+        final = kube.wait_for_phase("podinfo", "Failed", "Succeeded", timeout=90)
+
+    assert final["phase"] == "Failed", final
+    assert int(final.get("consecutiveErrors") or 0) > error_limit, final
+    assert "the metrics provider was unavailable" in final["message"], final["message"]
+    assert f"more than consecutiveErrorLimit {error_limit}" in final["message"], final["message"]
+    assert all(c["verdict"] == "Unavailable" for c in _metric_checks(final)), final.get("checks")
+    reasons = [e["reason"] for e in kube.events("podinfo")]
+    assert "MetricsUnavailable" in reasons and "RolledBack" in reasons, reasons
+    assert template_version(kube.deployment("podinfo-primary")) == "1"
     assert route_shares(kube, "podinfo", env.route_provider) == ALL_TO_PRIMARY
 
 

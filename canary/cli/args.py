@@ -195,7 +195,8 @@ def _add_porting(sub: argparse._SubParsersAction[_Parser]) -> None:
                                  help="write the ported manifest here (default: standard output); comments "
                                       "are kept where the edit allows")
         porting.add_argument("--flagger-no-data", action="store_true",
-                             help="write noDataPolicy: fail into each analysis, so that a check without data "
+                             help="write noDataPolicy: fail and consecutiveErrorLimit: 0 into each analysis, "
+                                  "so that a check without data, or whose metrics provider does not answer, "
                                   "fails as in Flagger (default here: hold)")
         porting.add_argument("--default-provider", choices=DEFAULT_PROVIDERS, default=Settings().default_provider,
                              help="the controller's --default-provider, which decides for Canaries without "

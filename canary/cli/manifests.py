@@ -1,9 +1,9 @@
 """Multi-document YAML in and out for ``canary convert``, keeping the user's comments.
 
 PyYAML drops comments when it writes, and a manifest's comments are often its documentation. The
-converter changes little (``apiVersion``, and with ``--flagger-no-data`` one ``noDataPolicy``
-line), so each document's own text is edited in place, and the edit is kept only if reading it
-back gives exactly the object the converter meant to write. Otherwise that document is written
+converter changes little (``apiVersion``, and with ``--flagger-no-data`` a ``noDataPolicy`` and a
+``consecutiveErrorLimit`` line), so each document's own text is edited in place, and the edit is
+kept only if reading it back gives exactly the object the converter meant to write. Otherwise that document is written
 from the object, which is always right, only without its comments.
 """
 
@@ -98,7 +98,7 @@ def _edit(text: str, before: Any, after: Any) -> str | None:
             if not isinstance(section, Mapping) or not isinstance(spec_before.get(key), Mapping):
                 continue
             for field, value in section.items():
-                if field not in spec_before[key] and isinstance(value, str):
+                if field not in spec_before[key] and isinstance(value, str | int) and not isinstance(value, bool):
                     inserted = _insert(text, ("spec", str(key)), f"{field}: {value}")
                     if inserted is None:
                         return None

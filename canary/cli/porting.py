@@ -350,6 +350,22 @@ def _analysis_findings(spec: Mapping[str, Any], output_spec: dict[str, Any], opt
             findings.append(Finding(f"{path}.webhooks[{i}].muteAlert", Severity.NOTE,
                                     _note("spec.analysis.webhooks[].muteAlert")))
 
+    if analysis.get("consecutiveErrorLimit") is None:
+        key = path.removeprefix("spec.")
+        if options.flagger_no_data and isinstance(output_spec.get(key), dict):
+            output_spec[key]["consecutiveErrorLimit"] = 0
+            findings.append(Finding(
+                f"{path}.consecutiveErrorLimit", Severity.NOTE,
+                "written as 0 (--flagger-no-data): a check whose metrics provider does not answer counts as "
+                "failed, as in Flagger"))
+        elif metrics:
+            findings.append(Finding(
+                f"{path}.consecutiveErrorLimit", Severity.DIFFERS,
+                f"unset: here a metrics provider that does not answer holds the weight for up to "
+                f"{defaults.consecutive_error_limit} ticks in a row before each counts as failed; in Flagger every "
+                "such tick counts toward the threshold. Pass --flagger-no-data to write consecutiveErrorLimit: 0 "
+                "and keep Flagger's behaviour"))
+
     if analysis.get("noDataPolicy") is None:
         key = path.removeprefix("spec.")
         if options.flagger_no_data and isinstance(output_spec.get(key), dict):

@@ -113,6 +113,8 @@ class _Analysis:
     threshold: int | None
     max_weight: int | None
     iterations: int | None
+    error_limit: int | None = None
+    no_data_limit: int | None = None
 
 
 def _analysis(obj: Mapping[str, Any]) -> _Analysis:
@@ -124,7 +126,8 @@ def _analysis(obj: Mapping[str, Any]) -> _Analysis:
     except SpecError:
         return _Analysis(None, None, None)
     return _Analysis(parsed.threshold, None if parsed.blue_green else parsed.max_weight,
-                     parsed.iterations if parsed.blue_green else None)
+                     parsed.iterations if parsed.blue_green else None,
+                     parsed.consecutive_error_limit, parsed.consecutive_no_data_limit)
 
 
 def _when(value: datetime | None, now: datetime) -> str:
@@ -198,6 +201,11 @@ def render_canary(obj: Mapping[str, Any], now: datetime) -> str:
         ("Failed checks", _ratio(status.failed_checks, analysis.threshold)),
         ("Iterations", _ratio(status.iterations, analysis.iterations)),
     ]
+    # Shown only while a hold is under way: which one it is, and how close to counting.
+    if status.consecutive_errors:
+        fields.append(("Metrics outage", f"{_ratio(status.consecutive_errors, analysis.error_limit)} ticks in a row"))
+    if status.consecutive_no_data:
+        fields.append(("No data", f"{_ratio(status.consecutive_no_data, analysis.no_data_limit)} ticks in a row"))
     if status.last_applied_spec or status.last_promoted_spec:
         fields.append(("Revision", f"{status.last_applied_spec or '-'} (primary: {status.last_promoted_spec or '-'})"))
     fields.append(("Last transition", _when(status.last_transition_time, now)))

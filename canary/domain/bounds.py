@@ -109,6 +109,16 @@ MIN_SAMPLE_SIZE = CountBound(
     "spec.analysis.minSampleSize", 1, 1_000_000_000,
     "requests per window; a billion is more than any window sees, and fits int32",
 )
+CONSECUTIVE_ERROR_LIMIT = CountBound(
+    "spec.analysis.consecutiveErrorLimit", 0, 100,
+    "ticks in a row a metrics outage may hold the release before each counts as failed; 0 counts the "
+    "first; an outage of 100 intervals is not one to ride out",
+)
+CONSECUTIVE_NO_DATA_LIMIT = CountBound(
+    "spec.analysis.consecutiveNoDataLimit", 0, 1000,
+    "ticks in a row noDataPolicy hold may hold the release before each counts as failed; 0 counts the "
+    "first; 1000 at the longest interval is already years",
+)
 MAX_WEIGHT = CountBound("spec.analysis.maxWeight", 1, 100, "a percentage of traffic")
 STEP_WEIGHT = CountBound("spec.analysis.stepWeight", 1, 100, "a percentage of traffic")
 STEP_WEIGHTS_ITEM = CountBound("spec.analysis.stepWeights[]", 1, 100, "a percentage of traffic")
@@ -211,7 +221,8 @@ CANARY_NUMBERS: tuple[NumberBound, ...] = (
 )
 CANARY_COUNTS: tuple[CountBound, ...] = (
     SERVICE_PORT, PROGRESS_DEADLINE_SECONDS, THRESHOLD, MAX_WEIGHT, STEP_WEIGHT, STEP_WEIGHTS_ITEM,
-    STEP_WEIGHT_PROMOTION, ITERATIONS, MIN_SAMPLE_SIZE, WEBHOOK_RETRIES, GATEWAY_REF_PORT,
+    STEP_WEIGHT_PROMOTION, ITERATIONS, MIN_SAMPLE_SIZE, CONSECUTIVE_ERROR_LIMIT, CONSECUTIVE_NO_DATA_LIMIT,
+    WEBHOOK_RETRIES, GATEWAY_REF_PORT,
     PRIMARY_READY_THRESHOLD, CANARY_READY_THRESHOLD, MIRROR_WEIGHT, SESSION_MAX_AGE, PRIMARY_SCALER_MIN_REPLICAS,
     PRIMARY_SCALER_MAX_REPLICAS,
 )

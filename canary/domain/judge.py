@@ -13,9 +13,9 @@ import math
 from dataclasses import replace
 from datetime import datetime
 
-from canary.domain.judge_math import error_log_evidence, latency_log_evidence
+from canary.domain.judge_math import StepEvents, joint_error_log_evidence, latency_log_evidence
 from canary.domain.judge_spec import JudgeSpec
-from canary.domain.samples import Comparison
+from canary.domain.samples import ArmSample, Comparison
 from canary.domain.status import CheckKind, CheckResult, JudgeState, Verdict
 
 ERROR_RATE = "errorRate"
@@ -66,14 +66,37 @@ def step_log_evidence(check: CheckResult, state: JudgeState) -> float | None:
 
 
 def carry(checks: tuple[CheckResult, ...], state: JudgeState, now: datetime) -> JudgeState:
-    """The weight moves: the step's evidence joins what the run carries, and a new step begins."""
+    """The weight moves: the step's evidence joins what the run carries, and a new step begins.
+    The latency test carries its step's log-evidence; the error test its step's counts."""
     carried = dict(state.carried)
+    error_steps = state.error_steps
     for check in checks:
+        if check.name == check_name(ERROR_RATE):
+            step_events = _step_events(check)
+            if step_events is not None:
+                error_steps += (step_events,)
+            continue
         step = step_log_evidence(check, state)
         if step is not None:
             test = check.name.removeprefix(CHECK_PREFIX)
             carried[test] = carried.get(test, 0.0) + step
-    return JudgeState(step_started=now, last_look=state.last_look, carried=carried)
+    return JudgeState(step_started=now, last_look=state.last_look, carried=carried, error_steps=error_steps)
+
+
+def _step_events(check: CheckResult) -> tuple[float, float, float, float] | None:
+    """The error check's step counts, back from the numbers it shows: rates times requests."""
+    n_c, n_p = check.samples or 0.0, check.primary_samples or 0.0
+    if n_c + n_p <= 0:
+        return None
+    return ((check.value or 0.0) * n_c / 100.0, (check.primary_value or 0.0) * n_p / 100.0, n_c, n_p)
+
+
+def _run_rates(state: JudgeState, canary: ArmSample, primary: ArmSample) -> tuple[float, float]:
+    """Both versions' error rates (percent) over the run: the finished steps and this one."""
+    steps = [*state.error_steps, (canary.failures, primary.failures, canary.requests, primary.requests)]
+    totals = [sum(max(step[i], 0.0) for step in steps) for i in range(4)]
+    return (totals[0] / totals[2] * 100.0 if totals[2] > 0 else 0.0,
+            totals[1] / totals[3] * 100.0 if totals[3] > 0 else 0.0)
 
 
 def _base(judge: JudgeSpec, test: str, comparison: Comparison, now: datetime) -> CheckResult:
@@ -102,18 +125,23 @@ def _error_rate(judge: JudgeSpec, comparison: Comparison, state: JudgeState, now
     quiet = _no_canary_traffic(base, comparison)
     if quiet is not None:
         return quiet
-    total = _total(ERROR_RATE, error_log_evidence(canary, primary, settings.tolerance), state)
+    steps = [StepEvents.of(ArmSample(n_c, x), ArmSample(n_p, y)) for x, y, n_c, n_p in state.error_steps]
+    steps.append(StepEvents.of(canary, primary))
+    total = max(min(joint_error_log_evidence(steps, settings.tolerance), _LOG_CAP), -_LOG_CAP)
     check = replace(base, primary_value=primary.error_rate, evidence=math.exp(total))
     canary_rate = canary.error_rate or 0.0
     primary_rate = primary.error_rate or 0.0
     rates = f"the canary failed {canary_rate:.3g}% of {canary.requests:.0f} requests, the primary {primary_rate:.3g}% " \
             f"of {primary.requests:.0f}"
+    # The guard reads the whole run, as the evidence does: a step without a failure says little.
+    run_canary, run_primary = _run_rates(state, canary, primary)
     if total < rejection_log_bound(judge):
         return check.with_verdict(Verdict.PASS, f"{rates}: evidence {math.exp(total):.3g} of "
                                                 f"{check.evidence_bound:.3g} needed", value=canary.error_rate)
-    if canary_rate - primary_rate < settings.min_increase:
+    if run_canary - run_primary < settings.min_increase:
         return check.with_verdict(Verdict.PASS, f"{rates}: the canary is worse, by less than minIncrease "
-                                                f"{settings.min_increase:g} points", value=canary.error_rate)
+                                                f"{settings.min_increase:g} points over the run "
+                                                f"({run_canary:.3g}% against {run_primary:.3g}%)", value=canary.error_rate)
     return check.with_verdict(Verdict.FAIL, f"{rates}: evidence {math.exp(total):.3g} reached "
                                             f"{check.evidence_bound:.3g} (alpha {judge.alpha:g})", value=canary.error_rate)
 

@@ -16,7 +16,7 @@ twice, and the route only gives the canary traffic while the canary is observed 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -25,7 +25,7 @@ from canary.domain.actions import (
     Action, EnsurePrimary, EnsurePrimaryScaler, EnsureServices, Event, Notify, PauseTargetScaler, PromotePrimary,
     RestoreTarget, ScaleCanary, SetFinalizer, SetRoute,
 )
-from canary.domain.analysis import TickOutcome, gate_open, summarize_failures, tick_outcome
+from canary.domain.analysis import TickOutcome, gate_open, judge_tick, summarize_failures
 from canary.domain.conditions import derive_conditions
 from canary.domain.judge import carry, judge_checks, without_judge_checks
 from canary.domain.observed import Observed, Problem
@@ -479,7 +479,8 @@ def _start_run(step: _Step, revision: str) -> None:
     restarting = step.status.phase in _CANARY_SERVES
     step.transition(
         Phase.PROGRESSING,
-        last_applied_spec=revision, canary_weight=0, failed_checks=0, iterations=0, checks=(),
+        last_applied_spec=revision, canary_weight=0, failed_checks=0, consecutive_errors=0, consecutive_no_data=0,
+        iterations=0, checks=(),
         run_started=step.now, last_analysis_time=None, waiting_since=None, message="",
         primary_replicas=max(step.observed.primary.replicas, 1), judge=JudgeState(),
     )
@@ -509,6 +510,9 @@ def _analyse(step: _Step) -> None:
         _look(step)
         return
     _tick(step)
+    judge = step.spec.analysis.judge
+    if judge is not None and step.status.phase in _ANALYSING and _judging(step):
+        step.wake_in(judge.look_every)  # the first look of the new step, well before the next tick
 
 
 def _judging(step: _Step) -> bool:
@@ -529,7 +533,7 @@ def _look(step: _Step) -> None:
         return
     found = step.probe(Probe.JUDGE)[Probe.JUDGE]
     step.update(checks=without_judge_checks(step.status.checks) + found,
-                judge=JudgeState(state.step_started, step.now, state.carried))
+                judge=replace(state, last_look=step.now))
     step.wake_in(judge.look_every)
     _abort_if_rejected(step, found)
 
@@ -574,10 +578,13 @@ def _tick(step: _Step) -> None:
         _rollback(step, RollbackCause.WEBHOOK, "rolled back by a rollback webhook")
         return
     checks = tuple(c for p in wanted if p is not Probe.ROLLBACK for c in results[p])
-    outcome = tick_outcome(checks, analysis.no_data_policy)
-    step.update(checks=checks + tuple(rollback_votes), last_analysis_time=step.now)
+    judged = judge_tick(checks, analysis, consecutive_errors=status.consecutive_errors,
+                        consecutive_no_data=status.consecutive_no_data)
+    outcome = judged.outcome
+    step.update(checks=checks + tuple(rollback_votes), last_analysis_time=step.now,
+                consecutive_errors=judged.consecutive_errors, consecutive_no_data=judged.consecutive_no_data)
     if Probe.JUDGE in results:
-        step.update(judge=JudgeState(status.judge.step_started, step.now, status.judge.carried))
+        step.update(judge=replace(status.judge, last_look=step.now))
         if _abort_if_rejected(step, results[Probe.JUDGE]):
             return
     step.wake_in(analysis.interval)
@@ -586,6 +593,8 @@ def _tick(step: _Step) -> None:
         failed = status.failed_checks + 1
         step.update(failed_checks=failed)
         reason = summarize_failures(checks)
+        if judged.limit_reached:
+            reason = f"{judged.limit_reached}: {reason}"
         if failed >= analysis.threshold:
             _rollback(step, RollbackCause.THRESHOLD,
                       f"{failed} failed checks reached the threshold {analysis.threshold}: {reason}")
@@ -593,9 +602,17 @@ def _tick(step: _Step) -> None:
             step.event("CheckFailed", f"halting advancement ({failed}/{analysis.threshold} failed checks): {reason}",
                        warning=True)
         return
+    if outcome is TickOutcome.OUTAGE:
+        step.event("MetricsUnavailable",
+                   f"the metrics provider is unavailable, which says nothing about the canary: holding at "
+                   f"{status.canary_weight}% ({judged.consecutive_errors}/{analysis.consecutive_error_limit} "
+                   f"ticks in a row before each counts as failed): {summarize_failures(checks)}", warning=True)
+        return
     if outcome is TickOutcome.HOLD:
         step.event("NoTraffic", f"the canary received no traffic: holding at {status.canary_weight}% "
-                                f"(noDataPolicy hold): {summarize_failures(checks)}", warning=True)
+                                f"(noDataPolicy hold, {judged.consecutive_no_data}/"
+                                f"{analysis.consecutive_no_data_limit} ticks in a row before each counts as "
+                                f"failed): {summarize_failures(checks)}", warning=True)
         return
 
     if analysis.blue_green:

@@ -156,6 +156,10 @@ class AnalysisSpec:
     webhooks: tuple[WebhookSpec, ...] = ()
     no_data_policy: NoDataPolicy = NoDataPolicy.HOLD
     min_sample_size: int = 1
+    #: Ticks in a row a metrics provider outage holds the release; the next ones count as failed.
+    consecutive_error_limit: int = 4
+    #: Ticks in a row noDataPolicy hold holds the release; the next ones count as failed.
+    consecutive_no_data_limit: int = 10
     primary_ready_threshold: int = 100
     canary_ready_threshold: int = 100
     match: tuple[RequestMatch, ...] = ()
@@ -359,6 +363,10 @@ def parse_analysis(raw: Mapping[str, Any], path: str = "spec.analysis") -> Analy
                        for i, h in enumerate(items(raw.get("webhooks"), f"{path}.webhooks", bounds.WEBHOOKS_ITEMS))),
         no_data_policy=policy,
         min_sample_size=integer(raw.get("minSampleSize", 1), f"{path}.minSampleSize", bounds.MIN_SAMPLE_SIZE),
+        consecutive_error_limit=integer(raw.get("consecutiveErrorLimit", 4), f"{path}.consecutiveErrorLimit",
+                                        bounds.CONSECUTIVE_ERROR_LIMIT),
+        consecutive_no_data_limit=integer(raw.get("consecutiveNoDataLimit", 10), f"{path}.consecutiveNoDataLimit",
+                                          bounds.CONSECUTIVE_NO_DATA_LIMIT),
         primary_ready_threshold=integer(raw.get("primaryReadyThreshold", 100), f"{path}.primaryReadyThreshold",
                                      bounds.PRIMARY_READY_THRESHOLD),
         canary_ready_threshold=integer(raw.get("canaryReadyThreshold", 100), f"{path}.canaryReadyThreshold",

@@ -40,6 +40,8 @@ class Verdict(StrEnum):
     FAIL = "Fail"
     NO_DATA = "NoData"
     ERROR = "Error"
+    #: The metrics provider could not be reached (after retries): says nothing about the canary.
+    UNAVAILABLE = "Unavailable"
 
 
 class CheckKind(StrEnum):
@@ -120,14 +122,20 @@ class JudgeState:
 
     step_started: datetime | None = None
     last_look: datetime | None = None
-    #: Log-evidence of the completed steps of this run, by test (errorRate, latency).
+    #: Log-evidence of the completed steps of this run, by test (latency).
     carried: Mapping[str, float] = field(default_factory=dict)
+    #: The error test's completed steps: (canary failures, primary failures, canary requests,
+    #: primary requests). Its evidence is one mixture over the whole run, so it keeps counts.
+    error_steps: tuple[tuple[float, float, float, float], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "stepStarted": format_time(self.step_started),
             "lastLook": format_time(self.last_look),
             "carried": {name: _wire_number(value) for name, value in self.carried.items()},
+            "errorSteps": [{"canaryFailures": _wire_number(x), "primaryFailures": _wire_number(y),
+                            "canaryRequests": _wire_number(n_c), "primaryRequests": _wire_number(n_p)}
+                           for x, y, n_c, n_p in self.error_steps],
         }
 
     @classmethod
@@ -137,6 +145,9 @@ class JudgeState:
             step_started=parse_time(raw.get("stepStarted")),
             last_look=parse_time(raw.get("lastLook")),
             carried={str(k): float(str(v)) for k, v in (raw.get("carried") or {}).items()},
+            error_steps=tuple(
+                (_number(s, "canaryFailures"), _number(s, "primaryFailures"), _number(s, "canaryRequests"),
+                 _number(s, "primaryRequests")) for s in raw.get("errorSteps") or []),
         )
 
 
@@ -193,6 +204,10 @@ class CanaryStatus:
     phase: Phase | None = None
     canary_weight: int = 0
     failed_checks: int = 0
+    #: Ticks in a row in which a metrics provider was unavailable (see consecutiveErrorLimit).
+    consecutive_errors: int = 0
+    #: Ticks in a row in which a metric check had no data (see consecutiveNoDataLimit).
+    consecutive_no_data: int = 0
     iterations: int = 0
     #: Revision (checksum of pod template + tracked config) the controller last started with.
     last_applied_spec: str = ""
@@ -227,6 +242,8 @@ class CanaryStatus:
             "phase": self.phase.value if self.phase else None,
             "canaryWeight": self.canary_weight,
             "failedChecks": self.failed_checks,
+            "consecutiveErrors": self.consecutive_errors,
+            "consecutiveNoData": self.consecutive_no_data,
             "iterations": self.iterations,
             "lastAppliedSpec": self.last_applied_spec,
             "lastPromotedSpec": self.last_promoted_spec,
@@ -252,6 +269,8 @@ class CanaryStatus:
             phase=Phase(str(phase_raw)) if phase_raw in Phase._value2member_map_ else None,
             canary_weight=int(raw.get("canaryWeight") or 0),
             failed_checks=int(raw.get("failedChecks") or 0),
+            consecutive_errors=int(raw.get("consecutiveErrors") or 0),
+            consecutive_no_data=int(raw.get("consecutiveNoData") or 0),
             iterations=int(raw.get("iterations") or 0),
             last_applied_spec=str(raw.get("lastAppliedSpec") or ""),
             last_promoted_spec=str(raw.get("lastPromotedSpec") or ""),
@@ -281,6 +300,10 @@ def parse_time(value: object) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+def _number(raw: Mapping[str, Any], key: str) -> float:
+    return float(str(raw.get(key, 0)))
 
 
 def _opt_float(value: object) -> float | None:

@@ -20,7 +20,7 @@ from canary.domain.machine import PROBE_HOOKS, Probe
 from canary.domain.providers import parse_provider
 from canary.domain.spec import MetricSpec, MetricTemplateSpec, parse_metric_template_spec
 from canary.domain.status import CanaryStatus, CheckResult, Phase, Verdict
-from canary.errors import ApiError, MetricError, SpecError, TemplateError
+from canary.errors import ApiError, MetricError, ProviderUnavailable, SpecError, TemplateError
 from canary.kube.api import KubeApi
 from canary.kube.cache import ClusterCache, Kind, ObjectKey
 from canary.kube.execute import Target
@@ -91,7 +91,11 @@ class ProbeRunner:
                 checks.append(evaluate_metric(metric, value=None, source="", now=now, error=failures[index]))
                 continue
             result = next(measured)
-            if isinstance(result, (MetricError, TemplateError)):
+            if isinstance(result, ProviderUnavailable):
+                # Down, timing out or failing with 5xx after retries: no evidence about the canary.
+                checks.append(evaluate_metric(metric, value=None, source=_source(request), now=now,
+                                              unavailable=f"{type(result).__name__}: {result}"))
+            elif isinstance(result, (MetricError, TemplateError)):
                 checks.append(evaluate_metric(metric, value=None, source=_source(request), now=now,
                                               error=f"{type(result).__name__}: {result}"))
             else:
@@ -115,6 +119,9 @@ class ProbeRunner:
         )
         try:
             comparison = await self.engine.compare(request)
+        except ProviderUnavailable as exc:
+            # An outage of the metrics system says nothing about either version: hold, as metrics do.
+            return unmeasured(judge, Verdict.UNAVAILABLE, f"{type(exc).__name__}: {exc}", now)
         except (MetricError, TemplateError) as exc:
             return unmeasured(judge, Verdict.ERROR, f"{type(exc).__name__}: {exc}", now)
         return judge_evaluate(judge, comparison, status.judge, now)

@@ -84,6 +84,11 @@ def canary(
     webhooks: Sequence[Mapping[str, Any]] = (),
     no_data_policy: str = "hold",
     min_sample_size: int = 5,
+    # At the 2 s interval used here, the default of 10 ticks is 20 s: shorter than scenarios that
+    # hold without traffic while they wait for something else (an HPA, a deletion, a gate).
+    # test_no_traffic sets it low where the limit itself is under test.
+    consecutive_no_data_limit: int = 100,
+    consecutive_error_limit: int | None = None,
     progress_deadline_seconds: int = 120,
     revert_on_deletion: bool = False,
     target_kind: str = "Deployment",
@@ -97,8 +102,11 @@ def canary(
         "maxWeight": max_weight,
         "noDataPolicy": no_data_policy,
         "minSampleSize": min_sample_size,
+        "consecutiveNoDataLimit": consecutive_no_data_limit,
         "metrics": [dict(m) for m in (metrics if metrics is not None else (success_rate_check(), latency_check()))],
     }
+    if consecutive_error_limit is not None:
+        analysis["consecutiveErrorLimit"] = consecutive_error_limit
     if webhooks:
         analysis["webhooks"] = [dict(w) for w in webhooks]
     if judge is not None:

@@ -91,9 +91,12 @@ def test_flagger_no_data_writes_fail_where_the_analysis_is(analysis_key: str) ->
     assert code == ExitCode.OK, err
     written = yaml.safe_load(out)
     assert written["spec"][analysis_key]["noDataPolicy"] == "fail"
-    assert parse_canary_spec(written["spec"]).analysis.no_data_policy is NoDataPolicy.FAIL
+    assert written["spec"][analysis_key]["consecutiveErrorLimit"] == 0
+    parsed = parse_canary_spec(written["spec"]).analysis
+    assert (parsed.no_data_policy, parsed.consecutive_error_limit) == (NoDataPolicy.FAIL, 0)
     assert "# checks" in out and "# keep me" in out, "comments survive the inserted line"
     assert f"note spec.{analysis_key}.noDataPolicy: written as fail" in err
+    assert f"note spec.{analysis_key}.consecutiveErrorLimit: written as 0" in err
 
 
 def test_without_the_option_the_no_data_difference_is_reported_and_nothing_written() -> None:
@@ -101,6 +104,9 @@ def test_without_the_option_the_no_data_difference_is_reported_and_nothing_writt
     assert code == ExitCode.OK
     assert "noDataPolicy" not in out
     assert "differs spec.analysis.noDataPolicy: unset: here a check without data holds" in err
+    assert "consecutiveErrorLimit" not in out
+    assert ("differs spec.analysis.consecutiveErrorLimit: unset: here a metrics provider that does not answer "
+            "holds the weight for up to 4 ticks") in err
     assert "--flagger-no-data" in err
 
 
@@ -115,7 +121,7 @@ def test_a_document_the_text_edit_cannot_place_is_written_from_the_object() -> N
     flow = yaml.safe_dump(canary(), default_flow_style=True)  # analysis in flow style: no line to insert after
     code, out, _ = run(["convert", "-f", "-", "--flagger-no-data"], stdin=flow)
     assert code == ExitCode.OK
-    expected = canary(noDataPolicy="fail")
+    expected = canary(noDataPolicy="fail", consecutiveErrorLimit=0)
     expected["apiVersion"] = "canary.dev/v1alpha1"
     assert yaml.safe_load(out) == expected
 

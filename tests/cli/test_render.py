@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 from datetime import timedelta
 from typing import Any
 
@@ -281,3 +282,14 @@ def test_judge_checks_show_both_versions_and_the_evidence() -> None:
     TEST       VALUE       REQUESTS  EVIDENCE        VERDICT  MESSAGE
     errorRate  48.5 / 0.1  33 / 297  1.84e+03 / 200  Fail     evidence reached the bound
     latency    190 / 195   33 / 297  0.42 / 200      Pass""" in shown
+
+
+def test_a_hold_under_way_shows_its_count_against_its_limit() -> None:
+    held = copy.deepcopy(PROGRESSING)
+    held["status"].update(consecutiveErrors=3, consecutiveNoData=2, checks=[
+        _check("request-success-rate", "Unavailable", message="the metrics provider is unavailable")])
+    held["spec"]["analysis"]["consecutiveErrorLimit"] = 6
+    shown = render_canary(held, NOW).splitlines()
+    assert "  Metrics outage:   3/6 ticks in a row" in shown
+    assert "  No data:          2/10 ticks in a row" in shown
+    assert any("Unavailable" in line and "the metrics provider is unavailable" in line for line in shown)

@@ -518,6 +518,7 @@ def full_status() -> dict[str, Any]:
         handled_annotations={"rollback": "2025-01-01T00:00:00Z"},
         primary_replicas=3,
         message="rolled back: 5 failed checks",
-        judge=JudgeState(step_started=when, last_look=when, carried={"errorRate": 1.25, "latency": -0.5}),
+        judge=JudgeState(step_started=when, last_look=when, carried={"latency": -0.5},
+                         error_steps=((2.0, 1.5, 20.0, 180.0), (0.0, 3.25, 50.0, 150.5))),
     )
     return status.to_dict()

@@ -206,6 +206,8 @@ def test_schema_defaults_in_full() -> None:
             "threshold": 5,
             "noDataPolicy": "hold",
             "minSampleSize": 1,
+            "consecutiveErrorLimit": 4,
+            "consecutiveNoDataLimit": 10,
             "primaryReadyThreshold": 100,
             "canaryReadyThreshold": 100,
             "mirror": False,

@@ -9,9 +9,10 @@ from datetime import timedelta
 import pytest
 
 from canary.domain.analysis import (
-    MIN_QUERY_WINDOW, TickOutcome, evaluate_metric, gate_open, query_window, summarize_failures, tick_outcome,
+    MIN_QUERY_WINDOW, TickJudgement, TickOutcome, evaluate_metric, gate_open, judge_tick, query_window,
+    summarize_failures,
 )
-from canary.domain.spec import MetricSpec, NoDataPolicy, ThresholdRange
+from canary.domain.spec import AnalysisSpec, MetricSpec, NoDataPolicy, TemplateRef, ThresholdRange
 from canary.domain.status import CheckKind, Verdict
 from tests.domain.world import T0, check
 
@@ -80,17 +81,72 @@ def test_an_error_wins_over_the_value(value: float | None) -> None:
     assert result.message == "connection refused"
 
 
-def test_too_few_samples_wins_over_a_failing_value() -> None:
-    # A quiet service must not roll back on a handful of requests (Flagger #883).
-    result = evaluate_metric(RATE, value=0.0, source="q", now=T0, samples=2, min_samples=10)
+def test_too_few_samples_that_could_still_pass_are_no_data() -> None:
+    # A quiet service must not fail on a handful of requests (Flagger #883) while the rest of
+    # minSampleSize could still bring the rate above the minimum: 1 failure in 1000 is 99.9%.
+    result = evaluate_metric(RATE, value=50.0, source="q", now=T0, samples=2, min_samples=1000)
     assert result.verdict is Verdict.NO_DATA
 
 
+@pytest.mark.parametrize("samples, value, min_samples, verdict", [
+    # 2 failures of 10 requests, minSampleSize 100: at best 98% < 99: already lost.
+    (10, 80.0, 100, Verdict.FAIL),
+    # 1 failure of 10, minSampleSize 100: at best exactly 99%, which passes: wait for more.
+    (10, 90.0, 100, Verdict.NO_DATA),
+    # 1 failure of 10, minSampleSize 50: at best 98%.
+    (10, 90.0, 50, Verdict.FAIL),
+    # No failure: nothing is guaranteed.
+    (10, 100.0, 100, Verdict.NO_DATA),
+    # Fractional counts (increase() extrapolates): 1.5 failures of 3, minSampleSize 100: 98.5%.
+    (3, 50.0, 100, Verdict.FAIL),
+    # At minSampleSize the value is judged as it is.
+    (100, 98.0, 100, Verdict.FAIL),
+])
+def test_failures_that_guarantee_a_breach_fail_below_min_sample_size(
+        samples: float, value: float, min_samples: int, verdict: Verdict) -> None:
+    result = evaluate_metric(RATE, value=value, source="q", now=T0, samples=samples, min_samples=min_samples)
+    assert result.verdict is verdict, result.message
+    assert result.value == value and result.samples == samples
+    if verdict is Verdict.FAIL and samples < min_samples:
+        failures = samples * (100 - value) / 100
+        assert result.message.startswith(f"{failures:g} failed requests among {samples:g}"), result.message
+        assert f"even if every request up to minSampleSize {min_samples} succeeds" in result.message
+
+
+@pytest.mark.parametrize("metric", [
+    # A maximum only: failures cannot push a success rate above it.
+    MetricSpec(name="request-success-rate", threshold_range=ThresholdRange(max=99.5)),
+    # A template named like the builtin: its value is not a known share of samples.
+    MetricSpec(name="request-success-rate", threshold_range=ThresholdRange(min=99), template_ref=TemplateRef("t")),
+    LATENCY,
+], ids=["max-only", "template", "latency"])
+def test_only_the_builtin_success_rate_minimum_can_be_lost_early(metric: MetricSpec) -> None:
+    result = evaluate_metric(metric, value=0.0, source="q", now=T0, samples=10, min_samples=100)
+    assert result.verdict is Verdict.NO_DATA
+
+
+def test_an_unavailable_provider_is_its_own_verdict() -> None:
+    result = evaluate_metric(RATE, value=None, source="q", now=T0, unavailable="ProviderUnavailable: refused")
+    assert result.verdict is Verdict.UNAVAILABLE
+    assert result.message == "the metrics provider is unavailable: ProviderUnavailable: refused"
+    # A check's own fault stays an Error.
+    both = evaluate_metric(RATE, value=None, source="q", now=T0, error="bad query", unavailable="down")
+    assert both.verdict is Verdict.ERROR
+
+
+HOLD_ANALYSIS = AnalysisSpec(step_weight=10, consecutive_error_limit=4, consecutive_no_data_limit=10)
+
+
 def _outcome(verdicts: tuple[Verdict, ...], policy: NoDataPolicy) -> TickOutcome:
+    """The outcome of a first tick (both counters at 0, limits above 0)."""
     if Verdict.FAIL in verdicts or Verdict.ERROR in verdicts:
         return TickOutcome.FAIL
+    if Verdict.NO_DATA in verdicts and policy is NoDataPolicy.FAIL:
+        return TickOutcome.FAIL
+    if Verdict.UNAVAILABLE in verdicts:
+        return TickOutcome.OUTAGE
     if Verdict.NO_DATA in verdicts:
-        return TickOutcome.FAIL if policy is NoDataPolicy.FAIL else TickOutcome.HOLD
+        return TickOutcome.HOLD
     return TickOutcome.PASS
 
 
@@ -101,9 +157,76 @@ ALL_COMBOS = [c for n in range(0, 4) for c in itertools.combinations_with_replac
 @pytest.mark.parametrize("verdicts", ALL_COMBOS, ids=lambda vs: "+".join(vs) or "none")
 def test_tick_outcome(verdicts: tuple[Verdict, ...], policy: NoDataPolicy) -> None:
     checks = [check(f"c{i}", v) for i, v in enumerate(verdicts)]
-    assert tick_outcome(checks, policy) is _outcome(verdicts, policy)
+    analysis = AnalysisSpec(step_weight=10, no_data_policy=policy)
+    expected = _outcome(verdicts, policy)
+    judged = judge_tick(checks, analysis, consecutive_errors=0, consecutive_no_data=0)
+    assert judged.outcome is expected
+    assert judged.limit_reached == ""
+    assert judged.consecutive_errors == (1 if Verdict.UNAVAILABLE in verdicts else 0)
+    assert judged.consecutive_no_data == (1 if Verdict.NO_DATA in verdicts else 0)
     # Order never matters.
-    assert tick_outcome(reversed(checks), policy) is _outcome(verdicts, policy)
+    assert judge_tick(reversed(checks), analysis, consecutive_errors=0, consecutive_no_data=0) == judged
+
+
+def _run(ticks: list[tuple[Verdict, ...]], analysis: AnalysisSpec = HOLD_ANALYSIS) -> list[TickJudgement]:
+    errors = quiet = 0
+    out = []
+    for verdicts in ticks:
+        judged = judge_tick([check(f"c{i}", v) for i, v in enumerate(verdicts)], analysis,
+                            consecutive_errors=errors, consecutive_no_data=quiet)
+        errors, quiet = judged.consecutive_errors, judged.consecutive_no_data
+        out.append(judged)
+    return out
+
+
+OUTAGE_TICK = (Verdict.UNAVAILABLE, Verdict.PASS)
+
+
+def test_an_outage_holds_up_to_the_error_limit_then_each_tick_fails() -> None:
+    judged = _run([OUTAGE_TICK] * 6)
+    assert [j.outcome for j in judged] == [TickOutcome.OUTAGE] * 4 + [TickOutcome.FAIL] * 2
+    assert [j.consecutive_errors for j in judged] == [1, 2, 3, 4, 5, 6]
+    assert judged[4].limit_reached == ("the metrics provider was unavailable 5 ticks in a row, more than "
+                                       "consecutiveErrorLimit 4")
+
+
+def test_a_tick_with_data_resets_the_error_count() -> None:
+    judged = _run([OUTAGE_TICK] * 4 + [(Verdict.PASS,)] + [OUTAGE_TICK] * 4)
+    assert [j.consecutive_errors for j in judged] == [1, 2, 3, 4, 0, 1, 2, 3, 4]
+    assert TickOutcome.FAIL not in {j.outcome for j in judged}
+    # A failing check is data too: the next outage starts counting from 1.
+    judged = _run([OUTAGE_TICK] * 3 + [(Verdict.FAIL,), OUTAGE_TICK])
+    assert [j.consecutive_errors for j in judged] == [1, 2, 3, 0, 1]
+
+
+def test_an_error_limit_of_zero_counts_every_outage_tick() -> None:
+    judged = _run([OUTAGE_TICK], AnalysisSpec(step_weight=10, consecutive_error_limit=0))
+    assert judged[0].outcome is TickOutcome.FAIL
+    assert "consecutiveErrorLimit 0" in judged[0].limit_reached
+
+
+def test_no_data_holds_up_to_its_limit_then_each_tick_fails() -> None:
+    analysis = AnalysisSpec(step_weight=10, consecutive_no_data_limit=3)
+    judged = _run([(Verdict.NO_DATA,)] * 5, analysis)
+    assert [j.outcome for j in judged] == [TickOutcome.HOLD] * 3 + [TickOutcome.FAIL] * 2
+    assert judged[3].limit_reached == "no data 4 ticks in a row, more than consecutiveNoDataLimit 3"
+
+
+def test_data_resets_the_no_data_count_and_an_outage_leaves_it() -> None:
+    analysis = AnalysisSpec(step_weight=10, consecutive_no_data_limit=3)
+    ticks = [(Verdict.NO_DATA,)] * 2 + [(Verdict.UNAVAILABLE,)] + [(Verdict.NO_DATA,), (Verdict.PASS,), (Verdict.NO_DATA,)]
+    judged = _run(ticks, analysis)
+    assert [j.consecutive_no_data for j in judged] == [1, 2, 2, 3, 0, 1]
+    assert [j.outcome for j in judged] == [TickOutcome.HOLD, TickOutcome.HOLD, TickOutcome.OUTAGE, TickOutcome.HOLD,
+                                           TickOutcome.PASS, TickOutcome.HOLD]
+
+
+def test_an_outage_with_no_data_counts_both_and_either_limit_fails_it() -> None:
+    analysis = AnalysisSpec(step_weight=10, consecutive_error_limit=4, consecutive_no_data_limit=2)
+    judged = _run([(Verdict.UNAVAILABLE, Verdict.NO_DATA)] * 3, analysis)
+    assert [(j.consecutive_errors, j.consecutive_no_data) for j in judged] == [(1, 1), (2, 2), (3, 3)]
+    assert [j.outcome for j in judged] == [TickOutcome.OUTAGE, TickOutcome.OUTAGE, TickOutcome.FAIL]
+    assert "consecutiveNoDataLimit 2" in judged[2].limit_reached
 
 
 @pytest.mark.parametrize("verdicts, is_open", [

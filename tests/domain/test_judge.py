@@ -71,25 +71,29 @@ def test_a_certain_but_small_increase_stays_under_minIncrease() -> None:
     assert evaluate(strict, tiny, JudgeState(), NOW)[0].verdict is Verdict.FAIL
 
 
-def test_evidence_carried_from_earlier_steps_counts() -> None:
+def test_failures_of_earlier_steps_count_with_this_steps() -> None:
     weak = compare(ArmSample(20, 2), ArmSample(180, 0))
     judge = JudgeSpec(latency=None, error_rate=ErrorRateJudge(min_increase=0))
     (alone,) = evaluate(judge, weak, JudgeState(), NOW)
     assert alone.verdict is Verdict.PASS
-    carried = JudgeState(carried={"errorRate": rejection_log_bound(judge)})
-    (with_past,) = evaluate(judge, weak, carried, NOW)
+    # An earlier step whose one failure was the canary's, at share 0.3: not conclusive either.
+    past = JudgeState(error_steps=((1.0, 0.0, 30.0, 70.0),))
+    assert evaluate(judge, compare(ArmSample(0.001, 0), ArmSample(180, 0)), past, NOW)[0].verdict is Verdict.PASS
+    (with_past,) = evaluate(judge, weak, past, NOW)
     assert with_past.verdict is Verdict.FAIL
 
 
-def test_carry_adds_each_steps_own_evidence_and_starts_a_step() -> None:
-    state = JudgeState(carried={"errorRate": 1.0})
+def test_carry_keeps_each_steps_evidence_and_starts_a_step() -> None:
+    state = JudgeState(carried={"latency": 1.0}, error_steps=((1.0, 0.0, 20.0, 80.0),))
     checks = evaluate(JUDGE, HEALTHY, state, NOW)
-    step = step_log_evidence(checks[0], state)
-    assert step is not None and math.log(checks[0].evidence or 0) == pytest.approx(1.0 + step)
+    step = step_log_evidence(checks[1], state)
+    assert step is not None and math.log(checks[1].evidence or 0) == pytest.approx(1.0 + step)
     after = carry(checks, state, NOW)
     assert after.step_started == NOW
-    assert after.carried["errorRate"] == pytest.approx(1.0 + step)
-    assert "latency" in after.carried
+    assert after.carried["latency"] == pytest.approx(1.0 + step)
+    # The error test keeps the step's counts, as the check shows them: 0 of 100 against 1 of 900.
+    assert after.error_steps[0] == (1.0, 0.0, 20.0, 80.0)
+    assert after.error_steps[1] == pytest.approx((0.0, 1.0, 100.0, 900.0))
 
 
 def test_no_canary_requests_is_no_data() -> None:
@@ -106,3 +110,12 @@ def test_latency_without_a_histogram_is_an_error_that_says_why() -> None:
 def test_a_failed_measurement_marks_every_enabled_test() -> None:
     checks = unmeasured(JudgeSpec(error_rate=None, latency=LatencyJudge()), Verdict.ERROR, "down", NOW)
     assert [(c.name, c.verdict, c.message) for c in checks] == [("judge/latency", Verdict.ERROR, "down")]
+
+
+def test_the_minIncrease_guard_reads_the_whole_run() -> None:
+    # This step alone: no canary failure; the run: 12 of 300 canary requests against 1 of 2700.
+    judge = JudgeSpec(latency=None)
+    quiet_step = compare(ArmSample(60, 0), ArmSample(540, 0))
+    past = JudgeState(error_steps=((6.0, 0.0, 120.0, 1080.0), (6.0, 1.0, 120.0, 1080.0)))
+    (errors,) = evaluate(judge, quiet_step, past, NOW)
+    assert errors.verdict is Verdict.FAIL, errors.message

@@ -14,6 +14,8 @@ from scipy.integrate import quad
 from scipy.special import betaincc
 
 from canary.domain.judge_math import (
+    StepEvents,
+    joint_error_log_evidence,
     LatencyEvidence,
     conditional_log_evidence,
     conditional_log_evidences,
@@ -377,3 +379,62 @@ def test_twice_slower_canary_is_caught_within_a_few_hundred_requests() -> None:
                 break
     assert len(requests_at_rejection) == 100
     assert max(requests_at_rejection) <= 300
+
+
+# --- the joint error test: one mixture over the whole run ----------------------------------------
+
+
+def joint_false_alarm_rate(seed: int, *, base_rate: float, canary_ratio: float, tolerance: float,
+                           looks: int = 10, bad_hour: float = 1.0) -> float:
+    """As ``false_alarm_rate``, for ``joint_error_log_evidence``: at each look, the finished
+    steps' counts and the current step's cumulative ones go into one mixture."""
+    rng = np.random.default_rng(seed)
+    batch = max(20.0, 4.0 / base_rate)
+    crossed = 0
+    for _ in range(RUNS):
+        finished: list[StepEvents] = []
+        alarm = False
+        for step, share in enumerate(RAMP):
+            factor = np.ones(looks)
+            if step == 1:
+                factor[looks // 3: 2 * looks // 3] = bad_hour
+            primary_rate = np.minimum(base_rate * factor, 1.0)
+            canary_rate = np.minimum(primary_rate * canary_ratio, 1.0)
+            requests = rng.poisson(batch, looks)
+            canary_requests = rng.binomial(requests, share)
+            canary_failures = np.cumsum(rng.binomial(canary_requests, canary_rate))
+            primary_failures = np.cumsum(rng.binomial(requests - canary_requests, primary_rate))
+            plugged = np.cumsum(canary_requests) / np.maximum(np.cumsum(requests), 1)
+            current = StepEvents(0.0, 0.0, 0.0)
+            for look in range(looks):
+                current = StepEvents(float(canary_failures[look]), float(primary_failures[look]), float(plugged[look]))
+                if not alarm and joint_error_log_evidence([*finished, current], tolerance) >= math.log(1 / ALPHA):
+                    alarm = True
+            finished.append(current)
+        crossed += alarm
+    return crossed / RUNS
+
+
+@pytest.mark.parametrize("base_rate", [pytest.param(0.001, id="0.1%"), pytest.param(0.05, id="5%")])
+def test_joint_error_test_is_calibrated_over_a_release(base_rate: float) -> None:
+    assert joint_false_alarm_rate(505, base_rate=base_rate, canary_ratio=1.0, tolerance=0.0) <= ALLOWED
+    assert joint_false_alarm_rate(606, base_rate=base_rate, canary_ratio=1.2, tolerance=0.2) <= ALLOWED
+    surge = min(10.0, 0.9 / base_rate)
+    assert joint_false_alarm_rate(707, base_rate=base_rate, canary_ratio=1.0, tolerance=0.0,
+                                  bad_hour=surge) <= ALLOWED
+
+
+def test_the_joint_harness_sees_a_wrong_null() -> None:
+    # A canary 3x worse judged with no tolerance: the harness must see alarms far above alpha.
+    assert joint_false_alarm_rate(808, base_rate=0.01, canary_ratio=3.0, tolerance=0.0) > 0.5
+
+
+def test_the_joint_test_pays_its_prior_once() -> None:
+    # Four steps that each gave one failure to the canary alone: per-step mixtures multiply four
+    # priors' costs; the joint mixture pays one, so it holds more evidence.
+    steps = [StepEvents(1.0, 0.0, share) for share in RAMP]
+    per_step = sum(conditional_log_evidence(1.0, 0.0, share, 0.0) for share in RAMP)
+    assert joint_error_log_evidence(steps, 0.0) > per_step
+    assert joint_error_log_evidence([], 0.0) == pytest.approx(0.0)
+    assert joint_error_log_evidence([StepEvents(math.nan, -1.0, 0.5), StepEvents(3.0, 0.0, 1.5)], 0.0) == \
+        pytest.approx(0.0)

@@ -207,7 +207,7 @@ def test_pre_rollout_failure_counts_and_blocks_the_first_step(verdict: Verdict) 
     assert asked == [{Probe.PRE_ROLLOUT}]
     if verdict is Verdict.PASS:
         assert decision.status.canary_weight == 25
-    elif verdict is Verdict.NO_DATA:
+    elif verdict in (Verdict.NO_DATA, Verdict.UNAVAILABLE):
         assert (decision.status.canary_weight, decision.status.failed_checks) == (0, 0)
     else:
         assert (decision.status.canary_weight, decision.status.failed_checks) == (0, 1)
@@ -255,8 +255,10 @@ def test_every_rollout_hook_must_pass(verdicts: tuple[Verdict, Verdict]) -> None
     decision = decide(spec, running(Phase.PROGRESSING, 25), seen(route=Weights.canary_at(25)), NOW, results)
     assert isinstance(decision, Decision)
     passed = all(v is Verdict.PASS for v in verdicts)
+    # Unavailable (a metrics provider's verdict) holds: no failure, no advance.
+    held = not passed and all(v in (Verdict.PASS, Verdict.UNAVAILABLE) for v in verdicts)
     assert decision.status.canary_weight == (50 if passed else 25)
-    assert decision.status.failed_checks == (0 if passed else 1)
+    assert decision.status.failed_checks == (0 if passed or held else 1)
     assert decision.status.checks == results[Probe.ROLLOUT_HOOKS]
 
 

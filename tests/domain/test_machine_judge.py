@@ -20,7 +20,9 @@ SPEC = make_spec(judge={"lookEvery": "15s"}, metrics=[SUCCESS_RATE])
 
 
 def judged(verdict: Verdict, evidence: float = 2.0) -> tuple[CheckResult, ...]:
+    """Both tests' checks: 2% of 50 canary requests failed, 0% of 150 primary ones."""
     return tuple(CheckResult(name=f"judge/{t}", kind=CheckKind.JUDGE, source="q", verdict=verdict, time=NOW,
+                             value=2.0, primary_value=0.0, samples=50.0, primary_samples=150.0,
                              evidence=evidence, evidence_bound=200.0, message=f"{t} {verdict}")
                  for t in ("errorRate", "latency"))
 
@@ -28,7 +30,8 @@ def judged(verdict: Verdict, evidence: float = 2.0) -> tuple[CheckResult, ...]:
 def between_ticks(weight: int = 20, last_look: timedelta | None = LOOK, **changes: object) -> CanaryStatus:
     """Mid-interval: the last tick 30s ago, the last look ``last_look`` ago."""
     state = JudgeState(step_started=NOW - timedelta(seconds=30),
-                       last_look=None if last_look is None else NOW - last_look, carried={"errorRate": 1.5})
+                       last_look=None if last_look is None else NOW - last_look, carried={"latency": 1.5},
+                       error_steps=((1.0, 0.0, 10.0, 90.0),))
     return running(Phase.PROGRESSING, weight, last_analysis_time=NOW - timedelta(seconds=30), judge=state,
                    **changes)
 
@@ -54,7 +57,7 @@ def test_a_look_is_due_between_ticks_and_asks_the_judge_alone() -> None:
     assert asked == {Probe.JUDGE}
     status = decision.status
     assert status.phase is Phase.PROGRESSING and status.canary_weight == 20
-    assert status.judge.last_look == NOW and status.judge.carried == {"errorRate": 1.5}
+    assert status.judge.last_look == NOW and status.judge.carried == {"latency": 1.5}
     assert status.last_analysis_time == NOW - timedelta(seconds=30)  # a look is not a tick
     assert [c.name for c in status.checks if c.kind is CheckKind.JUDGE] == ["judge/errorRate", "judge/latency"]
     assert decision.requeue_after == LOOK
@@ -94,9 +97,19 @@ def test_a_passing_tick_carries_the_steps_evidence_into_the_next_step() -> None:
     new = decision.status
     assert new.canary_weight == 45  # stepWeight 25
     assert new.judge.step_started == NOW and new.judge.last_look == NOW
-    # The check's evidence is over the run (carried 1.5 + this step's): the step's own 0.5 is added.
-    assert new.judge.carried["errorRate"] == pytest.approx(2.0)
-    assert new.judge.carried["latency"] == pytest.approx(2.0)
+    # The latency check's evidence is over the run (carried 1.5 + this step's 0.5): the log adds up.
+    assert new.judge.carried == {"latency": pytest.approx(2.0)}
+    # The error test keeps the step's counts: 1 of 50 canary requests failed, none of 150.
+    assert new.judge.error_steps == ((1.0, 0.0, 10.0, 90.0), pytest.approx((1.0, 0.0, 50.0, 150.0)))
+    assert decision.requeue_after == LOOK, "the judge looks again before the next tick"
+
+
+def test_the_tick_that_gives_the_canary_its_first_traffic_schedules_a_look() -> None:
+    status = running(Phase.PROGRESSING, 0)
+    decision, asked = decide_with(status, judged(Verdict.PASS))
+    assert Probe.JUDGE not in asked and decision.status.canary_weight == 25
+    assert decision.status.judge.step_started == NOW
+    assert decision.requeue_after == LOOK
 
 
 def test_a_held_tick_keeps_the_step_going() -> None:
@@ -104,7 +117,8 @@ def test_a_held_tick_keeps_the_step_going() -> None:
     decision, _ = decide_with(status, judged(Verdict.NO_DATA))
     assert decision.status.canary_weight == 20
     assert decision.status.judge.step_started == status.judge.step_started
-    assert decision.status.judge.carried == {"errorRate": 1.5}
+    assert decision.status.judge.carried == {"latency": 1.5}
+    assert decision.status.judge.error_steps == ((1.0, 0.0, 10.0, 90.0),)
     assert [e.reason for e in decision.events] == ["NoTraffic"]
 
 

@@ -46,6 +46,8 @@ def expected_outcome(verdict: Verdict, policy: NoDataPolicy) -> str:
         return "advance"
     if verdict is Verdict.NO_DATA and policy is NoDataPolicy.HOLD:
         return "hold"
+    if verdict is Verdict.UNAVAILABLE:
+        return "hold"  # the first tick of an outage, far below consecutiveErrorLimit
     return "fail"
 
 
@@ -110,7 +112,7 @@ def test_progressing(source: str, weight: int, ready: bool, verdict: Verdict, po
     elif outcome == "hold":
         assert (new.phase, new.canary_weight, new.failed_checks) == (Phase.PROGRESSING, weight, failed)
         assert decision.actions == ()
-        assert reasons(decision) == ["NoTraffic"]
+        assert reasons(decision) == ["MetricsUnavailable" if verdict is Verdict.UNAVAILABLE else "NoTraffic"]
         assert decision.requeue_after == INTERVAL
     elif failed + 1 < spec.analysis.threshold:
         assert (new.phase, new.canary_weight, new.failed_checks) == (Phase.PROGRESSING, weight, failed + 1)

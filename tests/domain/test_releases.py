@@ -116,12 +116,13 @@ def test_rollback_after_some_steps_routes_back_before_scaling_down() -> None:
 def test_a_quiet_service_holds_or_fails_by_policy(policy: str, phase: Phase) -> None:
     spec = make_spec(metrics=[SUCCESS_RATE], noDataPolicy=policy)
     world = release(spec, answer=answers(metrics=Verdict.NO_DATA))
-    for _ in range(20):
-        world.advance()
+    # The hold lasts consecutiveNoDataLimit ticks (test_machine_holds.py shows what follows).
+    limit = spec.analysis.consecutive_no_data_limit
+    world.run_until(lambda w: done(w) or w.reasons().count("NoTraffic") == limit)
     assert world.status.phase is phase
     if policy == "hold":
         assert world.status.canary_weight == 25 and world.status.failed_checks == 0
-        assert world.reasons().count("NoTraffic") >= 10
+        assert world.status.consecutive_no_data == limit == 10
     # Traffic returns: the held release carries on.
     world.answer = always(Verdict.PASS)
     world.run_until(done)

@@ -18,13 +18,15 @@ from typing import Any, cast
 import aiohttp
 
 from canary.config import Settings
+from canary.domain.samples import Comparison
 from canary.domain.status import CanaryStatus, ConditionType, Phase
+from canary.errors import MetricError
 from canary.kube.cache import ClusterCache, Kind, ObjectKey
 from canary.kube.execute import Executor
 from canary.kube.probes import ProbeRunner
 from canary.kube.reconciler import CanaryReconciler, ReconcilerRegistry, Services
 from canary.kube.routes import RouterDirectory
-from canary.metrics.base import MeasureRequest, Measurement
+from canary.metrics.base import CompareRequest, MeasureRequest, Measurement
 from canary.metrics.engine import Credentials, MeasureResult, MetricsEngine
 from canary.telemetry import ControllerMetrics
 from tests.kube.fake_cluster import FakeCluster
@@ -125,6 +127,8 @@ class FakeEngine:
 
     value: float | None = 99.9
     samples: float | None = 250
+    #: Returned in place of every measurement while set (a provider down, a refused query).
+    failure: MetricError | None = None
     asked: list[tuple[MeasureRequest, ...]] = field(default_factory=list)
     credentials: list[Credentials | None] = field(default_factory=list)
 
@@ -132,8 +136,16 @@ class FakeEngine:
                           credentials: Credentials | None = None) -> list[MeasureResult]:
         self.asked.append(tuple(requests))
         self.credentials.append(credentials)
+        if self.failure is not None:
+            return [self.failure for _ in requests]
         return [Measurement(value=self.value, source=f"success rate of {r.namespace}/{r.target} over {r.window}",
                             samples=self.samples) for r in requests]
+
+    async def compare(self, request: CompareRequest) -> Comparison:
+        """Only a failing comparison is scripted here (tests/metrics and tests/domain judge real ones)."""
+        if self.failure is not None:
+            raise self.failure
+        raise AssertionError(f"no comparison scripted for {request}")
 
 
 @dataclass
