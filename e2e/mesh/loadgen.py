@@ -8,14 +8,17 @@ headers to one Service are how a test drives A/B traffic. Each request carries t
 (``x-mesh-load``), so the stats count requests per stream and backend; the stream itself also
 counts the backends that answered (``x-mesh-backend``).
 
-A stream with ``users`` plays that many browsers in turn, each keeping the cookies its answers
-set (``Set-Cookie``, name and value; ``Max-Age`` 0 or less deletes), as session affinity needs:
-``switches`` counts, per user, answers from another backend than the user's previous one
-(``"podinfo-primary->podinfo-canary"``). Without ``users`` no cookie is ever kept.
+A stream with ``users`` plays that many browsers in turn (``e2e.mesh.users``), each keeping the
+cookies its answers set (``Set-Cookie``, name and value; ``Max-Age`` 0 or less deletes), as
+session affinity needs: ``switches`` counts, per user, answers from another backend than the
+user's previous one (``"podinfo-primary->podinfo-canary"``). A user waits for its answer before
+it sends again, so each of its requests carries the cookies of all its earlier answers. Without
+``users`` no cookie is ever kept.
 
 Requests are evenly paced at the stream's rate. At most ``concurrency`` are in flight per
-stream; a request that would exceed it is not sent and counts as ``dropped`` (a load tester with
-a fixed pool of workers behaves the same way), so a slow backend cannot pile up unbounded work.
+stream, and with ``users`` at most one per user; a request that would exceed either is not sent
+and counts as ``dropped`` (a load tester with a fixed pool of workers behaves the same way), so
+a slow backend cannot pile up unbounded work.
 The rate changes at run time; 0 stops the stream. For Service traffic the generator identifies
 itself to the proxy as the meshed workload ``mesh-loadgen`` of the target's namespace, so the
 outbound side of its requests is in the metrics as well; north-south traffic comes from outside
@@ -35,6 +38,7 @@ from typing import Any
 import aiohttp
 
 from e2e.mesh.proxy import BACKEND_HEADER, CLIENT_HEADER, LOAD_HEADER
+from e2e.mesh.users import User, Users
 
 log = logging.getLogger(__name__)
 
@@ -72,42 +76,37 @@ class LoadStream:
     users: int = 0
     #: Per user, answers from another backend than the previous one, as "from->to".
     switches: Counter[str] = field(default_factory=Counter)
-    _jars: list[dict[str, str]] = field(default_factory=list, repr=False)
-    _last_backend: list[str] = field(default_factory=list, repr=False)
-    _next_user: int = field(default=0, repr=False)
+    _users: Users | None = field(default=None, repr=False)
 
     def set_users(self, users: int) -> None:
         if users != self.users:
             self.users = users
-            self._jars = [{} for _ in range(users)]
-            self._last_backend = ["" for _ in range(users)]
-            self._next_user = 0
+            self._users = Users(users) if users else None
 
-    def next_user(self) -> int | None:
-        if not self.users:
-            return None
-        user = self._next_user
-        self._next_user = (user + 1) % self.users
-        return user
+    @property
+    def every_user_waits(self) -> bool:
+        """Every user has a request in flight, so none may send now."""
+        return self._users is not None and not self._users.idle
 
-    def cookie_header(self, user: int | None) -> str | None:
+    def next_user(self) -> User | None:
+        """The user to send the next request as, busy until its :meth:`User.done`; None without
+        users (and when every user waits, which the pacer checks first)."""
+        return self._users.take() if self._users is not None else None
+
+    def cookie_header(self, user: User | None) -> str | None:
         """The ``Cookie`` header for ``user``: the stream's own cookies, then the user's."""
         pairs = [v for k, v in self.headers.items() if k.lower() == "cookie" and v]
-        if user is not None and user < len(self._jars):
-            pairs.extend(f"{k}={v}" for k, v in self._jars[user].items())
+        if user is not None:
+            pairs.extend(f"{k}={v}" for k, v in user.jar.items())
         return "; ".join(pairs) or None
 
-    def answered(self, user: int | None, backend: str, set_cookies: list[str]) -> None:
+    def answered(self, user: User | None, backend: str, set_cookies: list[str]) -> None:
         self.backends[backend] += 1
-        if user is None or user >= len(self._jars):
+        if user is None:
             return
-        previous = self._last_backend[user]
-        if previous and backend and previous != backend:
-            self.switches[f"{previous}->{backend}"] += 1
-        if backend:
-            self._last_backend[user] = backend
-        for header in set_cookies:
-            _keep_cookie(self._jars[user], header)
+        switch = user.answered(backend, set_cookies)
+        if switch is not None:
+            self.switches[switch] += 1
     sent: int = 0
     completed: int = 0
     errors: int = 0
@@ -247,16 +246,18 @@ class LoadGenerator:
             next_at += interval
             if next_at < loop.time() - _MAX_LAG:
                 next_at = loop.time()
-            if stream.in_flight >= stream.concurrency:
+            if stream.in_flight >= stream.concurrency or stream.every_user_waits:
                 stream.dropped += 1
                 continue
+            # Chosen here, not in the task: the pacer's check above holds only until it yields.
+            user = stream.next_user()
             stream.in_flight += 1
             stream.sent += 1
-            task = loop.create_task(self._send(stream))
+            task = loop.create_task(self._send(stream, user))
             self._requests.add(task)
             task.add_done_callback(self._requests.discard)
 
-    async def _send(self, stream: LoadStream) -> None:
+    async def _send(self, stream: LoadStream, user: User | None) -> None:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=1024, limit_per_host=1024)
             # Cookies are the streams' business (``users``), never shared through the session.
@@ -267,7 +268,6 @@ class LoadGenerator:
         headers.update({"Host": stream.authority, LOAD_HEADER: stream.name})
         if not stream.host and stream.namespace:
             headers[CLIENT_HEADER] = f"{stream.namespace}/{WORKLOAD}/{WORKLOAD}"
-        user = stream.next_user()
         cookie = stream.cookie_header(user)
         if cookie:
             headers["Cookie"] = cookie
@@ -282,6 +282,8 @@ class LoadGenerator:
             stream.last_error = repr(exc)
         finally:
             stream.in_flight -= 1
+            if user is not None:
+                user.done()
 
 
 def _headers(headers: Mapping[str, str] | None, cookies: Mapping[str, str] | None) -> dict[str, str] | None:
@@ -297,16 +299,3 @@ def _headers(headers: Mapping[str, str] | None, cookies: Mapping[str, str] | Non
         raise LoadError(f"at most {MAX_HEADERS} headers, got {len(out)}")
     return out
 
-
-def _keep_cookie(jar: dict[str, str], header: str) -> None:
-    """Store (or, with ``Max-Age`` 0 or less, delete) the cookie a ``Set-Cookie`` header sets."""
-    first, *attributes = header.split(";")
-    name, sep, value = first.strip().partition("=")
-    if not sep or not name:
-        return
-    for attribute in attributes:
-        key, _, raw = attribute.strip().partition("=")
-        if key.lower() == "max-age" and raw.strip().lstrip("-").isdigit() and int(raw) <= 0:
-            jar.pop(name, None)
-            return
-    jar[name] = value

@@ -236,8 +236,13 @@ async def test_control_api_and_client(plane: DataPlane) -> None:
     await until(lambda: plane.stats.snapshot(NS, "podinfo")["total"] >= 100)
     loads = await asyncio.to_thread(client.loads)
     assert [(s.service, s.rps) for s in loads] == [("podinfo", 250)]
+    assert plane.loadgen is not None
+    (live,) = plane.loadgen.streams()
     assert await asyncio.to_thread(client.set_load, NS, "podinfo", 0) is None
     assert await asyncio.to_thread(client.loads) == []
+    # Stopping sends nothing new, but requests already sent are still on their way: one routed
+    # after the reset below would be counted afresh.
+    await until(lambda: live.in_flight == 0)
 
     stats = await asyncio.to_thread(client.stats, NS, "podinfo")
     assert stats.total >= 100 and len(stats.configs) == 1
