@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from canary.domain.judge_math import conditional_log_evidence, error_log_evidence, latency_log_evidence
-from canary.domain.samples import ArmSample, Histogram
+from canary.domain.judge_math import StepEvents, conditional_log_evidence, joint_error_log_evidence, latency_log_evidence
+from canary.domain.samples import Histogram
 
 #: Linkerd's response_latency_ms buckets: 25 finite bounds and +Inf.
 LINKERD_BOUNDS = (1.0, 2.0, 3.0, 4.0, 5.0, 10.0, 20.0, 30.0, 40.0, 50.0, 100.0, 200.0, 300.0, 400.0,
@@ -48,8 +48,9 @@ def bench_figures() -> dict[str, float]:
     primary = _histogram(rng.lognormal(math.log(50.0), 0.6, 1800))
     figures = {
         "latency_log_evidence (25 bounds)": _calls_per_second(lambda: latency_log_evidence(canary, primary, 0.5), 2000),
-        "error_log_evidence": _calls_per_second(
-            lambda: error_log_evidence(ArmSample(200.0, 4.0), ArmSample(1800.0, 18.0), 0.2), 20000),
+        # Five finished steps and the current one, as at the end of a stepWeight-10 release.
+        "joint_error_log_evidence (6 steps)": _calls_per_second(
+            lambda: joint_error_log_evidence([StepEvents.of(4.0, 18.0, 200.0, 1800.0)] * 6, 0.2), 5000),
         "conditional_log_evidence": _calls_per_second(lambda: conditional_log_evidence(4.0, 18.0, 0.1, 0.2), 20000),
     }
     for name, rate in figures.items():

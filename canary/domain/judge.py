@@ -3,7 +3,7 @@
 One look measures both versions over the current step (since the canary weight last moved).
 Each enabled test turns the counts into the step's log-evidence (:mod:`canary.domain.judge_math`),
 adds what the run's earlier steps carried (``status.judge.carried``), and rejects the canary when
-the total reaches ``log(tests / alpha)``. docs/analysis.md, "The judge", says why this bound holds
+the total reaches ``JudgeSpec.evidence_bound``. docs/analysis.md, "The judge", says why this bound holds
 however often the judge looks.
 """
 
@@ -34,12 +34,6 @@ def enabled_tests(judge: JudgeSpec) -> tuple[str, ...]:
     return tuple(t for t, on in ((ERROR_RATE, judge.error_rate), (LATENCY, judge.latency)) if on is not None)
 
 
-def rejection_log_bound(judge: JudgeSpec) -> float:
-    """Each of the k tests rejects at evidence k/alpha: together they roll back a canary no worse
-    than the primary with probability at most alpha."""
-    return math.log(judge.tests / judge.alpha)
-
-
 def evaluate(judge: JudgeSpec, comparison: Comparison, state: JudgeState, now: datetime) -> tuple[CheckResult, ...]:
     """One look: a check per enabled test."""
     checks = []
@@ -53,7 +47,7 @@ def evaluate(judge: JudgeSpec, comparison: Comparison, state: JudgeState, now: d
 def unmeasured(judge: JudgeSpec, verdict: Verdict, message: str, now: datetime, source: str = "") -> tuple[CheckResult, ...]:
     """Every enabled test with the same verdict, when the measurement itself failed."""
     return tuple(CheckResult(name=check_name(t), kind=CheckKind.JUDGE, source=source, verdict=verdict, time=now,
-                             message=message, evidence_bound=math.exp(rejection_log_bound(judge)))
+                             message=message, evidence_bound=judge.evidence_bound)
                  for t in enabled_tests(judge))
 
 
@@ -103,7 +97,7 @@ def _base(judge: JudgeSpec, test: str, comparison: Comparison, now: datetime) ->
     return CheckResult(
         name=check_name(test), kind=CheckKind.JUDGE, source=comparison.source, verdict=Verdict.PASS, time=now,
         samples=comparison.canary.requests, primary_samples=comparison.primary.requests,
-        evidence_bound=math.exp(rejection_log_bound(judge)),
+        evidence_bound=judge.evidence_bound,
     )
 
 
@@ -125,8 +119,8 @@ def _error_rate(judge: JudgeSpec, comparison: Comparison, state: JudgeState, now
     quiet = _no_canary_traffic(base, comparison)
     if quiet is not None:
         return quiet
-    steps = [StepEvents.of(ArmSample(n_c, x), ArmSample(n_p, y)) for x, y, n_c, n_p in state.error_steps]
-    steps.append(StepEvents.of(canary, primary))
+    steps = [StepEvents.of(*step) for step in state.error_steps]
+    steps.append(StepEvents.of(canary.failures, primary.failures, canary.requests, primary.requests))
     total = max(min(joint_error_log_evidence(steps, settings.tolerance), _LOG_CAP), -_LOG_CAP)
     check = replace(base, primary_value=primary.error_rate, evidence=math.exp(total))
     canary_rate = canary.error_rate or 0.0
@@ -135,7 +129,7 @@ def _error_rate(judge: JudgeSpec, comparison: Comparison, state: JudgeState, now
             f"of {primary.requests:.0f}"
     # The guard reads the whole run, as the evidence does: a step without a failure says little.
     run_canary, run_primary = _run_rates(state, canary, primary)
-    if total < rejection_log_bound(judge):
+    if total < math.log(judge.evidence_bound):
         return check.with_verdict(Verdict.PASS, f"{rates}: evidence {math.exp(total):.3g} of "
                                                 f"{check.evidence_bound:.3g} needed", value=canary.error_rate)
     if run_canary - run_primary < settings.min_increase:
@@ -162,7 +156,7 @@ def _latency(judge: JudgeSpec, comparison: Comparison, state: JudgeState, now: d
     p99_canary, p99_primary = canary.quantile(_LATENCY_QUANTILE), primary.quantile(_LATENCY_QUANTILE)
     check = replace(base, primary_value=p99_primary, evidence=math.exp(total))
     shown = f"p99 {_ms(p99_canary)} against the primary's {_ms(p99_primary)}"
-    if total < rejection_log_bound(judge):
+    if total < math.log(judge.evidence_bound):
         return check.with_verdict(Verdict.PASS, f"{shown}: evidence {math.exp(total):.3g} of "
                                                 f"{check.evidence_bound:.3g} needed", value=p99_canary)
     where = f", most of it above {found.worst_bound:g}ms" if found.worst_bound is not None else ""
@@ -185,5 +179,5 @@ def without_judge_checks(checks: tuple[CheckResult, ...]) -> tuple[CheckResult, 
 
 __all__ = [
     "CHECK_PREFIX", "ERROR_RATE", "LATENCY", "carry", "check_name", "enabled_tests", "evaluate",
-    "judge_checks", "rejection_log_bound", "step_log_evidence", "unmeasured", "without_judge_checks",
+    "judge_checks", "step_log_evidence", "unmeasured", "without_judge_checks",
 ]

@@ -32,7 +32,7 @@ the product of bets each fair given everything before it is again such a superma
 Several bets at once. Under "at every latency bound the canary's share of slow requests is at
 most ``1 + r`` times the primary's", every bound's ``E`` is a supermartingale on the same
 sequence of requests, so their average is one too (``latency_log_evidence``); tests that each
-hold ``alpha / k`` reject when ``E >= k / alpha`` (``rejects``).
+hold ``alpha / k`` reject when ``E >= k / alpha`` (:attr:`JudgeSpec.evidence_bound`).
 
 Numbers. ``E`` is computed in log space from ``betaln`` and the regularized incomplete beta
 ``betaincc`` of scipy.special (plain ufuncs: frozen scipy.stats distributions cost a hundred
@@ -53,7 +53,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import betaincc, betaln
 
-from canary.domain.samples import ArmSample, Histogram
+from canary.domain.samples import Histogram
 
 #: Below this the upper tail's logarithm is taken from the series instead: far above the
 #: smallest normal double, so ``log`` of the ufunc's answer still carries full precision.
@@ -121,16 +121,6 @@ def conditional_log_evidence(
     return _log_evidence_one(x, x + y, q0)
 
 
-def error_log_evidence(canary: ArmSample, primary: ArmSample, tolerance: float) -> float:
-    """The error-rate test: events are failed requests, the share is the canary's share of
-    the requests both versions served in the step."""
-    n_c = _count(canary.requests)
-    n_p = _count(primary.requests)
-    if n_c + n_p <= 0.0:
-        return 0.0
-    return conditional_log_evidence(canary.failures, primary.failures, n_c / (n_c + n_p), tolerance)
-
-
 #: The relative risks ``theta = p_c / p_p`` the joint error test averages over: log-evenly from
 #: the tolerance to ten thousand times it (a canary failing every request against a primary at
 #: 0.01%), equal weights. A fixed grid is a valid prior: the mixture of supermartingales stays
@@ -149,10 +139,12 @@ class StepEvents:
     canary_share: float
 
     @classmethod
-    def of(cls, canary: ArmSample, primary: ArmSample) -> StepEvents:
-        n_c, n_p = _count(canary.requests), _count(primary.requests)
+    def of(cls, canary_failures: float, primary_failures: float, canary_requests: float,
+           primary_requests: float) -> StepEvents:
+        """From a step's counts, the share taken from the requests both versions served."""
+        n_c, n_p = _count(canary_requests), _count(primary_requests)
         share = n_c / (n_c + n_p) if n_c + n_p > 0.0 else 0.0
-        return cls(_count(canary.failures), _count(primary.failures), share)
+        return cls(_count(canary_failures), _count(primary_failures), share)
 
 
 def joint_error_log_evidence(steps: Sequence[StepEvents], tolerance: float) -> float:
@@ -209,14 +201,6 @@ def latency_log_evidence(canary: Histogram, primary: Histogram, tolerance: float
     top = float(per_bound[worst])
     log_e = top + math.log(float(np.exp(per_bound - top).sum()) / len(bounds))
     return LatencyEvidence(log_e=log_e, worst_bound=bounds[worst])
-
-
-def rejects(log_e: float, alpha: float, tests: int) -> bool:
-    """Whether one of ``tests`` tests sharing ``alpha`` (Bonferroni) rejects its null: its
-    e-value reached ``tests / alpha``. Never for NaN evidence or an ``alpha`` outside (0, 1]."""
-    if not 0.0 < alpha <= 1.0 or math.isnan(log_e):
-        return False
-    return log_e >= math.log(max(tests, 1) / alpha)
 
 
 def _count(value: float) -> float:

@@ -57,6 +57,12 @@ class JudgeSpec:
         """How many tests share ``alpha`` (each rejects at ``tests / alpha``)."""
         return (self.error_rate is not None) + (self.latency is not None)
 
+    @property
+    def evidence_bound(self) -> float:
+        """The e-value at which a test rolls the canary back: each of the k tests at k/alpha, so
+        together they roll back a canary no worse than the primary with probability at most alpha."""
+        return self.tests / self.alpha
+
 
 def _bounded(raw: Mapping[str, Any], key: str, path: str, bound: bounds.NumberBound, default: float) -> float:
     value = number(raw.get(key, default), f"{path}.{key}")

@@ -31,11 +31,6 @@ class Histogram:
         """Requests observed: the ``+Inf`` bucket, or the largest count when it is missing."""
         return max(self.counts, default=0.0)
 
-    def slower_than(self, bound: float) -> float:
-        """Requests that took longer than ``bound`` (one of the histogram's own bounds)."""
-        index = self.bounds.index(bound)
-        return max(self.total - self.counts[index], 0.0)
-
     def quantile(self, q: float) -> float | None:
         """The ``q`` quantile in ms, interpolated as PromQL's ``histogram_quantile`` does: linearly
         inside the bucket that holds the rank, from 0 for the first bucket, and the second-highest

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from canary.domain.judge import carry, evaluate, rejection_log_bound, step_log_evidence, unmeasured
+from canary.domain.judge import carry, evaluate, step_log_evidence, unmeasured
 from canary.domain.judge_spec import ErrorRateJudge, JudgeSpec, LatencyJudge
 from canary.domain.samples import ArmSample, Comparison, Histogram
 from canary.domain.status import CheckKind, JudgeState, Verdict

@@ -172,8 +172,10 @@ def test_comparison_queries_select_both_versions(mesh: Mesh, flavour: str) -> No
     assert (comparison.canary.requests, comparison.canary.failures) == (100, 10)
     assert (comparison.primary.requests, comparison.primary.failures) == (300, 0)
     assert comparison.canary.latency is not None and comparison.primary.latency is not None
-    assert comparison.canary.latency.slower_than(10.0) == 100  # 40 ms each
-    assert comparison.primary.latency.slower_than(10.0) == 0  # 5 ms each
+    index = comparison.canary.latency.bounds.index(10.0)
+    assert comparison.primary.latency.bounds.index(10.0) == index
+    assert comparison.canary.latency.total - comparison.canary.latency.counts[index] == 100  # 40 ms each
+    assert comparison.primary.latency.total - comparison.primary.latency.counts[index] == 0  # 5 ms each
     assert comparison.canary.latency.total == 100 and comparison.primary.latency.total == 300
 
 
