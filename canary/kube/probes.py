@@ -17,7 +17,7 @@ from canary.config import MetricsSettings
 from canary.domain.analysis import MIN_QUERY_WINDOW, evaluate_metric, query_window
 from canary.domain.judge import evaluate as judge_evaluate, unmeasured
 from canary.domain.machine import PROBE_HOOKS, Probe
-from canary.domain.providers import parse_provider
+from canary.domain.providers import Mesh, parse_provider
 from canary.domain.spec import MetricSpec, MetricTemplateSpec, parse_metric_template_spec
 from canary.domain.status import CanaryStatus, CheckResult, Phase, Verdict
 from canary.errors import ApiError, MetricError, ProviderUnavailable, SpecError, TemplateError
@@ -62,7 +62,7 @@ class ProbeRunner:
 
     async def _metrics(self, target: Target, status: CanaryStatus, now: datetime) -> tuple[CheckResult, ...]:
         analysis = target.spec.analysis
-        mesh = parse_provider(target.spec.provider).metrics if target.spec.provider else None
+        mesh = _mesh(target)
         requests: list[MeasureRequest] = []
         failures: dict[int, str] = {}
         secrets: set[tuple[str, str]] = set()
@@ -113,7 +113,7 @@ class ProbeRunner:
         request = CompareRequest(
             namespace=target.namespace, target=workload, primary=primary_name(workload),
             window=max(now - started, MIN_QUERY_WINDOW),
-            mesh=parse_provider(target.spec.provider).metrics if target.spec.provider else None,
+            mesh=_mesh(target),
             metrics_server=target.spec.metrics_server, target_kind=target.spec.target_ref.kind,
             latency=judge.latency is not None,
         )
@@ -147,6 +147,12 @@ class ProbeRunner:
                 continue  # the engine reports the unresolved secret on the check itself
             out[name] = {k: base64.b64decode(v).decode(errors="replace") for k, v in (secret.get("data") or {}).items()}
         return out
+
+
+def _mesh(target: Target) -> Mesh | None:
+    """The mesh whose metric names the builtin checks and the judge query: the Canary's provider's
+    (linkerd, osm), or None for the controller's --mesh."""
+    return parse_provider(target.spec.provider).metrics if target.spec.provider else None
 
 
 def _source(request: MeasureRequest) -> str:
