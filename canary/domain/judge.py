@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
+
+from canary.domain.bounds import METRIC_INTERVAL
 
 from canary.domain.judge_math import StepEvents, joint_error_log_evidence, latency_log_evidence
 from canary.domain.judge_spec import JudgeSpec
@@ -32,6 +34,15 @@ def check_name(test: str) -> str:
 
 def enabled_tests(judge: JudgeSpec) -> tuple[str, ...]:
     return tuple(t for t, on in ((ERROR_RATE, judge.error_rate), (LATENCY, judge.latency)) if on is not None)
+
+
+def step_window(state: JudgeState, run_started: datetime | None, now: datetime) -> timedelta:
+    """What a look measures: the time since the weight last moved (the run's start for the first
+    step), within a metric check's range. Under 1 s a range holds no sample; a step held longer
+    than a day is compared over its last day, the longest window Prometheus and the Traffic
+    Metrics API are asked for."""
+    started = state.step_started or run_started or now
+    return min(max(now - started, METRIC_INTERVAL.floor), METRIC_INTERVAL.ceiling)
 
 
 def evaluate(judge: JudgeSpec, comparison: Comparison, state: JudgeState, now: datetime) -> tuple[CheckResult, ...]:
@@ -178,6 +189,6 @@ def without_judge_checks(checks: tuple[CheckResult, ...]) -> tuple[CheckResult, 
 
 
 __all__ = [
-    "CHECK_PREFIX", "ERROR_RATE", "LATENCY", "carry", "check_name", "enabled_tests", "evaluate",
+    "CHECK_PREFIX", "ERROR_RATE", "LATENCY", "carry", "step_window", "check_name", "enabled_tests", "evaluate",
     "judge_checks", "step_log_evidence", "unmeasured", "without_judge_checks",
 ]

@@ -14,8 +14,8 @@ from datetime import datetime
 import aiohttp
 
 from canary.config import MetricsSettings
-from canary.domain.analysis import MIN_QUERY_WINDOW, evaluate_metric, query_window
-from canary.domain.judge import evaluate as judge_evaluate, unmeasured
+from canary.domain.analysis import evaluate_metric, query_window
+from canary.domain.judge import evaluate as judge_evaluate, step_window, unmeasured
 from canary.domain.machine import PROBE_HOOKS, Probe
 from canary.domain.providers import Mesh, parse_provider
 from canary.domain.spec import MetricSpec, MetricTemplateSpec, parse_metric_template_spec
@@ -108,11 +108,10 @@ class ProbeRunner:
         judge = target.spec.analysis.judge
         if judge is None:
             return ()
-        started = status.judge.step_started or status.run_started or now
         workload = target.spec.target_ref.name
         request = CompareRequest(
             namespace=target.namespace, target=workload, primary=primary_name(workload),
-            window=max(now - started, MIN_QUERY_WINDOW),
+            window=step_window(status.judge, status.run_started, now),
             mesh=_mesh(target),
             metrics_server=target.spec.metrics_server, target_kind=target.spec.target_ref.kind,
             latency=judge.latency is not None,

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from canary.config import Mesh
-from canary.domain.bounds import METRIC_INTERVAL
 from canary.domain.durations import format_duration
 from canary.domain.samples import ArmSample, Comparison, Histogram
 from canary.errors import MetricError
@@ -59,13 +58,6 @@ class ComparisonQuery:
         return self.outcomes if self.latency is None else f"{self.outcomes}\n{self.latency}"
 
 
-def query_window(window: timedelta) -> timedelta:
-    """``window`` within the range a metric check's may have: under 1 s a range holds no
-    sample (and ``0s`` is refused by Prometheus); a step longer than a day is compared over its
-    last day, the longest window worth asking for."""
-    return min(max(window, METRIC_INTERVAL.floor), METRIC_INTERVAL.ceiling)
-
-
 def comparison_query(
     mesh: Mesh,
     *,
@@ -92,7 +84,7 @@ def comparison_query(
         workload_matcher=f'=~"{regex_literal(canary)}|{regex_literal(primary)}"',
     )
     version = m.workload_label_for(target_kind)
-    w = format_duration(query_window(window))
+    w = format_duration(window)
     outcomes = f"sum by ({version}, {m.outcome_label}) (increase({m.requests}{{{selector}}}[{w}]))"
     buckets = f"sum by ({version}, le) (increase({m.latency_bucket}{{{selector}}}[{w}]))" if latency else None
     return ComparisonQuery(

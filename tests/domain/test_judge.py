@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from canary.domain.judge import carry, evaluate, step_log_evidence, unmeasured
+from canary.domain.judge import carry, evaluate, step_log_evidence, step_window, unmeasured
 from canary.domain.judge_spec import ErrorRateJudge, JudgeSpec, LatencyJudge
 from canary.domain.samples import ArmSample, Comparison, Histogram
 from canary.domain.status import CheckKind, JudgeState, Verdict
@@ -119,3 +119,16 @@ def test_the_minIncrease_guard_reads_the_whole_run() -> None:
     past = JudgeState(error_steps=((6.0, 0.0, 120.0, 1080.0), (6.0, 1.0, 120.0, 1080.0)))
     (errors,) = evaluate(judge, quiet_step, past, NOW)
     assert errors.verdict is Verdict.FAIL, errors.message
+
+
+@pytest.mark.parametrize(("since_step", "expected"), [
+    (timedelta(0), timedelta(seconds=1)),
+    (timedelta(milliseconds=400), timedelta(seconds=1)),
+    (timedelta(minutes=3, seconds=5), timedelta(minutes=3, seconds=5)),
+    (timedelta(days=3), timedelta(hours=24)),
+])
+def test_a_look_measures_the_step_within_a_metric_checks_range(since_step: timedelta, expected: timedelta) -> None:
+    state = JudgeState(step_started=NOW - since_step)
+    assert step_window(state, NOW - timedelta(days=9), NOW) == expected
+    # Before the first step moved the weight, the run's start is the step's.
+    assert step_window(JudgeState(), NOW - since_step, NOW) == expected

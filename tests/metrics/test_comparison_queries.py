@@ -191,11 +191,9 @@ def test_buckets_without_inf_are_an_empty_histogram() -> None:
 
 
 @pytest.mark.parametrize(
-    ("window", "text"),
-    [(timedelta(0), "[1s]"), (timedelta(milliseconds=400), "[1s]"), (timedelta(minutes=3, seconds=5), "[3m5s]"),
-     (timedelta(days=3), "[24h]")],
+    ("window", "text"), [(timedelta(seconds=1), "[1s]"), (timedelta(minutes=3, seconds=5), "[3m5s]")],
 )
-def test_the_window_is_kept_within_a_metric_checks_range(window: timedelta, text: str) -> None:
+def test_the_window_is_the_one_asked_for(window: timedelta, text: str) -> None:
     q = comparison_query(Mesh.LINKERD, namespace="test", canary="podinfo", primary="podinfo-primary", window=window)
     assert q.outcomes.endswith(f"{text}))")
     assert q.latency is not None and q.latency.endswith(f"{text}))")
