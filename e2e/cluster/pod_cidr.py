@@ -30,7 +30,7 @@ from e2e.processes import E2ESetupError
 #: Every run's range is a part of it; it overlaps neither the service range (10.0.0.0/24), the
 #: Node addresses (10.240.0.0/24) nor the test hosts' pool (10.250.0.0/16).
 POOL = ipaddress.IPv4Network("10.244.0.0/16")
-#: 4094 pod addresses per run (kwok never reuses an address while its Pod exists), 16 runs at once.
+#: 4095 pod addresses per run (kwok reuses a deleted Pod's address at once), 16 runs at once.
 PREFIX_LEN = 20
 
 
@@ -92,7 +92,8 @@ def choose(taken: set[ipaddress.IPv4Network], *, seed: int) -> ipaddress.IPv4Net
 
 
 def kwok_cidr(network: ipaddress.IPv4Network) -> str:
-    """kwok's ``--cidr`` form: the range's first address (kwok's gateway, never a pod's) and its length."""
+    """kwok's ``--cidr`` form: the address kwok hands out first (it gives the network address itself
+    to no Pod) and the range's length."""
     return f"{network.network_address + 1}/{network.prefixlen}"
 
 
