@@ -46,7 +46,7 @@ from e2e.cluster.audit import AUDIT_LOG, audit_flags
 from e2e.cluster.binaries import Binaries, find_binaries
 from e2e.cluster.kubeconfig import write_kubeconfig
 from e2e.cluster.pki import FRONT_PROXY_CLIENT_NAME, ClusterPKI, KeyPair, generate_pki
-from e2e.cluster.pod_cidr import PodCidrLease, kwok_cidr, lease_pod_cidr
+from e2e.cluster.pod_cidr import PodCidrLease, kwok_cidr, lease_pod_cidr, reclaim_stale
 from e2e.processes import E2ESetupError, ManagedProcess, free_port, spawn, wait_until
 
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
@@ -630,6 +630,8 @@ class ControlPlane:
         ordered = [by_name[name] for name in reversed(_START_ORDER) if name in by_name]
         ordered += [record for record in state.processes if record.name not in _START_ORDER]
         stopped = [record for record in ordered if _stop_record(record, timeout)]
+        # The plane's pod range was held by its kwok, which is gone now.
+        reclaim_stale()
         _write_state(
             ClusterState(
                 workdir=state.workdir,

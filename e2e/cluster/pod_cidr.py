@@ -153,6 +153,12 @@ def taken_ranges(alive: Callable[[Holder], bool] = Holder.alive) -> set[ipaddres
     return taken
 
 
+def reclaim_stale() -> None:
+    """Delete the leases whose holder is gone (a detached plane brought down, a killed run)."""
+    with _locked():
+        taken_ranges()
+
+
 def lease_pod_cidr() -> PodCidrLease:
     """Take a free range for this process (hand it over to kwok once kwok runs)."""
     pid = os.getpid()
@@ -163,4 +169,4 @@ def lease_pod_cidr() -> PodCidrLease:
     return PodCidrLease(network=network, path=path)
 
 
-__all__ = ["POOL", "PREFIX_LEN", "PodCidrLease", "choose", "kwok_cidr", "lease_pod_cidr", "taken_ranges"]
+__all__ = ["POOL", "PREFIX_LEN", "PodCidrLease", "choose", "kwok_cidr", "lease_pod_cidr", "reclaim_stale", "taken_ranges"]

@@ -75,3 +75,10 @@ def test_a_lease_of_a_reused_pid_is_free_again(lease_dir: Path) -> None:
 def test_an_unreadable_lease_is_free_again(lease_dir: Path) -> None:
     (lease_dir / pod_cidr.lease_name(RANGES[2])).write_text("not json")
     assert taken_ranges() == set()
+
+
+def test_reclaim_stale_deletes_only_leases_of_gone_holders(lease_dir: Path) -> None:
+    live = lease_pod_cidr()
+    (lease_dir / pod_cidr.lease_name(RANGES[2])).write_text('{"pid": 1, "ticks": -1}')  # no process started before boot
+    pod_cidr.reclaim_stale()
+    assert sorted(p.name for p in lease_dir.glob("*.json")) == [live.path.name]
