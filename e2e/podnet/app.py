@@ -29,6 +29,9 @@ from e2e.podnet.sockets import NamespaceSockets
 log = logging.getLogger(__name__)
 
 COALESCE_SECONDS = 0.01
+#: A server that could not start (its address still held by a closing socket, say) is retried
+#: this long after, even if no Pod changes meanwhile.
+RETRY_SECONDS = 0.5
 PODS = ResourceKind("Pod", "", "pods", parse_pod_address, version="v1", watch_timeout=120.0)
 
 
@@ -114,13 +117,15 @@ class PodNetApp:
             self._dirty.clear()
             served = [pod for pod in self._pods.values() if pod.served_in(self.config.cidr)]
             try:
-                await self.servers.apply(served)
-            except Exception:  # noqa: BLE001 - keep serving what is served; the next change retries
+                failed = await self.servers.apply(served)
+            except Exception:  # noqa: BLE001 - keep serving what is served, and try again
                 log.exception("updating the pod servers failed")
-                continue
+                failed = 1
+            if failed:
+                asyncio.get_running_loop().call_later(RETRY_SECONDS, self._dirty.set)
             if self._listed and not self._ready:
                 self._ready = True
-                log.info("initial list done: %d pods, %d served", len(self._pods), len(served))
+                log.info("initial list done: %d pods, %d to serve", len(self._pods), len(served))
 
     async def _healthz(self, _: web.Request) -> web.Response:
         return web.Response(status=200 if self._ready else 503, text="ok\n" if self._ready else "listing\n")

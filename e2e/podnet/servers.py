@@ -99,8 +99,9 @@ class PodServers:
     def servers(self) -> list[PodServer]:
         return [self._servers[endpoint] for endpoint in sorted(self._servers)]
 
-    async def apply(self, served: Iterable[PodAddress]) -> None:
-        """Serve exactly the endpoints of ``served`` (Pods already known to be in the range)."""
+    async def apply(self, served: Iterable[PodAddress]) -> int:
+        """Serve exactly the endpoints of ``served`` (Pods already known to be in the range); how
+        many could not be started (the caller retries)."""
         wanted: dict[Endpoint, PodAddress] = {}
         for pod in served:
             for port in pod.ports:
@@ -113,6 +114,7 @@ class PodServers:
             claimant = wanted.get(endpoint)
             if claimant is None or claimant.uid != running.pod.uid:
                 self._stop(endpoint, "gone" if claimant is None else f"replaced by {claimant.ref}")
+        failed = 0
         for endpoint, pod in wanted.items():
             current = self._servers.get(endpoint)
             if current is not None:
@@ -121,7 +123,9 @@ class PodServers:
             try:
                 await self._start(pod, endpoint[1])
             except OSError as exc:
+                failed += 1
                 log.error("pod %s: cannot listen on %s:%d: %s", pod.ref, pod.ip, endpoint[1], exc)
+        return failed
 
     async def close(self) -> None:
         for endpoint in list(self._servers):
