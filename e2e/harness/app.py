@@ -94,6 +94,7 @@ def canary(
     target_kind: str = "Deployment",
     autoscaler_ref: Mapping[str, Any] | None = None,
     judge: Mapping[str, Any] | None = None,
+    service_options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     analysis: dict[str, Any] = {
         "interval": interval,
@@ -114,7 +115,7 @@ def canary(
     spec: dict[str, Any] = {
         "targetRef": {"apiVersion": "apps/v1", "kind": target_kind, "name": name},
         "progressDeadlineSeconds": progress_deadline_seconds,
-        "service": {"port": PORT, "targetPort": "http", "portName": "http"},
+        "service": {"port": PORT, "targetPort": "http", "portName": "http", **(service_options or {})},
         "analysis": analysis,
     }
     if provider:
