@@ -139,8 +139,8 @@ def _message(gateway: GatewaySupport, missing: Sequence[FeatureNeed]) -> str:
         f"{needs}, and Gateway {gateway.namespace}/{gateway.name} (spec.service.gatewayRefs) has GatewayClass "
         f"{gateway.class_name!r} (controller {gateway.controller or 'unknown'}), whose status.supportedFeatures "
         f"does not list {'it' if len(missing) == 1 else 'them'}. An implementation may fail every request of a "
-        f"route rule it cannot carry out (Traefik answers 500), so nothing was written. Remove {fields}, or use a "
-        f"Gateway whose class supports {features}"
+        f"route rule it cannot carry out (Traefik answers 500), so no route is written for this Canary. Remove "
+        f"{fields}, or use a Gateway whose class supports {features}"
     )
 
 
