@@ -16,7 +16,8 @@ from canary.domain.observed import Problem
 from canary.domain.providers import GATEWAY_API, KUBERNETES, PROVIDERS, SMI, SMI_VERSIONS, RouterKind, parse_provider
 from canary.domain.route_spec import ParentRef
 from canary.errors import RouterError, SpecError
-from canary.routers import gatewayapi, smi
+from canary.routers import gateway_features, gatewayapi, smi
+from canary.routers.gateway_features import GatewaySupport, gateway_features_problem, supported_features
 from canary.routers.base import Router, RouteResource
 from canary.routers.gateway_durations import gateway_duration
 from canary.routers.gatewayapi import HTTPRouteRouter
@@ -38,6 +39,7 @@ WATCHED_ROUTES: tuple[tuple[str, str], ...] = tuple(dict.fromkeys((r.group, r.pl
 __all__ = [
     "GATEWAY_API",
     "PROVIDERS",
+    "GatewaySupport",
     "ROUTE_RESOURCES",
     "SMI",
     "SMI_VERSIONS",
@@ -45,9 +47,12 @@ __all__ = [
     "choose_smi_version",
     "companion_groups",
     "discovery_group",
+    "gateway_features_problem",
+    "gateways_to_check",
     "route_options_problem",
     "router_for",
     "router_options_problem",
+    "supported_features",
 ]
 
 
@@ -165,6 +170,15 @@ def companion_groups(router: Router, options: RouteOptions) -> tuple[str, ...]:
     if isinstance(router, TrafficSplitRouter) and options.match:
         return tuple(dict.fromkeys(r.group for r in router.companion_resources))
     return ()
+
+
+def gateways_to_check(router: Router, options: RouteOptions, namespace: str) -> tuple[tuple[str, str], ...]:
+    """(namespace, name) of the Gateways whose GatewayClass :func:`gateway_features_problem`
+    needs, for a Canary in ``namespace``: only an HTTPRoute attached to Gateways and using an
+    extended feature asks for any (so most Canaries cost no API call)."""
+    if not isinstance(router, HTTPRouteRouter):
+        return ()
+    return gateway_features.gateways_to_check(options, namespace)
 
 
 def router_options_problem(router: Router, options: RouteOptions,

@@ -46,12 +46,17 @@ CUSTOM_KINDS: Mapping[str, str] = {
     f"metrictemplates.{CANARY_GROUP}": "MetricTemplate",
     "trafficsplits.split.smi-spec.io": "TrafficSplit",
     "httproutes.gateway.networking.k8s.io": "HTTPRoute",
+    # Read (never written) to learn what a Gateway's implementation supports.
+    "gateways.gateway.networking.k8s.io": "Gateway",
+    "gatewayclasses.gateway.networking.k8s.io": "GatewayClass",
     # An SMI TrafficSplit's A/B conditions (its route's companion); watched like the routes.
     "httproutegroups.specs.smi-spec.io": "HTTPRouteGroup",
     # Built in, but the controller reaches both autoscaler kinds through the custom objects API.
     "horizontalpodautoscalers.autoscaling": "HorizontalPodAutoscaler",
     "scaledobjects.keda.sh": "ScaledObject",
 }
+#: Kinds without a namespace; stored under the namespace "".
+CLUSTER_SCOPED = frozenset({"GatewayClass"})
 ROUTE_KINDS = frozenset({"TrafficSplit", "HTTPRoute"})
 #: Watched under ``Kind.ROUTE`` keys like the routes, by the group of each kind.
 ROUTE_GROUPS: Mapping[str, str] = {
@@ -205,6 +210,10 @@ class FakeCustom(_Group):
         kind = self._cluster._custom_kind(group, version, plural)
         return self._cluster._with_version(self._cluster._read(kind, namespace, name), group, version)
 
+    def get_cluster_custom_object(self, group: str, version: str, plural: str, name: str) -> dict[str, Any]:
+        kind = self._cluster._custom_kind(group, version, plural)
+        return self._cluster._with_version(self._cluster._read(kind, "", name), group, version)
+
     def create_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str,
                                         body: Mapping[str, Any]) -> dict[str, Any]:
         kind = self._cluster._custom_kind(group, version, plural)
@@ -327,6 +336,8 @@ class FakeCluster:
         """A write by someone else (a user, GitOps): not recorded as a controller call."""
         meta = body["metadata"]
         kind, namespace, name = body["kind"], meta.get("namespace", "default"), meta["name"]
+        if kind in CLUSTER_SCOPED:
+            namespace = ""
         if (kind, namespace, name) in self.objects:
             # Unconditional, like ``kubectl replace``: no resourceVersion precondition.
             desired = copy.deepcopy(dict(body))
