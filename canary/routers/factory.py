@@ -10,7 +10,7 @@ each combination is tested without a cluster.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 
 from canary.domain.observed import Problem
 from canary.domain.providers import (
@@ -59,6 +59,7 @@ __all__ = [
     "route_options_problem",
     "router_for",
     "router_options_problem",
+    "traefik_refusal",
 ]
 
 
@@ -240,6 +241,8 @@ _TRAEFIK_INSTEAD: Mapping[str, str] = {
                            "controller's",
     "spec.analysis.mirror": "Traefik mirrors with a separate mirroring TraefikService, which Flagger's traefik "
                             "router does not write either",
+    "spec.analysis.mirrorWeight": "Traefik mirrors with a separate mirroring TraefikService, which Flagger's "
+                                  "traefik router does not write either",
     "spec.analysis.sessionAffinity": "Traefik's sticky cookie pins a client to whichever backend served it first, "
                                      "for every release alike, not to the canary of the revision under analysis",
     "spec.service.gatewayRefs": "a TraefikService attaches to nothing: your IngressRoute references it "
@@ -258,15 +261,19 @@ def _traefik_problem(provider: str, options: RouteOptions) -> Problem | None:
     """A TraefikService carries weights only: every route option is refused by name."""
     if not options.fields:
         return None
-    names = ", ".join(options.fields)
-    first = options.fields[0]
-    why = _TRAEFIK_INSTEAD.get(first, "a TraefikService has no place for it")
-    return Problem(
-        first, "InvalidSpec",
-        f"{names} {'is' if len(options.fields) == 1 else 'are'} not applied with spec.provider {provider!r}, which "
+    return Problem(options.fields[0], "InvalidSpec", traefik_refusal(options.fields, provider))
+
+
+def traefik_refusal(fields: Sequence[str], provider: str = TRAEFIK) -> str:
+    """Why ``provider: traefik`` cannot apply these route options (spec paths, the first one
+    explained), and what to use instead; ``canary convert`` reports each field with it."""
+    names = ", ".join(fields)
+    why = _TRAEFIK_INSTEAD.get(fields[0], "a TraefikService has no place for it")
+    return (
+        f"{names} {'is' if len(fields) == 1 else 'are'} not applied with spec.provider {provider!r}, which "
         f"writes a TraefikService carrying only the weights of the split (as Flagger's traefik router does): "
         f"{why}. Remove {names}, or set spec.provider: {GATEWAY_API} to route with a Gateway API HTTPRoute "
-        f"through Traefik's Gateway (spec.service.gatewayRefs), which applies them",
+        f"through Traefik's Gateway (spec.service.gatewayRefs), which applies them"
     )
 
 
