@@ -108,3 +108,16 @@ async def test_session_affinity_with_traefik_stalls_naming_the_field() -> None:
     assert (stalled, reason) == (True, "InvalidSpec")
     assert message.startswith("spec.analysis.sessionAffinity is not applied with spec.provider 'traefik'")
     assert cluster.route_writes() == []
+
+
+async def test_blue_green_keeps_the_traefik_service_on_the_primary_and_promotes() -> None:
+    cluster = cluster_with_app(TRAEFIK_IO)
+    body = canary_body(provider="traefik", analysis={"iterations": 3, "stepWeight": None, "maxWeight": None})
+    for key in ("stepWeight", "maxWeight"):
+        del body["spec"]["analysis"][key]
+    async with release(cluster, body, engine=FakeEngine(value=99.9)) as r:
+        await r.initialize()
+        r.push("6.0.1")
+        await r.run_until_phase(Phase.SUCCEEDED)
+    assert set(cluster.route_writes()) == {ALL_PRIMARY}
+    assert _services(cluster) == PRIMARY_ONLY
