@@ -47,12 +47,6 @@ from canary.metrics.queries import MESHES, Series, arm_pattern, histogram_from_b
 from canary.metrics.templates import validate_dns_subdomain
 
 
-def regex_literal(name: str) -> str:
-    """``name`` (a validated Kubernetes name) as a PromQL regular expression matching only itself,
-    written for a double-quoted PromQL string (see the module docstring)."""
-    return promql_string(name.replace(".", "\\."))
-
-
 def promql_string(pattern: str) -> str:
     """A regular expression written for a double-quoted PromQL string (backslashes doubled)."""
     return pattern.replace("\\", "\\\\")
@@ -70,14 +64,14 @@ class ComparisonQuery:
     primary: str
     #: Regular expressions (Python's re, the same as in the queries) matching exactly the values
     #: of ``version_label`` that are the canary's and the primary's.
-    canary_values: str = ""
-    primary_values: str = ""
-    le_unit_ms: float = 1.0  # milliseconds per unit of the bucket answer's ``le``
+    canary_values: str
+    primary_values: str
+    le_unit_ms: float  # milliseconds per unit of the bucket answer's ``le``
 
     def arm_of(self, value: str) -> str | None:
         """``canary`` or ``primary`` when ``value`` of ``version_label`` is that version's, else None."""
         for name, pattern in ((self.canary, self.canary_values), (self.primary, self.primary_values)):
-            if re.fullmatch(pattern or re.escape(name), value):
+            if re.fullmatch(pattern, value):
                 return name
         return None
 
@@ -114,8 +108,8 @@ def comparison_query(
         canary, primary = services
     if canary == primary:
         raise MetricError(f"the canary and the primary are both {canary!r}; nothing to compare")
-    canary_values = arm_pattern(mesh, namespace=namespace, workload=canary, service=canary)
-    primary_values = arm_pattern(mesh, namespace=namespace, workload=primary, service=primary)
+    canary_values = arm_pattern(mesh, namespace=namespace, name=canary)
+    primary_values = arm_pattern(mesh, namespace=namespace, name=primary)
     selector = m.render_selector(
         namespace=namespace,
         target_kind=target_kind,

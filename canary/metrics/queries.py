@@ -119,18 +119,15 @@ MESHES: dict[Mesh, MeshMetrics] = {
 }
 
 
-def arm_pattern(mesh: Mesh, *, namespace: str, workload: str, service: str | None) -> str:
+def arm_pattern(mesh: Mesh, *, namespace: str, name: str) -> str:
     """A regular expression (RE2 and Python alike, backslashes single) matching exactly the values
-    of the mesh's workload label that belong to one version: its ``workload``, or for a mesh
-    that names Services (Traefik) its ``service``. Raises ``TemplateError`` for an unsafe name
-    and ``MetricError`` when the mesh needs the Service and none is given."""
-    if not MESHES[mesh].by_service:
-        # Of a Kubernetes name's characters only '.' means something in a regular expression.
-        return validate_dns_subdomain(workload, "target").replace(".", "\\.")
-    if service is None:
-        validate_dns_label(namespace, "namespace")  # an unsafe name is the first thing to report
-        raise MetricError(f"the {mesh.value} metrics name backend Services, and no Service was given to select")
-    return service_pattern(namespace, service)
+    of the mesh's workload label that are one version's: ``name`` is its workload, or for a mesh
+    whose series name Services (Traefik) its Service, under every name Traefik gives it. Raises
+    ``TemplateError`` for a name that is unsafe to put into a query."""
+    if MESHES[mesh].by_service:
+        return service_pattern(namespace, name)
+    # Of a Kubernetes name's characters only '.' means something in a regular expression.
+    return validate_dns_subdomain(name, "target").replace(".", "\\.")
 
 
 def is_failure(outcome_label: str, outcome: str) -> bool:
@@ -181,11 +178,14 @@ def builtin_query(metric: str, mesh: Mesh, *, namespace: str, target: str, windo
     """
     m = MESHES[mesh]
     target = validate_dns_subdomain(target, "target")
-    if m.by_service:
-        pattern = arm_pattern(mesh, namespace=namespace, workload=target, service=canary_service)
-        matcher = f'=~"{pattern}"'  # a Service pattern has no backslash to double (traefik_services)
-    else:
+    if not m.by_service:
         matcher = f'="{target}"'
+    elif canary_service is None:
+        validate_dns_label(namespace, "namespace")  # an unsafe name is the first thing to report
+        raise MetricError(f"the {mesh.value} metrics name backend Services, and no Service was given to select")
+    else:
+        # A Service pattern has no backslash to double for the PromQL string (traefik_services).
+        matcher = f'=~"{arm_pattern(mesh, namespace=namespace, name=canary_service)}"'
     selector = m.render_selector(namespace=namespace, target_kind=target_kind, workload_matcher=matcher)
     w = format_duration(window)
     if metric == BUILTIN_SUCCESS_RATE:
