@@ -52,6 +52,9 @@ class Mesh(StrEnum):
     LINKERD = "linkerd"
     ISTIO = "istio"
     OSM = "osm"
+    #: A gateway's metrics, per backend Service (``--mesh traefik`` for a gatewayapi Canary
+    #: behind a Traefik Gateway).
+    TRAEFIK = "traefik"
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,7 @@ class FakeEngine:
     failure: MetricError | None = None
     asked: list[tuple[MeasureRequest, ...]] = field(default_factory=list)
     credentials: list[Credentials | None] = field(default_factory=list)
+    compared: list[CompareRequest] = field(default_factory=list)
 
     async def measure_all(self, requests: Sequence[MeasureRequest],
                           credentials: Credentials | None = None) -> list[MeasureResult]:
@@ -144,6 +145,7 @@ class FakeEngine:
 
     async def compare(self, request: CompareRequest) -> Comparison:
         """Only a failing comparison is scripted here (tests/metrics and tests/domain judge real ones)."""
+        self.compared.append(request)
         if self.failure is not None:
             raise self.failure
         raise AssertionError(f"no comparison scripted for {request}")
