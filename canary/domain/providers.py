@@ -85,12 +85,10 @@ PROVIDERS: dict[str, Provider] = {
                  note="as in Flagger: an SMI TrafficSplit, builtin checks on Linkerd's metrics"),
         Provider("osm", RouterKind.SMI, metrics=Mesh.OSM,
                  note="as in Flagger: an SMI TrafficSplit, builtin checks on OSM's (Envoy's) metrics"),
-        # TODO(H3, traefik-metrics): metrics=Mesh.TRAEFIK once that preset is on main; until then
-        # the builtin checks use the controller's --mesh setting.
-        Provider(TRAEFIK, RouterKind.TRAEFIK,
+        Provider(TRAEFIK, RouterKind.TRAEFIK, metrics=Mesh.TRAEFIK,
                  note="as in Flagger: a weighted traefik.io/v1alpha1 TraefikService named after the apex Service, "
                       "which your IngressRoute references with kind: TraefikService; weights only (no A/B, "
-                      "mirroring, session affinity or route options)"),
+                      "mirroring, session affinity or route options); builtin checks on Traefik's per-service metrics"),
         Provider(KUBERNETES, RouterKind.SERVICES,
                  note="as in Flagger: blue/green only (spec.analysis.iterations); the apex Service selects the "
                       "primary, the canary is reached through <service>-canary, and no route object is written"),
