@@ -199,7 +199,7 @@ build_traefik() {
     return
   fi
   need_go
-  step "traefik $TRAEFIK_VERSION: building from a wrapper module (first time only; about 6 minutes on 2 cores)"
+  step "traefik $TRAEFIK_VERSION: building from a wrapper module (first time only; about 6 minutes on 2 cores, 15 s when the Go build cache is warm)"
   local work="$cache/src/traefik-$TRAEFIK_VERSION"
   rm -rf "$work" "$traefik_bin.tmp" && mkdir -p "$work" "$traefik_bin.tmp/crds/gateway-api"
   (
@@ -244,8 +244,10 @@ for r in json.load(sys.stdin).get("Replace") or []:
     cp "$upstream_dir/docs/content/reference/dynamic-configuration/kubernetes-crd-definition-v1.yml" "$traefik_bin.tmp/crds/traefik.yaml"
     chmod u+w "$traefik_bin.tmp/crds" "$traefik_bin.tmp/crds/gateway-api" "$traefik_bin.tmp"/crds/*.yaml "$traefik_bin.tmp"/crds/gateway-api/*.yaml
   ) || exit 1
-  step "compiling about 2,000 packages; a line every 250"
-  compile "$work" "$traefik_bin.tmp" "compile traefik" "-s -w" github.com/traefik/traefik/v3/cmd/traefik
+  step "compiling about 2,200 packages; a line every 250"
+  # The version stamp is what `traefik version` and its startup log print (else "dev").
+  compile "$work" "$traefik_bin.tmp" "compile traefik" \
+    "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" github.com/traefik/traefik/v3/cmd/traefik
   rm -rf "$traefik_bin" && mv "$traefik_bin.tmp" "$traefik_bin"
   step "traefik $TRAEFIK_VERSION: built into $traefik_bin"
 }
