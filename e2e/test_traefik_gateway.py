@@ -117,16 +117,36 @@ def _get_through_traefik(gateway: TraefikGateway, host: str) -> int:
         return exc.code
 
 
+@pytest.fixture
+def echo(env: Environment, kube: Kube, backend: tuple[str, int]) -> str:
+    """Service ``echo`` whose only endpoint is :func:`backend`; its name."""
+    kube.core.create_namespaced_service(kube.namespace, _service(SERVICE))
+    discovery: Any = client.DiscoveryV1Api(env.api)  # takes the plain dict as the API server does
+    discovery.create_namespaced_endpoint_slice(kube.namespace, _endpoint_slice(SERVICE, *backend))
+    return SERVICE
+
+
+def _wait_served_and_counted(gateway: TraefikGateway, host: str, label: str) -> dict[str, float]:
+    """Send requests for ``host`` until one is answered 200 and Traefik counts it under ``label``;
+    Traefik's counts for ``label`` by code."""
+    # Traefik applies a new configuration a moment after it reads it: until then the hostname is
+    # unknown (404, counted under no service).
+    seen = wait_for(
+        lambda: (_get_through_traefik(gateway, host), gateway.requests_by_service().get(label, {})),
+        lambda seen: seen[0] == 200 and seen[1].get("200", 0) >= 1,
+        timeout=60,
+        what=f"a request for {host} to reach the backend through Traefik and be counted under {label}",
+    )
+    return seen[1]
+
+
 def test_traefik_accepts_a_route_to_its_gateway_counts_its_requests_and_is_scraped(
-    env: Environment, kube: Kube, backend: tuple[str, int]
+    env: Environment, kube: Kube, echo: str
 ) -> None:
     gateway = env.traefik()
     conditions = gateway_conditions(env.api)
     assert conditions["Accepted"]["status"] == "True" and conditions["Programmed"]["status"] == "True", conditions
 
-    kube.core.create_namespaced_service(kube.namespace, _service(SERVICE))
-    discovery: Any = client.DiscoveryV1Api(env.api)  # takes the plain dict as the API server does
-    discovery.create_namespaced_endpoint_slice(kube.namespace, _endpoint_slice(SERVICE, *backend))
     kube.custom.create_namespaced_custom_object(GATEWAY_GROUP, "v1", kube.namespace, "httproutes", _route(gateway))
     wait_for(
         lambda: _traefik_parent_conditions(kube),
@@ -135,16 +155,9 @@ def test_traefik_accepts_a_route_to_its_gateway_counts_its_requests_and_is_scrap
         what=f"Traefik to report HTTPRoute {SERVICE} Accepted and ResolvedRefs\n{gateway.log_tail()}",
     )
 
-    label = gateway.service_label(kube.namespace, SERVICE, PORT)
-    # Traefik applies its new configuration a moment after it writes the status: until then the
-    # hostname is unknown (404, counted under no service).
-    counted = wait_for(
-        lambda: (_get_through_traefik(gateway, HOST), gateway.requests_by_service().get(label, {})),
-        lambda seen: seen[0] == 200 and seen[1].get("200", 0) >= 1,
-        timeout=60,
-        what=f"a request for {HOST} to reach the backend through Traefik and be counted under {label}",
-    )
-    assert set(counted[1]) == {"200"}, counted
+    label = gateway.service_label(kube.namespace, echo, PORT)
+    counted = _wait_served_and_counted(gateway, HOST, label)
+    assert set(counted) == {"200"}, counted
     assert _get_through_traefik(gateway, "unknown.traefik.test") == 404
 
     instance = gateway.process.metrics_address
@@ -152,3 +165,32 @@ def test_traefik_accepts_a_route_to_its_gateway_counts_its_requests_and_is_scrap
     env.prometheus.wait_for_series(
         f'traefik_service_requests_total{{instance="{instance}", service="{label}", code="200"}} >= 1', timeout=60
     )
+
+
+def test_traefik_routes_an_ingressroute_through_a_weighted_traefikservice(env: Environment, kube: Kube, echo: str) -> None:
+    """The CRD provider (Flagger's ``traefik`` provider writes a TraefikService): requests are
+    counted under the Kubernetes Service's name as the CRD provider spells it."""
+    gateway = env.traefik()
+    host = "crd.traefik.test"
+    split = {
+        "apiVersion": "traefik.io/v1alpha1",
+        "kind": "TraefikService",
+        "metadata": {"name": f"{echo}-split"},
+        "spec": {"weighted": {"services": [{"name": echo, "port": PORT, "weight": 1}]}},
+    }
+    ingress = {
+        "apiVersion": "traefik.io/v1alpha1",
+        "kind": "IngressRoute",
+        "metadata": {"name": echo},
+        "spec": {
+            "entryPoints": ["web"],
+            "routes": [{"match": f"Host(`{host}`)", "kind": "Rule",
+                        "services": [{"name": f"{echo}-split", "kind": "TraefikService"}]}],
+        },
+    }  # fmt: skip
+    kube.custom.create_namespaced_custom_object("traefik.io", "v1alpha1", kube.namespace, "traefikservices", split)
+    kube.custom.create_namespaced_custom_object("traefik.io", "v1alpha1", kube.namespace, "ingressroutes", ingress)
+
+    label = gateway.service_label(kube.namespace, echo, PORT, provider="kubernetescrd")
+    counted = _wait_served_and_counted(gateway, host, label)
+    assert set(counted) == {"200"}, (counted, gateway.requests_by_service())
