@@ -271,6 +271,23 @@ def net_host() -> Iterator[NetHost]:
         delete_net_host(host)
 
 
+def route_range_into(host: NetHost, network: ipaddress.IPv4Network) -> None:
+    """Make every address of ``network`` one the host's namespace answers for, and route the range
+    there from the root namespace, so processes here (Traefik, the API server) reach servers that
+    listen on those addresses inside the namespace.
+
+    Inside, one ``local`` route makes the whole range local (Linux's "AnyIP"): a socket may bind any
+    address of it with no address configured first, and an address nothing listens on refuses
+    connections at once instead of timing out. Outside, one route sends the range to the peer, with
+    the root-side address as source so answers come back over the /30. Both go away with the
+    namespace (the root-side route with its link), so :func:`delete_net_host` and
+    :func:`remove_stale` clean them up too. Nothing of the range can leave the machine: the root
+    namespace's route for it ends in a namespace this run made.
+    """
+    _ip("-n", host.netns, "route", "add", "local", str(network), "dev", "lo")
+    _ip("route", "add", str(network), "via", host.peer_address, "dev", host.host_link, "src", host.host_address)
+
+
 def describe(host: NetHost) -> Sequence[str]:
     """``ip`` views of the host's two ends, for error messages."""
     lines = [_ip("-br", "addr", "show", "dev", host.host_link, check=False).stdout.strip()]
@@ -288,5 +305,6 @@ __all__ = [
     "describe",
     "namespaces",
     "remove_stale",
+    "route_range_into",
     "net_host",
 ]

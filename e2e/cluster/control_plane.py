@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import ipaddress
 import json
 import os
 import shutil
@@ -45,12 +46,13 @@ from e2e.cluster.audit import AUDIT_LOG, audit_flags
 from e2e.cluster.binaries import Binaries, find_binaries
 from e2e.cluster.kubeconfig import write_kubeconfig
 from e2e.cluster.pki import FRONT_PROXY_CLIENT_NAME, ClusterPKI, KeyPair, generate_pki
+from e2e.cluster.pod_cidr import PodCidrLease, kwok_cidr, lease_pod_cidr, reclaim_stale
 from e2e.processes import E2ESetupError, ManagedProcess, free_port, spawn, wait_until
 
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
-# kwok's default pod CIDR (10.0.0.1/24) overlaps the service range; pod IPs that look like
-# ClusterIPs would make EndpointSlices confusing to read.
-POD_CIDR = "10.244.0.1/16"
+# kwok's default pod CIDR (10.0.0.1/24) overlaps the service range, and pod IPs that look like
+# ClusterIPs would make EndpointSlices confusing to read: each plane leases its own /20 of
+# 10.244.0.0/16 instead (e2e.cluster.pod_cidr), so parallel runs never share a pod address.
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 FIELD_MANAGER = "canary-e2e"
 NODE_NAME_PREFIX = "kwok-node-"
@@ -99,6 +101,8 @@ class ClusterState:
     started_at: str
     processes: tuple[ProcessRecord, ...]
     stopped_at: str | None = None
+    pod_cidr: str | None = None
+    """The range kwok hands pod IPs out of (``10.244.N.0/20``); None in state files of older starts."""
 
     def running(self) -> list[ProcessRecord]:
         return [record for record in self.processes if record.alive()]
@@ -140,6 +144,7 @@ def read_state(workdir: Path) -> ClusterState | None:
             detached=bool(raw["detached"]),
             started_at=str(raw["started_at"]),
             stopped_at=raw.get("stopped_at"),
+            pod_cidr=raw.get("pod_cidr"),
             processes=tuple(ProcessRecord(**record) for record in raw["processes"]),
         )
     except (KeyError, TypeError) as exc:
@@ -208,6 +213,7 @@ class ControlPlane:
         server: str,
         detached: bool,
         audit: bool = False,
+        pod_cidr: PodCidrLease,
     ) -> None:
         self.workdir = workdir
         self.pki = pki
@@ -219,6 +225,12 @@ class ControlPlane:
         self.processes: dict[str, ManagedProcess] = {}
         self.startup_seconds: float | None = None
         self._started_at = _utc_now()
+        self._pod_cidr_lease = pod_cidr
+
+    @property
+    def pod_cidr(self) -> ipaddress.IPv4Network:
+        """The range this plane's pod IPs come from: its own, no other running plane's."""
+        return self._pod_cidr_lease.network
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -254,7 +266,10 @@ class ControlPlane:
         kubeconfig = write_kubeconfig(
             workdir / "kubeconfig", server=server, ca_cert=pki.ca.cert, client=pki.admin, user="admin"
         )
-        plane = cls(workdir=workdir, pki=pki, kubeconfig=kubeconfig, server=server, detached=detach, audit=audit)
+        plane = cls(
+            workdir=workdir, pki=pki, kubeconfig=kubeconfig, server=server, detached=detach, audit=audit,
+            pod_cidr=lease_pod_cidr(),
+        )
         try:
             plane._launch(binaries, ports, timeout=timeout)
             plane._create_nodes(nodes, timeout=timeout)
@@ -417,14 +432,14 @@ class ControlPlane:
         kwok_config.write_text(
             "apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions: {}\n"
         )
-        self._spawn(
+        kwok = self._spawn(
             "kwok",
             [
                 str(binaries.kwok),
                 f"--config={kwok_config}",
                 f"--kubeconfig={kwok_kubeconfig}",
                 "--manage-all-nodes=true",
-                f"--cidr={POD_CIDR}",
+                f"--cidr={kwok_cidr(self.pod_cidr)}",
                 # Heartbeat through Node Leases, as kubelets do. Without them kwok refreshes the
                 # Node's Ready condition only about once a minute, past the node controller's 50 s
                 # grace period: every Node flapped NotReady and the node controller marked every
@@ -436,6 +451,8 @@ class ControlPlane:
                 f"--server-address=127.0.0.1:{ports.kwok}",
             ],
         )
+        # kwok is what uses the range, and what outlives us when the plane is detached.
+        self._pod_cidr_lease.hand_over(kwok.pid)
         # kwok's informers first try a watch-list stream, which the API server refuses because
         # etcd 3.4.23 is too old for its progress notifications; they fall back to list+watch
         # after a ~1 s backoff, which start-up pays once. KUBE_FEATURE_WatchListClient=false in
@@ -565,6 +582,7 @@ class ControlPlane:
                 started_at=self._started_at,
                 stopped_at=_utc_now() if stopped else None,
                 processes=tuple(records),
+                pod_cidr=str(self.pod_cidr),
             )
         )
 
@@ -582,6 +600,7 @@ class ControlPlane:
                 process.signal(signal.SIGTERM)
         for process in running:
             process.stop(timeout=STOP_TIMEOUT)
+        self._pod_cidr_lease.release()
         if by_name:
             with contextlib.suppress(OSError):
                 self._save_state(stopped=True)
@@ -611,6 +630,8 @@ class ControlPlane:
         ordered = [by_name[name] for name in reversed(_START_ORDER) if name in by_name]
         ordered += [record for record in state.processes if record.name not in _START_ORDER]
         stopped = [record for record in ordered if _stop_record(record, timeout)]
+        # The plane's pod range was held by its kwok, which is gone now.
+        reclaim_stale()
         _write_state(
             ClusterState(
                 workdir=state.workdir,
@@ -620,6 +641,7 @@ class ControlPlane:
                 started_at=state.started_at,
                 stopped_at=state.stopped_at or _utc_now(),
                 processes=(),
+                pod_cidr=state.pod_cidr,
             )
         )
         return stopped

@@ -25,6 +25,7 @@ from e2e.crds.install import switch_flavour
 from e2e.harness.audit import AuditLog
 from e2e.harness.metrics_server import SmiMetrics, start_smi_metrics
 from e2e.mesh.launcher import MeshProcess, start_mesh
+from e2e.podnet.launcher import PodNetwork, start_pod_network
 from e2e.prometheus import Prometheus
 from e2e.processes import E2ESetupError
 from e2e.traefik.cluster import (
@@ -52,6 +53,12 @@ AUDIT_NEEDS_LOCAL_CLUSTER = (
     "here; a cluster given by E2E_KUBECONFIG keeps its audit log (if any) out of this machine's reach"
 )
 
+POD_NETWORK_NEEDS_LOCAL_CLUSTER = (
+    "the pod servers listen at the pod IPs of the local control plane's own range, routed into a network "
+    "namespace of this run; a cluster given by E2E_KUBECONFIG hands out addresses of its own network, which "
+    "this machine may neither claim nor route"
+)
+
 #: The harness's own requests say so, so the audit log tells them from the controller's, which use
 #: the same admin credentials.
 HARNESS_USER_AGENT = "canary-e2e-harness"
@@ -76,6 +83,8 @@ class Environment:
     timings: dict[str, float] = field(default_factory=dict)
     smi: SmiMetrics | None = None
     """The SMI metrics server once :meth:`smi_metrics` started it; None before (and if never)."""
+    pods: PodNetwork | None = None
+    """The pod servers once :meth:`pod_network` started them; None before (and if never)."""
     cleanup: contextlib.ExitStack | None = field(default=None, repr=False)
     """Where parts started on demand register their stop; :func:`environment` unwinds it."""
     binaries: Binaries | None = None
@@ -162,6 +171,24 @@ class Environment:
                 )
         return self.binaries
 
+    def pod_network(self) -> PodNetwork:
+        """Real HTTP servers at the Pods' IPs (:mod:`e2e.podnet`), started on first use and stopped
+        with the environment.
+
+        Raises :class:`ExternalClusterError` with ``E2E_KUBECONFIG``: see
+        :data:`POD_NETWORK_NEEDS_LOCAL_CLUSTER`.
+        """
+        if self.pods is None:
+            if self.control_plane is None:
+                raise ExternalClusterError(POD_NETWORK_NEEDS_LOCAL_CLUSTER)
+            mark = time.monotonic()
+            pods = start_pod_network(self.workdir / "podnet", self.kubeconfig, self.control_plane.pod_cidr)
+            self.pods = pods
+            if self.cleanup is not None:
+                self.cleanup.callback(pods.stop)
+            self.timings["pod_network"] = time.monotonic() - mark
+        return self.pods
+
     def use_flavour(self, name: str) -> None:
         """Serve the mesh CRDs of flavour ``name`` (a no-op when they already are, whichever
         HTTPRoute CRD :meth:`traefik` left)."""
@@ -184,7 +211,7 @@ class Environment:
         return provider_for(self.flavour)
 
     def stop(self) -> None:
-        for part in (self.gateway, self.smi, self.mesh, self.prometheus, self.control_plane):
+        for part in (self.gateway, self.smi, self.pods, self.mesh, self.prometheus, self.control_plane):
             if part is not None:
                 with contextlib.suppress(Exception):
                     part.stop()
