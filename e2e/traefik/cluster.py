@@ -95,26 +95,35 @@ def apply_gateway(api: client.ApiClient, workdir: Path, web_port: int) -> None:
     install_manifests(api, [path])
 
 
-def gateway_conditions(api: client.ApiClient) -> dict[str, dict[str, Any]]:
-    """The Gateway's status conditions by type, as Traefik wrote them (empty before it did)."""
+def _gateway(api: client.ApiClient) -> dict[str, Any]:
     gateway = client.CustomObjectsApi(api).get_namespaced_custom_object(
         GATEWAY_GROUP, GATEWAY_VERSION, GATEWAY_NAMESPACE, "gateways", GATEWAY_NAME
     )
-    status = gateway.get("status") if isinstance(gateway, dict) else None
-    conditions = (status or {}).get("conditions") or []
+    return gateway if isinstance(gateway, dict) else {}
+
+
+def gateway_conditions(api: client.ApiClient) -> dict[str, dict[str, Any]]:
+    """The Gateway's status conditions by type, as Traefik wrote them (empty before it did)."""
+    conditions = (_gateway(api).get("status") or {}).get("conditions") or []
     return {str(c.get("type")): c for c in conditions}
 
 
 def wait_gateway_programmed(api: client.ApiClient, *, timeout: float = READY_TIMEOUT) -> None:
-    """Wait until Traefik reports the Gateway ``Accepted`` and ``Programmed`` (for its generation)."""
+    """Wait until Traefik reports the Gateway ``Accepted`` and ``Programmed`` for its current
+    generation (a Gateway left by an earlier run on another cluster may carry old conditions)."""
 
     def programmed() -> bool:
-        conditions = gateway_conditions(api)
+        gateway = _gateway(api)
+        generation = (gateway.get("metadata") or {}).get("generation")
+        conditions = {str(c.get("type")): c for c in (gateway.get("status") or {}).get("conditions") or []}
         for kind in ("Accepted", "Programmed"):
             condition = conditions.get(kind) or {}
-            if condition.get("status") != "True":
+            if condition.get("status") != "True" or condition.get("observedGeneration") != generation:
                 # Raised into wait_until, which quotes the last one if the wait times out.
-                raise GatewayNotProgrammedError(f"{kind} is {condition.get('status')} ({condition.get('reason')}: {condition.get('message')})")
+                raise GatewayNotProgrammedError(
+                    f"{kind} is {condition.get('status')} for generation {condition.get('observedGeneration')} "
+                    f"of {generation} ({condition.get('reason')}: {condition.get('message')})"
+                )
         return True
 
     try:
