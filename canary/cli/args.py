@@ -26,6 +26,7 @@ from canary.domain.spec import ProviderType
 from canary.domain.status import Annotation
 from canary.errors import SpecError
 from canary.metricsserver.config import RequestHeaderSettings, ServerSettings
+from canary.metricsserver.meshes import SERVED_MESHES
 
 __all__ = [
     "DEFAULT_PROVIDERS",
@@ -117,7 +118,7 @@ def _add_metrics_server(sub: argparse._SubParsersAction[_Parser]) -> None:
     header_defaults = RequestHeaderSettings()
     server.add_argument("--prometheus-address", metavar="URL",
                         help=f"(default: {defaults.prometheus_address})" + _env_help("prometheus_address"))
-    server.add_argument("--mesh", choices=[m.value for m in Mesh],
+    server.add_argument("--mesh", choices=[m.value for m in SERVED_MESHES],
                         help="whose metric names to query (default: linkerd)" + _env_help("mesh"))
     server.add_argument("--queries-file", metavar="PATH",
                         help="YAML file overriding the mesh's queries" + _env_help("queries_file"))
@@ -404,7 +405,7 @@ def server_settings_from_args(ns: argparse.Namespace, env: Mapping[str, str]) ->
     return replace(
         base,
         prometheus_address=base.prometheus_address if address is None else address,
-        mesh=base.mesh if mesh is None else Mesh(_choice(mesh, [m.value for m in Mesh], "mesh")),
+        mesh=base.mesh if mesh is None else Mesh(_choice(mesh, [m.value for m in SERVED_MESHES], "mesh")),
         queries_file=_pick(ns, env, "queries_file"),
         kubeconfig=kubeconfig_from_args(ns, env),
         bind_address=_pick(ns, env, "bind_address") or base.bind_address,

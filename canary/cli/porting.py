@@ -37,7 +37,7 @@ from canary.domain.spec import (
     parse_metric_template_spec,
 )
 from canary.errors import SpecError
-from canary.routers.factory import route_options_problem
+from canary.routers.factory import route_options_problem, traefik_refusal
 from canary.routers.options import RouteOptions
 
 __all__ = [
@@ -227,6 +227,11 @@ def _provider_findings(spec: Mapping[str, Any], options: PortOptions) -> list[Fi
                 findings.append(Finding(where, Severity.NOTE, f"{entry.note}; applied only with provider gatewayapi"))
             elif entry.path == SMI_AB_FIELD and provider.router is RouterKind.SMI:
                 findings.extend(_smi_match_findings(spec, where, name))
+            elif provider.router is RouterKind.TRAEFIK:
+                findings.append(Finding(
+                    where, Severity.REFUSED,
+                    f"{traefik_refusal((entry.path,), name)}; with {which} {name!r} the controller refuses the "
+                    "Canary: condition Stalled, reason InvalidSpec"))
             else:
                 findings.append(Finding(
                     where, Severity.REFUSED,
@@ -266,8 +271,8 @@ def _router_findings(spec: Mapping[str, Any], options: PortOptions) -> list[Find
     value = spec.get("provider") or None
     name = value if isinstance(value, str) else options.default_provider
     provider = PROVIDERS.get(name)
-    if provider is None or provider.router is RouterKind.SMI:
-        return []  # unknown providers and SMI's route options are reported above, field by field
+    if provider is None or provider.router in (RouterKind.SMI, RouterKind.TRAEFIK):
+        return []  # unknown providers, SMI's and Traefik's route options are reported above, field by field
     try:
         parsed = parse_canary_spec(spec)
     except SpecError:

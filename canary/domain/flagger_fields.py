@@ -69,8 +69,9 @@ _NOT_YET = "not implemented yet (issue 9 continues)"
 
 CANARY_FIELDS: tuple[FieldSupport, ...] = (
     _ok("spec.provider", "the router (and the builtin checks' mesh): smi, smi:v1alphaN, gatewayapi, "
-                         "gatewayapi:v1, gatewayapi:v1beta1, linkerd, osm, kubernetes (blue/green with "
-                         "iterations only, no route object); other meshes are refused by name"),
+                         "gatewayapi:v1, gatewayapi:v1beta1, linkerd, osm, traefik (a weighted TraefikService, "
+                         "weights only), kubernetes (blue/green with iterations only, no route object); other "
+                         "meshes are refused by name"),
     _ok("spec.metricsServer", "the Prometheus this Canary's builtin checks ask, instead of the controller's "
                               "--prometheus-address"),
     _ok("spec.targetRef.apiVersion", "apps/v1"),

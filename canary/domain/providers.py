@@ -22,6 +22,7 @@ __all__ = [
     "REFUSED_PROVIDERS",
     "SMI",
     "SMI_VERSIONS",
+    "TRAEFIK",
     "Mesh",
     "Provider",
     "RouterKind",
@@ -33,11 +34,14 @@ SMI_VERSIONS: tuple[str, ...] = ("v1alpha4", "v1alpha3", "v1alpha2", "v1alpha1")
 SMI = "smi"
 GATEWAY_API = "gatewayapi"
 KUBERNETES = "kubernetes"
+TRAEFIK = "traefik"
 
 
 class RouterKind(StrEnum):
     SMI = "smi"
     GATEWAY_API = "gatewayapi"
+    #: A weighted Traefik ``TraefikService`` (traefik.io), as Flagger's traefik router writes.
+    TRAEFIK = "traefik"
     #: No route object: the apex Service's selector is the route (blue/green only).
     SERVICES = "services"
 
@@ -48,6 +52,9 @@ class Mesh(StrEnum):
     LINKERD = "linkerd"
     ISTIO = "istio"
     OSM = "osm"
+    #: A gateway's metrics, per backend Service (``--mesh traefik`` for a gatewayapi Canary
+    #: behind a Traefik Gateway).
+    TRAEFIK = "traefik"
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,10 @@ PROVIDERS: dict[str, Provider] = {
                  note="as in Flagger: an SMI TrafficSplit, builtin checks on Linkerd's metrics"),
         Provider("osm", RouterKind.SMI, metrics=Mesh.OSM,
                  note="as in Flagger: an SMI TrafficSplit, builtin checks on OSM's (Envoy's) metrics"),
+        Provider(TRAEFIK, RouterKind.TRAEFIK, metrics=Mesh.TRAEFIK,
+                 note="as in Flagger: a weighted traefik.io/v1alpha1 TraefikService named after the apex Service, "
+                      "which your IngressRoute references with kind: TraefikService; weights only (no A/B, "
+                      "mirroring, session affinity or route options); builtin checks on Traefik's per-service metrics"),
         Provider(KUBERNETES, RouterKind.SERVICES,
                  note="as in Flagger: blue/green only (spec.analysis.iterations); the apex Service selects the "
                       "primary, the canary is reached through <service>-canary, and no route object is written"),
@@ -108,9 +119,6 @@ REFUSED_PROVIDERS: dict[str, str] = {
                "spec.provider: gatewayapi",
     "appmesh:v1beta2": "AWS App Mesh is not a router this controller drives, and App Mesh is discontinued; "
                        "move to a mesh or gateway that implements the Gateway API and set spec.provider: gatewayapi",
-    "traefik": "Traefik's TraefikService is not written yet (it comes with the real-gateway issue); Traefik "
-               "implements the Gateway API, so set spec.provider: gatewayapi with spec.service.gatewayRefs "
-               "to your Traefik Gateway",
 }
 
 

@@ -65,6 +65,10 @@ class KubeApi:
         found = await self.call(self.custom.get_namespaced_custom_object, group, version, namespace, plural, name)
         return self.to_dict(found)
 
+    async def get_cluster_custom(self, group: str, version: str, plural: str, name: str) -> dict[str, Any]:
+        found = await self.call(self.custom.get_cluster_custom_object, group, version, plural, name)
+        return self.to_dict(found)
+
     async def get_raw(self, path: str) -> Mapping[str, Any]:
         """GET an arbitrary API path (aggregated APIs such as the SMI Traffic Metrics API)."""
         def fetch() -> tuple[int, bytes]:

@@ -24,7 +24,7 @@ from canary.errors import ApiError, MetricError, ProviderUnavailable, SpecError,
 from canary.kube.api import KubeApi
 from canary.kube.cache import ClusterCache, Kind, ObjectKey
 from canary.kube.execute import Target
-from canary.kube.workloads import primary_name
+from canary.kube.workloads import CANARY_SUFFIX, primary_name
 from canary.metrics.base import CompareRequest, MeasureRequest
 from canary.metrics.engine import MetricsEngine
 from canary.notify.webhooks import WebhookPayload, call_all
@@ -80,6 +80,7 @@ class ProbeRunner:
                 service=target.spec.service.name, template=template, target_kind=target.spec.target_ref.kind,
                 window=query_window(metric, analysis.interval, status.run_started, now),
                 mesh=mesh, metrics_server=target.spec.metrics_server,
+                canary_service=_canary_service(target),
             ))
         credentials = await self._credentials(secrets)
         runnable = [r for i, r in enumerate(requests) if i not in failures]
@@ -115,6 +116,7 @@ class ProbeRunner:
             mesh=_mesh(target),
             metrics_server=target.spec.metrics_server, target_kind=target.spec.target_ref.kind,
             latency=judge.latency is not None,
+            services=(_canary_service(target), primary_name(target.spec.service.name)),
         )
         try:
             comparison = await self.engine.compare(request)
@@ -152,6 +154,11 @@ def _mesh(target: Target) -> Mesh | None:
     """The mesh whose metric names the builtin checks and the judge query: the Canary's provider's
     (linkerd, osm), or None for the controller's --mesh."""
     return parse_provider(target.spec.provider).metrics if target.spec.provider else None
+
+
+def _canary_service(target: Target) -> str:
+    """The Service that selects only the canary's pods, which a gateway's metrics name it by."""
+    return f"{target.spec.service.name}{CANARY_SUFFIX}"
 
 
 def _source(request: MeasureRequest) -> str:

@@ -153,7 +153,7 @@ class CanaryReconciler:
                                              deleting_with_finalizer=deleting_with_finalizer))
             return None
 
-        router, router_problem = await services.routers.router_for(spec)
+        router, router_problem = await services.routers.router_for(spec, self.key.namespace)
         observation = observe(canary, spec, services.cache, router, router_problem)
         if fresh_start:
             observation = replace(observation, observed=replace(observation.observed, fresh_start=True))
@@ -184,7 +184,7 @@ class CanaryReconciler:
                 spec = parse_canary_spec(canary.get("spec") or {})
             except SpecError:
                 return
-            router, _ = await self.services.routers.router_for(spec)
+            router, _ = await self.services.routers.router_for(spec, self.key.namespace)
         current = await self.services.executor.read_current(stale.key, router)
         self.services.cache.refresh(stale.key, current, stale.seen)
 

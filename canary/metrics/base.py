@@ -29,6 +29,8 @@ class MeasureRequest:
     #: Flagger's spec.metricsServer: the Prometheus the builtin checks ask; None: the controller's.
     metrics_server: str | None = None
     target_kind: str = "Deployment"  # targetRef.kind: which workload label or path names the target
+    #: The canary's Service (``<apex>-canary``): what a gateway's metrics (Traefik) name the canary by.
+    canary_service: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,9 @@ class CompareRequest:
     target_kind: str = "Deployment"
     #: Whether to fetch the latency histograms too (the judge's latency test is on).
     latency: bool = True
+    #: The canary's and the primary's Services (``<apex>-canary``, ``<apex>-primary``): what a
+    #: gateway's metrics (Traefik) name the versions by.
+    services: tuple[str, str] | None = None
 
 
 class ComparisonProvider(Protocol):

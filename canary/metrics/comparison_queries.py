@@ -13,6 +13,16 @@ Istio groups by ``destination_workload``, OSM by ``destination_name``, a Linkerd
 ``daemonset``; the outcome label and the failure rule are those of ``request-success-rate``
 (:mod:`canary.metrics.queries`).
 
+Traefik groups by ``service``, its backend Service, and selects both Services (``<apex>-canary``
+and ``<apex>-primary``) by the names it gives them, every port and both of its Kubernetes
+providers (:mod:`canary.metrics.traefik_services`); with namespace ``test`` and apex ``podinfo``::
+
+    sum by (service, code) (increase(traefik_service_requests_total{service=~"test-podinfo-canary-http-[0-9]+@kubernetesgateway|test-podinfo-canary-[0-9]+@kubernetescrd|test-podinfo-primary-http-[0-9]+@kubernetesgateway|test-podinfo-primary-[0-9]+@kubernetescrd"}[1m]))
+
+One version may so come back as several series (one per port or provider); each series is put
+in its version's arm by matching its label against that version's own pattern in Python, and
+the arm's counts are the sum. Traefik's ``le`` is in seconds; the arms' histograms are in ms.
+
 Both names are validated as Kubernetes names (RFC 1123 subdomains: lower-case letters, digits,
 ``-`` and ``.``) before they go into the regular expression. Of those characters only ``.`` means
 something in a regular expression, so it is escaped; ``-`` is literal outside a character class.
@@ -24,6 +34,7 @@ as one backslash and refuses an unknown escape such as ``\\.``.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -32,13 +43,13 @@ from canary.config import Mesh
 from canary.domain.durations import format_duration
 from canary.domain.samples import ArmSample, Comparison, Histogram
 from canary.errors import MetricError
-from canary.metrics.queries import MESHES, Series, histogram_from_buckets, is_failure
+from canary.metrics.queries import MESHES, Series, arm_pattern, histogram_from_buckets, is_failure
 from canary.metrics.templates import validate_dns_subdomain
 
-def regex_literal(name: str) -> str:
-    """``name`` (a validated Kubernetes name) as a PromQL regular expression matching only itself,
-    written for a double-quoted PromQL string (see the module docstring)."""
-    return name.replace(".", "\\\\.")
+
+def promql_string(pattern: str) -> str:
+    """A regular expression written for a double-quoted PromQL string (backslashes doubled)."""
+    return pattern.replace("\\", "\\\\")
 
 
 @dataclass(frozen=True)
@@ -47,10 +58,22 @@ class ComparisonQuery:
 
     outcomes: str
     latency: str | None
-    version_label: str  # the label that names the workload in both answers
+    version_label: str  # the label that names the version in both answers
     outcome_label: str
-    canary: str
+    canary: str  # the canary's name: its workload, or its Service for a mesh that names Services
     primary: str
+    #: Regular expressions (Python's re, the same as in the queries) matching exactly the values
+    #: of ``version_label`` that are the canary's and the primary's.
+    canary_values: str
+    primary_values: str
+    le_unit_ms: float  # milliseconds per unit of the bucket answer's ``le``
+
+    def arm_of(self, value: str) -> str | None:
+        """``canary`` or ``primary`` when ``value`` of ``version_label`` is that version's, else None."""
+        for name, pattern in ((self.canary, self.canary_values), (self.primary, self.primary_values)):
+            if re.fullmatch(pattern, value):
+                return name
+        return None
 
     @property
     def source(self) -> str:
@@ -67,21 +90,30 @@ def comparison_query(
     window: timedelta,
     target_kind: str = "Deployment",
     latency: bool = True,
+    services: tuple[str, str] | None = None,
 ) -> ComparisonQuery:
-    """The PromQL comparing ``canary`` with ``primary`` (both ``target_kind`` workloads) on ``mesh``.
+    """The PromQL comparing ``canary`` with ``primary`` (both ``target_kind`` workloads) on ``mesh``;
+    for a mesh whose series name Services (Traefik), ``services`` are the canary's and the
+    primary's Services, and they name the arms.
 
     Raises ``TemplateError`` for names that are unsafe to substitute and ``MetricError`` for a
-    kind without builtin metrics or a primary named like the canary.
+    kind without builtin metrics, a primary named like the canary, or missing ``services``.
     """
     canary = validate_dns_subdomain(canary, "target")
     primary = validate_dns_subdomain(primary, "primary")
+    m = MESHES[mesh]
+    if m.by_service:
+        if services is None:
+            raise MetricError(f"the {mesh.value} metrics name backend Services, and no Services were given to compare")
+        canary, primary = services
     if canary == primary:
         raise MetricError(f"the canary and the primary are both {canary!r}; nothing to compare")
-    m = MESHES[mesh]
+    canary_values = arm_pattern(mesh, namespace=namespace, name=canary)
+    primary_values = arm_pattern(mesh, namespace=namespace, name=primary)
     selector = m.render_selector(
         namespace=namespace,
         target_kind=target_kind,
-        workload_matcher=f'=~"{regex_literal(canary)}|{regex_literal(primary)}"',
+        workload_matcher=f'=~"{promql_string(canary_values)}|{promql_string(primary_values)}"',
     )
     version = m.workload_label_for(target_kind)
     w = format_duration(window)
@@ -94,6 +126,9 @@ def comparison_query(
         outcome_label=m.outcome_label,
         canary=canary,
         primary=primary,
+        canary_values=canary_values,
+        primary_values=primary_values,
+        le_unit_ms=m.le_unit_ms,
     )
 
 
@@ -116,7 +151,7 @@ def read_comparison(
         counts = outcome_rows[version]
         histogram: Histogram | None = None
         if bucket_rows is not None:
-            histogram = histogram_from_buckets(bucket_rows[version])
+            histogram = histogram_from_buckets(_sum_by_le(bucket_rows[version]), query.le_unit_ms)
             if histogram.bounds and not math.isinf(histogram.bounds[-1]):
                 histogram = Histogram((), ())
         if not _all_counts(counts) or (bucket_rows is not None and not _all_counts(bucket_rows[version])):
@@ -132,10 +167,11 @@ def _split(query: ComparisonQuery, series: Iterable[Series], label: str) -> dict
     """Series per version, as ``(value of label, count)`` pairs."""
     rows: dict[str, list[tuple[str, float]]] = {query.canary: [], query.primary: []}
     for labels, value in series:
-        version = labels.get(query.version_label)
-        if version not in rows:
+        version = query.arm_of(labels.get(query.version_label, ""))
+        if version is None:
             raise MetricError(
-                f"the comparison query returned a series of {query.version_label}={version!r:.100}, "
+                f"the comparison query returned a series of {query.version_label}="
+                f"{labels.get(query.version_label)!r:.100}, "
                 f"neither {query.canary!r} nor {query.primary!r}"
             )
         outcome = labels.get(label)
@@ -143,6 +179,15 @@ def _split(query: ComparisonQuery, series: Iterable[Series], label: str) -> dict
             raise MetricError(f"the comparison query returned a series without {label!r}: {dict(labels)!r:.200}")
         rows[version].append((outcome, value))
     return rows
+
+
+def _sum_by_le(rows: Iterable[tuple[str, float]]) -> list[tuple[str, float]]:
+    """One version's buckets summed per ``le``: a version named by a Service pattern (Traefik) may
+    answer with a histogram per port or provider, and cumulative counts of equal bounds add up."""
+    sums: dict[str, float] = {}
+    for le, count in rows:
+        sums[le] = sums.get(le, 0.0) + count
+    return list(sums.items())
 
 
 def _all_counts(rows: Iterable[tuple[str, float]]) -> bool:

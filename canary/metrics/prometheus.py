@@ -198,6 +198,7 @@ class PrometheusProvider:
             target=request.target,
             window=request.window,
             target_kind=request.target_kind,
+            canary_service=request.canary_service,
         )
         series = await self.query(builtin.promql)
         if isinstance(builtin, SuccessRateQuery):
@@ -215,6 +216,7 @@ class PrometheusProvider:
             window=request.window,
             target_kind=request.target_kind,
             latency=request.latency,
+            services=request.services,
         )
         if query.latency is None:
             return read_comparison(query, await self.query(query.outcomes), None)
@@ -245,7 +247,8 @@ class PrometheusProvider:
     def _duration(query: DurationQuery, series: Sequence[Series]) -> Measurement:
         if any(not math.isfinite(value) for _, value in series):
             return Measurement(value=None, source=query.promql)
-        histogram = histogram_from_buckets((labels.get("le", ""), value) for labels, value in series)
+        histogram = histogram_from_buckets(((labels.get("le", ""), value) for labels, value in series),
+                                           query.le_unit_ms)
         # No +Inf bucket (an odd exporter): the request count is unknown, and so is the quantile.
         samples = histogram.total if histogram.bounds and math.isinf(histogram.bounds[-1]) else None
         return Measurement(value=histogram.quantile(DURATION_QUANTILE), source=query.promql, samples=samples)

@@ -24,6 +24,12 @@ Selectors match the canary workload exactly (``=``, not ``=~``), by the label ea
 its kind (Linkerd: ``deployment``/``daemonset``; OSM: ``destination_kind``; Istio's workload name
 has no kind), and namespace and target are validated as Kubernetes names before substitution, as
 in :mod:`canary.metrics.templates`.
+
+Traefik (``--mesh traefik``) is a gateway, not a mesh: it counts requests per backend Service, so
+its selector matches the canary's Service (``<apex>-canary``) by the names Traefik gives it
+(:mod:`canary.metrics.traefik_services`), with ``code`` as the outcome (5xx failed, as for Istio).
+Its latency histogram is in seconds: ``le`` is read in seconds and the buckets' bounds are turned
+into milliseconds in Python, so the p99 is in the same unit as every other mesh's.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from canary.domain.samples import Histogram
 from canary.domain.spec import BUILTIN_DURATION, BUILTIN_METRICS, BUILTIN_SUCCESS_RATE, TARGET_KINDS
 from canary.errors import MetricError
 from canary.metrics.templates import validate_dns_label, validate_dns_subdomain
+from canary.metrics.traefik_services import service_pattern
 
 
 #: One series of an instant query's answer: its labels and its value.
@@ -55,6 +62,11 @@ class MeshMetrics:
     selector: str
     outcome_label: str
     workload_label: str  # the label that names the workload; {kind_label} is the kind in lower case
+    #: Milliseconds per unit of the latency histogram's ``le`` (Traefik's are seconds).
+    le_unit_ms: float = 1.0
+    #: The series name a backend Service (``<apex>-canary``, ``<apex>-primary``) instead of a
+    #: workload, as a gateway's do (Traefik's ``service`` label).
+    by_service: bool = False
 
     def workload_label_for(self, target_kind: str) -> str:
         return self.workload_label.format(kind_label=target_kind.lower())
@@ -95,7 +107,27 @@ MESHES: dict[Mesh, MeshMetrics] = {
         outcome_label="response_code",
         workload_label="destination_name",
     ),
+    Mesh.TRAEFIK: MeshMetrics(
+        requests="traefik_service_requests_total",
+        latency_bucket="traefik_service_request_duration_seconds_bucket",
+        selector="{workload_label}{workload}",
+        outcome_label="code",
+        workload_label="service",
+        le_unit_ms=1000.0,
+        by_service=True,
+    ),
 }
+
+
+def arm_pattern(mesh: Mesh, *, namespace: str, name: str) -> str:
+    """A regular expression (RE2 and Python alike, backslashes single) matching exactly the values
+    of the mesh's workload label that are one version's: ``name`` is its workload, or for a mesh
+    whose series name Services (Traefik) its Service, under every name Traefik gives it. Raises
+    ``TemplateError`` for a name that is unsafe to put into a query."""
+    if MESHES[mesh].by_service:
+        return service_pattern(namespace, name)
+    # Of a Kubernetes name's characters only '.' means something in a regular expression.
+    return validate_dns_subdomain(name, "target").replace(".", "\\.")
 
 
 def is_failure(outcome_label: str, outcome: str) -> bool:
@@ -130,31 +162,38 @@ class DurationQuery:
 
     promql: str
     mesh: Mesh
+    le_unit_ms: float = 1.0  # milliseconds per unit of the answer's ``le``
 
 
 BuiltinQuery = SuccessRateQuery | DurationQuery
 
 
 def builtin_query(metric: str, mesh: Mesh, *, namespace: str, target: str, window: timedelta,
-                  target_kind: str = "Deployment") -> BuiltinQuery:
-    """The PromQL for builtin ``metric`` on ``mesh`` of the ``target_kind`` workload ``target``.
+                  target_kind: str = "Deployment", canary_service: str | None = None) -> BuiltinQuery:
+    """The PromQL for builtin ``metric`` on ``mesh`` of the ``target_kind`` workload ``target``, or
+    of the Service ``canary_service`` for a mesh whose series name Services (Traefik).
 
     Raises ``TemplateError`` for names that are unsafe to substitute and ``MetricError`` for a
-    name that is not a builtin.
+    name that is not a builtin or a missing ``canary_service``.
     """
     m = MESHES[mesh]
-    selector = m.render_selector(
-        namespace=namespace,
-        target_kind=target_kind,
-        workload_matcher=f'="{validate_dns_subdomain(target, "target")}"',
-    )
+    target = validate_dns_subdomain(target, "target")
+    if not m.by_service:
+        matcher = f'="{target}"'
+    elif canary_service is None:
+        validate_dns_label(namespace, "namespace")  # an unsafe name is the first thing to report
+        raise MetricError(f"the {mesh.value} metrics name backend Services, and no Service was given to select")
+    else:
+        # A Service pattern has no backslash to double for the PromQL string (traefik_services).
+        matcher = f'=~"{arm_pattern(mesh, namespace=namespace, name=canary_service)}"'
+    selector = m.render_selector(namespace=namespace, target_kind=target_kind, workload_matcher=matcher)
     w = format_duration(window)
     if metric == BUILTIN_SUCCESS_RATE:
         promql = f"sum by ({m.outcome_label}) (increase({m.requests}{{{selector}}}[{w}]))"
         return SuccessRateQuery(promql=promql, mesh=mesh, outcome_label=m.outcome_label)
     if metric == BUILTIN_DURATION:
         promql = f"sum by (le) (increase({m.latency_bucket}{{{selector}}}[{w}]))"
-        return DurationQuery(promql=promql, mesh=mesh)
+        return DurationQuery(promql=promql, mesh=mesh, le_unit_ms=m.le_unit_ms)
     raise MetricError(
         f"{metric!r} is not a builtin metric ({', '.join(sorted(BUILTIN_METRICS))}); it needs a templateRef"
     )
@@ -180,7 +219,7 @@ def split_outcomes(query: SuccessRateQuery, counts: Iterable[tuple[str, float]])
 
 
 def parse_le(text: str) -> float:
-    """A bucket's ``le`` label as a bound in ms (``+Inf`` is ``inf``); MetricError if it is not one."""
+    """A bucket's ``le`` label as a number (``+Inf`` is ``inf``); MetricError if it is not one."""
     try:
         bound = float(text)
     except ValueError as exc:
@@ -190,12 +229,14 @@ def parse_le(text: str) -> float:
     return bound
 
 
-def histogram_from_buckets(buckets: Iterable[tuple[str, float]]) -> Histogram:
-    """A histogram from ``(le, cumulative count)`` pairs in any order; MetricError for a bound
-    that is not a number or that appears twice (the query sums by ``le``, so it cannot)."""
+def histogram_from_buckets(buckets: Iterable[tuple[str, float]], le_unit_ms: float = 1.0) -> Histogram:
+    """A histogram in ms from ``(le, cumulative count)`` pairs in any order, ``le`` counted in
+    units of ``le_unit_ms`` milliseconds; MetricError for a bound that is not a number or that
+    appears twice (the query sums by ``le``, so it cannot)."""
     by_bound: dict[float, float] = {}
     for le, count in buckets:
-        bound = parse_le(le)
+        # Scaling every bound scales histogram_quantile's linear interpolation with it.
+        bound = parse_le(le) * le_unit_ms
         if bound in by_bound:
             raise MetricError(f"the latency buckets repeat le={le!r:.50}")
         by_bound[bound] = count

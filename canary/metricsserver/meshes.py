@@ -148,7 +148,14 @@ def _osm() -> QuerySet:
     )
 
 
+_QUERY_SETS = {Mesh.LINKERD: _linkerd, Mesh.ISTIO: _istio, Mesh.OSM: _osm}
+
+#: The meshes the Traffic Metrics API is served for. Traefik's metrics are per backend Service
+#: with no client side, so they cannot answer for pods, edges or namespaces: not served.
+SERVED_MESHES: tuple[Mesh, ...] = tuple(_QUERY_SETS)
+
+
 def default_query_set(mesh: Mesh) -> QuerySet:
-    return {Mesh.LINKERD: _linkerd, Mesh.ISTIO: _istio, Mesh.OSM: _osm}[mesh]()
+    return _QUERY_SETS[mesh]()
 
 

@@ -10,13 +10,23 @@ each combination is tested without a cluster.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 
 from canary.domain.observed import Problem
-from canary.domain.providers import GATEWAY_API, KUBERNETES, PROVIDERS, SMI, SMI_VERSIONS, RouterKind, parse_provider
+from canary.domain.providers import (
+    GATEWAY_API,
+    KUBERNETES,
+    PROVIDERS,
+    SMI,
+    SMI_VERSIONS,
+    TRAEFIK,
+    RouterKind,
+    parse_provider,
+)
 from canary.domain.route_spec import ParentRef
 from canary.errors import RouterError, SpecError
-from canary.routers import gatewayapi, smi
+from canary.routers import gateway_features, gatewayapi, smi, traefik
+from canary.routers.gateway_features import GatewaySupport, gateway_features_problem, supported_features
 from canary.routers.base import Router, RouteResource
 from canary.routers.gateway_durations import gateway_duration
 from canary.routers.gatewayapi import HTTPRouteRouter
@@ -24,6 +34,7 @@ from canary.routers.options import RouteOptions
 from canary.routers.services import ServicesRouter
 from canary.routers.smi import MATCH_FIELD, TrafficSplitRouter
 from canary.routers.smi_route_groups import SPECS_VERSION_FOR_SPLIT
+from canary.routers.traefik import TraefikServiceRouter
 
 _PINNED_PREFIX = f"{SMI}:"
 #: Every kind of object a router may write, companions included; the Kubernetes layer watches all of them.
@@ -31,6 +42,7 @@ ROUTE_RESOURCES: tuple[RouteResource, ...] = (
     *(TrafficSplitRouter(v).resource for v in SMI_VERSIONS),
     *(r for v in SMI_VERSIONS for r in TrafficSplitRouter(v).companion_resources),
     HTTPRouteRouter().resource,
+    TraefikServiceRouter().resource,
 )
 #: (group, plural) of every kind of route object, once each: what the Kubernetes layer watches.
 WATCHED_ROUTES: tuple[tuple[str, str], ...] = tuple(dict.fromkeys((r.group, r.plural) for r in ROUTE_RESOURCES))
@@ -38,6 +50,7 @@ WATCHED_ROUTES: tuple[tuple[str, str], ...] = tuple(dict.fromkeys((r.group, r.pl
 __all__ = [
     "GATEWAY_API",
     "PROVIDERS",
+    "GatewaySupport",
     "ROUTE_RESOURCES",
     "SMI",
     "SMI_VERSIONS",
@@ -45,9 +58,13 @@ __all__ = [
     "choose_smi_version",
     "companion_groups",
     "discovery_group",
+    "gateway_features_problem",
+    "gateways_to_check",
     "route_options_problem",
     "router_for",
     "router_options_problem",
+    "supported_features",
+    "traefik_refusal",
 ]
 
 
@@ -91,6 +108,8 @@ def discovery_group(provider: str) -> str | None:
         return None
     if kind is RouterKind.GATEWAY_API:
         return gatewayapi.GROUP
+    if kind is RouterKind.TRAEFIK:
+        return traefik.GROUP
     return smi.GROUP
 
 
@@ -108,6 +127,10 @@ def router_for(provider: str, served_versions: Collection[str]) -> Router:
                 "or set spec.provider to smi"
             )
         return HTTPRouteRouter()
+    if chosen.router is RouterKind.TRAEFIK:
+        if traefik.VERSION not in served_versions:
+            raise RouterError(_traefik_missing(served_versions))
+        return TraefikServiceRouter()
     return TrafficSplitRouter(choose_smi_version(served_versions, chosen.smi_version))
 
 
@@ -122,6 +145,8 @@ def route_options_problem(provider: str, options: RouteOptions) -> Problem | Non
     chosen = parse_provider(provider)
     if chosen.router is RouterKind.SERVICES:
         return _services_problem(options)
+    if chosen.router is RouterKind.TRAEFIK:
+        return _traefik_problem(provider, options)
     if chosen.router is RouterKind.SMI:
         others = tuple(f for f in options.fields if f != MATCH_FIELD)
         if others:
@@ -165,6 +190,15 @@ def companion_groups(router: Router, options: RouteOptions) -> tuple[str, ...]:
     if isinstance(router, TrafficSplitRouter) and options.match:
         return tuple(dict.fromkeys(r.group for r in router.companion_resources))
     return ()
+
+
+def gateways_to_check(router: Router, options: RouteOptions, namespace: str) -> tuple[tuple[str, str], ...]:
+    """(namespace, name) of the Gateways whose GatewayClass :func:`gateway_features_problem`
+    needs, for a Canary in ``namespace``: only an HTTPRoute attached to Gateways and using an
+    extended feature asks for any (so most Canaries cost no API call)."""
+    if not isinstance(router, HTTPRouteRouter):
+        return ()
+    return gateway_features.gateways_to_check(options, namespace)
 
 
 def router_options_problem(router: Router, options: RouteOptions,
@@ -212,6 +246,60 @@ def _services_problem(options: RouteOptions) -> Problem | None:
             f"a weighted split needs a router: set spec.provider: {GATEWAY_API} or smi",
         )
     return None
+
+
+#: Why each route option has no place in a TraefikService, and what to use instead (a field
+#: missing here gets the general message).
+_TRAEFIK_INSTEAD: Mapping[str, str] = {
+    "spec.analysis.match": "A/B conditions are the IngressRoute's match rule, which is yours, not the "
+                           "controller's",
+    "spec.analysis.mirror": "Traefik mirrors with a separate mirroring TraefikService, which Flagger's traefik "
+                            "router does not write either",
+    "spec.analysis.mirrorWeight": "Traefik mirrors with a separate mirroring TraefikService, which Flagger's "
+                                  "traefik router does not write either",
+    "spec.analysis.sessionAffinity": "Traefik's sticky cookie pins a client to whichever backend served it first, "
+                                     "for every release alike, not to the canary of the revision under analysis",
+    "spec.service.gatewayRefs": "a TraefikService attaches to nothing: your IngressRoute references it "
+                                "(kind: TraefikService, name: the apex Service's name)",
+    "spec.service.hosts": "hosts are matched by your IngressRoute's rule (Host(`...`))",
+    "spec.service.timeout": "Traefik sets timeouts on its entryPoint (transport.respondingTimeouts) or a "
+                            "ServersTransport, not on a TraefikService",
+    "spec.service.backendTimeout": "Traefik sets timeouts on its entryPoint (transport.respondingTimeouts) or a "
+                                   "ServersTransport, not on a TraefikService",
+    "spec.service.headers": "header changes are a Headers middleware on your IngressRoute",
+    "spec.service.rewrite": "rewrites are a ReplacePath or Headers middleware on your IngressRoute",
+}
+
+
+def _traefik_problem(provider: str, options: RouteOptions) -> Problem | None:
+    """A TraefikService carries weights only: every route option is refused by name."""
+    if not options.fields:
+        return None
+    return Problem(options.fields[0], "InvalidSpec", traefik_refusal(options.fields, provider))
+
+
+def traefik_refusal(fields: Sequence[str], provider: str = TRAEFIK) -> str:
+    """Why ``provider: traefik`` cannot apply these route options (spec paths, the first one
+    explained), and what to use instead; ``canary convert`` reports each field with it."""
+    names = ", ".join(fields)
+    why = _TRAEFIK_INSTEAD.get(fields[0], "a TraefikService has no place for it")
+    return (
+        f"{names} {'is' if len(fields) == 1 else 'are'} not applied with spec.provider {provider!r}, which "
+        f"writes a TraefikService carrying only the weights of the split (as Flagger's traefik router does): "
+        f"{why}. Remove {names}, or set spec.provider: {GATEWAY_API} to route with a Gateway API HTTPRoute "
+        f"through Traefik's Gateway (spec.service.gatewayRefs), which applies them"
+    )
+
+
+def _traefik_missing(served: Collection[str]) -> str:
+    resource = f"{traefik.PLURAL}.{traefik.GROUP}/{traefik.VERSION}"
+    found = f" (it serves {traefik.GROUP} {', '.join(sorted(served))})" if served else ""
+    return (
+        f"spec.provider {TRAEFIK!r} writes a TraefikService, and the cluster does not serve {resource}{found}: "
+        "install Traefik's CRDs (Traefik v3, or v2.10 and later, which serve the traefik.io group; "
+        "kubernetes-crd-definition-v1.yml from Traefik's docs or its Helm chart's crds), or set spec.provider "
+        f"to {GATEWAY_API!r} to route with a Gateway API HTTPRoute through Traefik's Gateway"
+    )
 
 
 def _is_service(ref: ParentRef) -> bool:

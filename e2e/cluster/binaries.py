@@ -24,6 +24,9 @@ VERSIONS_FILE = HERE / "versions.env"
 class Versions:
     kubernetes: str
     kwok: str
+    traefik: str
+    gateway_api: str
+    """The Gateway API release whose standard CRDs are installed for Traefik (its go.mod's)."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,33 @@ class Binaries:
     """Not part of the control plane: the e2e suite runs it as users do (``test_docs_commands``)."""
     kwok: Path
     prometheus: Path
+    traefik: Path
+    """The real gateway of the Gateway API scenarios; its CRDs are beside it (:attr:`traefik_crds`)."""
+
+    @property
+    def traefik_crds(self) -> TraefikCRDs:
+        """The CRD files ``build.sh`` copies next to the Traefik binary."""
+        return TraefikCRDs(self.traefik.parent / "crds")
+
+
+@dataclass(frozen=True)
+class TraefikCRDs:
+    """Where ``build.sh`` puts the CRDs Traefik serves, copied from the modules it is built from."""
+
+    directory: Path
+
+    @property
+    def gateway_api(self) -> Path:
+        """The Gateway API standard channel CRDs, one file each, exactly as that module ships them."""
+        return self.directory / "gateway-api"
+
+    @property
+    def traefik(self) -> Path:
+        """Traefik's own CRDs (``traefik.io``: IngressRoute, Middleware, TraefikService, ...)."""
+        return self.directory / "traefik.yaml"
+
+    def present(self) -> bool:
+        return self.traefik.is_file() and any(self.gateway_api.glob("*.yaml"))
 
 
 def read_versions(path: Path = VERSIONS_FILE) -> Versions:
@@ -54,7 +84,12 @@ def read_versions(path: Path = VERSIONS_FILE) -> Versions:
         key, _, value = line.partition("=")
         values[key.strip()] = value.strip().strip("'\"")
     try:
-        return Versions(kubernetes=values["KUBERNETES_VERSION"], kwok=values["KWOK_VERSION"])
+        return Versions(
+            kubernetes=values["KUBERNETES_VERSION"],
+            kwok=values["KWOK_VERSION"],
+            traefik=values["TRAEFIK_VERSION"],
+            gateway_api=values["GATEWAY_API_VERSION"],
+        )
     except KeyError as exc:
         raise E2ESetupError(f"{path} does not set {exc.args[0]}") from exc
 
@@ -83,6 +118,7 @@ def expected_binaries(cache: Path | None = None, versions: Versions | None = Non
         kubectl=kube / "kubectl",
         kwok=cache / f"kwok-{versions.kwok}" / "kwok",
         prometheus=_system_binary("prometheus"),
+        traefik=cache / f"traefik-{versions.traefik}" / "traefik",
     )
 
 
@@ -92,6 +128,9 @@ def _missing(binaries: Binaries) -> list[tuple[str, Path]]:
         path: Path = getattr(binaries, item.name)
         if not (path.is_file() and os.access(path, os.X_OK)):
             missing.append((item.name.replace("_", "-"), path))
+    crds = binaries.traefik_crds
+    if not crds.present():
+        missing.append(("traefik-crds", crds.directory))
     return missing
 
 

@@ -4,6 +4,7 @@
 #   kubectl                                                  same module, its own cached step
 #   etcd                                                     from go.etcd.io/etcd/server/v3, same module
 #   kwok                                                     from sigs.k8s.io/kwok
+#   traefik (+ the Gateway API standard CRDs and Traefik's)  from github.com/traefik/traefik/v3 (wrapper module)
 # and installs Prometheus from Debian. Prints where the binaries are on success.
 #
 # Why a wrapper module: k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them
@@ -26,6 +27,7 @@ source "$here/versions.env"
 cache="${CANARY_E2E_CACHE:-$HOME/.cache/canary-e2e}"
 kube_bin="$cache/kubernetes-$KUBERNETES_VERSION"
 kwok_bin="$cache/kwok-$KWOK_VERSION"
+traefik_bin="$cache/traefik-$TRAEFIK_VERSION"
 GO="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
 
 step() { printf '\n==> [%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -98,14 +100,19 @@ GO
   (cd "$work" && run "resolve the module graph" "is the Go module proxy reachable?" env GOFLAGS=-mod=mod "$GO" mod tidy -e)
 }
 
-# compile WORK OUT-DIR STEP-NAME PACKAGE...: go build into OUT-DIR with the version stamped, a
-# progress line every 250 packages, and the compiler's last lines on failure.
-compile() {
-  local work="$1" out="$2" name="$3"
-  shift 3
+# The Kubernetes binaries report their version from these link-time variables.
+kubernetes_ldflags() {
   local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION"
   ldflags+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)"
   ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean"
+  echo "$ldflags"
+}
+
+# compile WORK OUT-DIR STEP-NAME LDFLAGS PACKAGE...: go build into OUT-DIR with LDFLAGS, a
+# progress line every 250 packages, and the compiler's last lines on failure.
+compile() {
+  local work="$1" out="$2" name="$3" ldflags="$4"
+  shift 4
   mkdir -p "$out"
   local status
   set +e
@@ -133,7 +140,7 @@ build_kubernetes() {
   wrapper_module "$work"
   step "compiling about 2,500 packages; a line every 250"
   rm -rf "$kube_bin.tmp"
-  compile "$work" "$kube_bin.tmp" "compile the Kubernetes binaries" \
+  compile "$work" "$kube_bin.tmp" "compile the Kubernetes binaries" "$(kubernetes_ldflags)" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler go.etcd.io/etcd/server/v3
   # go names the etcd binary after its import path (server, or v3 in older toolchains).
@@ -159,7 +166,7 @@ build_kubectl() {
   wrapper_module "$work"
   step "compiling kubectl's packages (those the server binaries share are cached); a line every 250"
   rm -rf "$kube_bin/kubectl.tmp"
-  compile "$work" "$kube_bin/kubectl.tmp" "compile kubectl" k8s.io/kubernetes/cmd/kubectl
+  compile "$work" "$kube_bin/kubectl.tmp" "compile kubectl" "$(kubernetes_ldflags)" k8s.io/kubernetes/cmd/kubectl
   mv "$kube_bin/kubectl.tmp/kubectl" "$kube_bin/kubectl"
   rm -rf "$kube_bin/kubectl.tmp"
   step "kubectl $KUBERNETES_VERSION: built into $kube_bin"
@@ -176,6 +183,73 @@ build_kwok() {
   run "build kwok" "is the Go module proxy reachable?" \
     env CGO_ENABLED=0 GOBIN="$kwok_bin.tmp" "$GO" install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
   rm -rf "$kwok_bin" && mv "$kwok_bin.tmp" "$kwok_bin"
+}
+
+# Traefik, the real gateway of the Gateway API scenarios, with the CRDs it serves beside it:
+#   $traefik_bin/traefik
+#   $traefik_bin/crds/gateway-api/*.yaml   the Gateway API standard channel, exactly as that module ships it
+#   $traefik_bin/crds/traefik.yaml         Traefik's own CRDs (IngressRoute, TraefikService, ...)
+# Why a wrapper module: `go install github.com/traefik/traefik/v3/cmd/traefik@v3.6.12` is refused
+# because Traefik's go.mod has `replace` directives (forks of three libraries). A module of our own
+# that requires Traefik and copies those replaces builds the same code. v3.7.x does not build
+# from the proxy at all (its nested module github.com/traefik/traefik/dynamic/ext is not served).
+build_traefik() {
+  if [ -x "$traefik_bin/traefik" ] && [ -f "$traefik_bin/crds/traefik.yaml" ] && [ -f "$traefik_bin/crds/gateway-api/gateway.networking.k8s.io_httproutes.yaml" ]; then
+    step "traefik $TRAEFIK_VERSION: cached in $traefik_bin"
+    return
+  fi
+  need_go
+  step "traefik $TRAEFIK_VERSION: building from a wrapper module (first time only; about 6 minutes on 2 cores, 15 s when the Go build cache is warm)"
+  local work="$cache/src/traefik-$TRAEFIK_VERSION"
+  rm -rf "$work" "$traefik_bin.tmp" && mkdir -p "$work" "$traefik_bin.tmp/crds/gateway-api"
+  (
+    cd "$work"
+    run "create the Traefik wrapper module" "" "$GO" mod init canary.dev/e2e/traefik
+    step "downloading github.com/traefik/traefik/v3@$TRAEFIK_VERSION from the module proxy"
+    run "download traefik" "is the Go module proxy reachable?" \
+      "$GO" mod download -json "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" > traefik.json
+    local upstream_mod upstream_dir
+    upstream_mod="$(python3 -c 'import json; print(json.load(open("traefik.json"))["GoMod"])')"
+    upstream_dir="$(python3 -c 'import json; print(json.load(open("traefik.json"))["Dir"])')"
+    # Traefik's replaces, read from its go.mod as `go mod edit` prints them, so a new version's
+    # set is taken as it is.
+    local args=()
+    while IFS= read -r line; do args+=("$line"); done < <(
+      "$GO" mod edit -json "$upstream_mod" |
+        python3 -c 'import json,sys
+for r in json.load(sys.stdin).get("Replace") or []:
+    old, new = r["Old"], r["New"]
+    lhs = old["Path"] + ("@" + old["Version"] if old.get("Version") else "")
+    if not new.get("Version"):
+        sys.exit("local-path replace " + lhs + " => " + new["Path"] + " cannot be copied")
+    print("-replace=" + lhs + "=" + new["Path"] + "@" + new["Version"])'
+    )
+    [ ${#args[@]} -gt 0 ] || fail "read Traefik's replace directives" "go mod edit -json $upstream_mod" "Traefik's go.mod has no replace directives (or they are local paths)"
+    run "write the replace directives" "" "$GO" mod edit "${args[@]}" "-require=github.com/traefik/traefik/v3@$TRAEFIK_VERSION"
+    printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/traefik/traefik/v3/cmd/traefik"\n' > tools.go
+    step "resolving the module graph (go mod tidy)"
+    run "resolve Traefik's module graph" "is the Go module proxy reachable?" env GOFLAGS=-mod=mod "$GO" mod tidy -e
+    # The Gateway API CRDs of the version Traefik itself is compiled against (its go.mod), so the
+    # served schema and Traefik's client types agree.
+    local gateway_required
+    gateway_required="$("$GO" list -m -f '{{.Version}}' sigs.k8s.io/gateway-api)"
+    [ "$gateway_required" = "$GATEWAY_API_VERSION" ] ||
+      fail "check the Gateway API version" "go list -m sigs.k8s.io/gateway-api" \
+        "Traefik $TRAEFIK_VERSION is built against sigs.k8s.io/gateway-api $gateway_required, versions.env says $GATEWAY_API_VERSION; make them agree"
+    run "download sigs.k8s.io/gateway-api" "is the Go module proxy reachable?" \
+      "$GO" mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" > gateway-api.json
+    local gateway_dir
+    gateway_dir="$(python3 -c 'import json; print(json.load(open("gateway-api.json"))["Dir"])')"
+    cp "$gateway_dir"/config/crd/standard/*.yaml "$traefik_bin.tmp/crds/gateway-api/"
+    cp "$upstream_dir/docs/content/reference/dynamic-configuration/kubernetes-crd-definition-v1.yml" "$traefik_bin.tmp/crds/traefik.yaml"
+    chmod u+w "$traefik_bin.tmp/crds" "$traefik_bin.tmp/crds/gateway-api" "$traefik_bin.tmp"/crds/*.yaml "$traefik_bin.tmp"/crds/gateway-api/*.yaml
+  ) || exit 1
+  step "compiling about 2,200 packages; a line every 250"
+  # The version stamp is what `traefik version` and its startup log print (else "dev").
+  compile "$work" "$traefik_bin.tmp" "compile traefik" \
+    "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" github.com/traefik/traefik/v3/cmd/traefik
+  rm -rf "$traefik_bin" && mv "$traefik_bin.tmp" "$traefik_bin"
+  step "traefik $TRAEFIK_VERSION: built into $traefik_bin"
 }
 
 install_debian() {
@@ -208,5 +282,8 @@ if [ "${1:-}" != "--data-plane-only" ]; then
   build_kubectl
   build_kwok
 fi
+# Not part of the control plane, so built for an external cluster too (--data-plane-only): it runs
+# here, against whichever API server the run uses.
+build_traefik
 step "all binaries ready in $(( $(date +%s) - started ))s"
 echo "$cache"

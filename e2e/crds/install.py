@@ -69,21 +69,42 @@ class CRDStore(Protocol):
         ...
 
 
-def switch_flavour(api_client: Any, name: str, *, timeout: float = DEFAULT_TIMEOUT, interval: float = 0.2) -> None:
+def switch_flavour(
+    api_client: Any,
+    name: str,
+    *,
+    replacements: Mapping[str, Mapping[str, Any]] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    interval: float = 0.2,
+) -> None:
     """Make the cluster behind ``api_client`` (a ``kubernetes.client.ApiClient``) serve flavour
     ``name``'s mesh CRDs and no other flavour's, waiting up to ``timeout`` seconds for each step.
+
+    ``replacements`` maps a CRD name of the flavour to the CRD to serve instead of the flavour's
+    own copy (the Gateway API standard HTTPRoute while Traefik runs); it must keep the name.
 
     See the module doc for what is deleted. Raises :class:`e2e.crds.UnknownFlavourError` before
     touching the cluster, and :class:`CRDInstallError` (an :class:`E2ESetupError`) naming the CRD
     and step that failed or timed out.
     """
-    apply_flavour(KubernetesCRDStore(api_client), name, timeout=timeout, interval=interval)
+    apply_flavour(KubernetesCRDStore(api_client), name, replacements=replacements, timeout=timeout, interval=interval)
 
 
-def apply_flavour(store: CRDStore, name: str, *, timeout: float = DEFAULT_TIMEOUT, interval: float = 0.2) -> None:
+def apply_flavour(
+    store: CRDStore,
+    name: str,
+    *,
+    replacements: Mapping[str, Mapping[str, Any]] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    interval: float = 0.2,
+) -> None:
     """:func:`switch_flavour` against any :class:`CRDStore`."""
     get_flavour(name)  # an unknown name fails before anything in the cluster changes
     wanted = {str(crd["metadata"]["name"]): crd for crd in flavour_crds(name)}
+    for crd_name, replacement in (replacements or {}).items():
+        if crd_name not in wanted or replacement.get("metadata", {}).get("name") != crd_name:
+            raise CRDInstallError(f"flavour {name!r} has no CRD {crd_name} to replace, or the replacement is named otherwise")
+        wanted[crd_name] = _without_status(replacement)
     managed = sorted(set(all_mesh_crd_names()) | set(wanted))
 
     keep: dict[str, dict[str, Any]] = {}
@@ -169,6 +190,13 @@ def _same_layout(existing: Mapping[str, Any], want: Mapping[str, Any]) -> bool:
     stored = (existing.get("status") or {}).get("storedVersions") or []
     names = {name for name, _served, _storage in _layout(want)}
     return set(stored) <= names
+
+
+def _without_status(crd: Mapping[str, Any]) -> dict[str, Any]:
+    # Upstream CRD files end with an empty ``status``; the server owns it, so it is not sent.
+    body: dict[str, Any] = json.loads(json.dumps(crd))
+    body.pop("status", None)
+    return body
 
 
 def _being_deleted(crd: Mapping[str, Any]) -> bool:

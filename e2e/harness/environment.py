@@ -19,8 +19,8 @@ from pathlib import Path
 from kubernetes import client, config
 
 from e2e.cluster import ControlPlane, ensure_binaries, install_manifests
-from e2e.cluster.binaries import expected_binaries
-from e2e.crds import FLAVOURS
+from e2e.cluster.binaries import Binaries, expected_binaries
+from e2e.crds import FLAVOURS, HTTPROUTE_CRD
 from e2e.crds.install import switch_flavour
 from e2e.harness.audit import AuditLog
 from e2e.harness.metrics_server import SmiMetrics, start_smi_metrics
@@ -28,6 +28,16 @@ from e2e.mesh.launcher import MeshProcess, start_mesh
 from e2e.podnet.launcher import PodNetwork, start_pod_network
 from e2e.prometheus import Prometheus
 from e2e.processes import E2ESetupError
+from e2e.traefik.cluster import (
+    GATEWAY_NAME,
+    GATEWAY_NAMESPACE,
+    apply_gateway,
+    install_traefik_crds,
+    standard_httproute,
+    wait_gateway_programmed,
+)
+from e2e.traefik.gateway import TraefikGateway
+from e2e.traefik.launcher import start_traefik
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_CRDS = REPO / "crds"
@@ -77,6 +87,13 @@ class Environment:
     """The pod servers once :meth:`pod_network` started them; None before (and if never)."""
     cleanup: contextlib.ExitStack | None = field(default=None, repr=False)
     """Where parts started on demand register their stop; :func:`environment` unwinds it."""
+    binaries: Binaries | None = None
+    """Where the built binaries are (Traefik's included); None until :meth:`traefik` looks them up."""
+    gateway: TraefikGateway | None = None
+    """Traefik once :meth:`traefik` started it; None before (and if never)."""
+    standard_httproute: bool = False
+    """Whether the cluster's HTTPRoute CRD is the Gateway API standard one (set by :meth:`traefik`)
+    rather than the simulated ``gatewayapi`` flavour's hand-written copy."""
 
     def smi_metrics(self) -> SmiMetrics:
         """``canary metrics-server`` registered as ``v1alpha1.metrics.smi-spec.io``, started on
@@ -102,6 +119,58 @@ class Environment:
             self.timings["smi_metrics"] = time.monotonic() - mark
         return self.smi
 
+    def traefik(self) -> TraefikGateway:
+        """A real Traefik serving Gateway ``traefik-gateway/traefik`` (GatewayClass ``traefik``) on
+        its ``web`` entryPoint, with both Kubernetes providers reading this cluster; started on first
+        use, scraped by :attr:`prometheus` from then on, and stopped with the environment.
+
+        Every call (not only the first) makes the cluster serve the ``gatewayapi`` flavour with the
+        Gateway API *standard* HTTPRoute CRD: a scenario that ran in between may have switched to an
+        SMI flavour, which deletes HTTPRoute. So a Traefik scenario calls this after any
+        :meth:`use_flavour`; ``use_flavour("gatewayapi")`` afterwards is a no-op and keeps it.
+        """
+        crds = self._binaries().traefik_crds
+        if not self.standard_httproute or self.flavour != "gatewayapi":
+            switch_flavour(self.api, "gatewayapi", replacements={HTTPROUTE_CRD: standard_httproute(crds)})
+            self.flavour = "gatewayapi"
+            self.standard_httproute = True
+        if self.gateway is None:
+            mark = time.monotonic()
+            install_traefik_crds(self.api, crds)
+            process = start_traefik(self.workdir / "traefik", self.kubeconfig, binary=self._binaries().traefik)
+            if self.cleanup is not None:
+                self.cleanup.callback(process.stop)
+            try:
+                apply_gateway(self.api, self.workdir / "traefik", process.web_port)
+                wait_gateway_programmed(self.api)
+                # Prometheus learns the new target by a config reload (its targets are static).
+                self.prometheus.set_targets([self.mesh.metrics_address, process.metrics_address])
+            except BaseException:
+                process.stop()
+                raise
+            self.gateway = TraefikGateway(
+                process=process,
+                gateway_namespace=GATEWAY_NAMESPACE,
+                gateway_name=GATEWAY_NAME,
+                web_url=process.web_url,
+                metrics_url=process.metrics_url,
+            )
+            self.timings["traefik"] = time.monotonic() - mark
+        return self.gateway
+
+    def _binaries(self) -> Binaries:
+        if self.binaries is None:
+            # With E2E_KUBECONFIG nothing was built for the control plane; Traefik is built by
+            # ``build.sh --data-plane-only`` too, so only it has to be there.
+            found = expected_binaries()
+            if found.traefik_crds.present() and found.traefik.is_file():
+                self.binaries = found
+            else:
+                raise E2ESetupError(
+                    f"Traefik is not built ({found.traefik}); run `bash e2e/cluster/build.sh --data-plane-only`"
+                )
+        return self.binaries
+
     def pod_network(self) -> PodNetwork:
         """Real HTTP servers at the Pods' IPs (:mod:`e2e.podnet`), started on first use and stopped
         with the environment.
@@ -121,10 +190,12 @@ class Environment:
         return self.pods
 
     def use_flavour(self, name: str) -> None:
-        """Serve the mesh CRDs of flavour ``name`` (a no-op when they already are)."""
+        """Serve the mesh CRDs of flavour ``name`` (a no-op when they already are, whichever
+        HTTPRoute CRD :meth:`traefik` left)."""
         if name != self.flavour:
             switch_flavour(self.api, name)
             self.flavour = name
+            self.standard_httproute = False
 
     @property
     def audit(self) -> AuditLog | None:
@@ -140,7 +211,7 @@ class Environment:
         return provider_for(self.flavour)
 
     def stop(self) -> None:
-        for part in (self.smi, self.pods, self.mesh, self.prometheus, self.control_plane):
+        for part in (self.gateway, self.smi, self.pods, self.mesh, self.prometheus, self.control_plane):
             if part is not None:
                 with contextlib.suppress(Exception):
                     part.stop()
@@ -175,6 +246,7 @@ def environment(workdir: Path, *, flavour: str = "linkerd", metrics_flavour: str
     external = _external_kubeconfig()
     started = time.monotonic()
     stack = contextlib.ExitStack()
+    binaries: Binaries | None = None
     with stack:
         if external is None:
             binaries = ensure_binaries()
@@ -205,4 +277,5 @@ def environment(workdir: Path, *, flavour: str = "linkerd", metrics_flavour: str
         yield Environment(
             workdir=workdir, kubeconfig=kubeconfig, api=api, prometheus=prometheus, mesh=mesh,
             flavour=flavour, control_plane=control_plane, kubectl=kubectl, timings=timings, cleanup=stack,
+            binaries=binaries,
         )

@@ -3,5 +3,5 @@
 :mod:`e2e.traefik.launcher` starts the binary ``build.sh`` builds, :mod:`e2e.traefik.cluster` puts
 the CRDs, the ``GatewayClass`` and the ``Gateway`` it serves on the API server, and
 :mod:`e2e.traefik.gateway` is what a scenario holds: addresses, Traefik's own request counters and
-the names Traefik gives backend services.
+the names Traefik gives backend services. :mod:`e2e.traefik.load` sends requests through it.
 """

@@ -106,6 +106,11 @@ def test_invalid_environment_is_a_usage_error(var: str, value: str, message: str
         _settings([], {var: value})
 
 
+def test_traefik_is_a_mesh_of_the_builtin_checks() -> None:
+    assert _settings(["--mesh", "traefik"]).metrics.mesh is Mesh.TRAEFIK
+    assert _settings([], {"CANARY_MESH": "traefik"}).metrics.mesh is Mesh.TRAEFIK
+
+
 def test_settings_are_frozen() -> None:
     settings = _settings([])
     with pytest.raises(AttributeError):

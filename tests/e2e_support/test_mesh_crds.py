@@ -1012,3 +1012,39 @@ def test_unreachable_api_server_is_a_typed_error() -> None:
     with client.ApiClient(config) as api_client, pytest.raises(CRDInstallError, match="could not reach the API server") as caught:
         KubernetesCRDStore(api_client).get(TRAFFICSPLIT_CRD)
     assert caught.value.__cause__ is not None
+
+
+def _standard_like_httproute() -> dict[str, Any]:
+    # Stands for the Gateway API standard file: same name and version layout, other content, and
+    # the empty status upstream files end with.
+    crd = flavour_crd("gatewayapi", HTTPROUTE_CRD)
+    assert crd is not None
+    crd["metadata"]["annotations"] = {"gateway.networking.k8s.io/bundle-version": "v1.4.0"}
+    crd["status"] = {"acceptedNames": {"kind": "", "plural": ""}, "conditions": None, "storedVersions": None}
+    return crd
+
+
+def test_a_replacement_is_served_in_place_of_the_flavours_copy_and_back() -> None:
+    server = FakeCRDServer()
+    store = FakeStore(server)
+    apply_flavour(store, "gatewayapi", timeout=5, interval=0.001)
+    server.log.clear()
+    standard = _standard_like_httproute()
+    apply_flavour(store, "gatewayapi", replacements={HTTPROUTE_CRD: standard}, timeout=5, interval=0.001)
+    # Same layout: updated in place, so the routes Traefik reads survive.
+    assert server.log == [("replace", HTTPROUTE_CRD)]
+    assert server.crds[HTTPROUTE_CRD]["metadata"]["annotations"] == standard["metadata"]["annotations"]
+    assert server.crds[HTTPROUTE_CRD]["status"]["storedVersions"] == ["v1"], "upstream's empty status is not sent"
+    apply_flavour(store, "gatewayapi", timeout=5, interval=0.001)
+    wanted = flavour_crd("gatewayapi", HTTPROUTE_CRD)
+    assert wanted is not None
+    assert server.crds[HTTPROUTE_CRD]["metadata"]["annotations"] == wanted["metadata"]["annotations"]
+
+
+def test_a_replacement_for_a_crd_the_flavour_lacks_changes_nothing() -> None:
+    server = FakeCRDServer()
+    with pytest.raises(CRDInstallError, match=HTTPROUTE_CRD):
+        apply_flavour(
+            FakeStore(server), "linkerd", replacements={HTTPROUTE_CRD: _standard_like_httproute()}, timeout=5, interval=0.001
+        )
+    assert server.log == []

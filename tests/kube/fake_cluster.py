@@ -46,16 +46,23 @@ CUSTOM_KINDS: Mapping[str, str] = {
     f"metrictemplates.{CANARY_GROUP}": "MetricTemplate",
     "trafficsplits.split.smi-spec.io": "TrafficSplit",
     "httproutes.gateway.networking.k8s.io": "HTTPRoute",
+    # Read (never written) to learn what a Gateway's implementation supports.
+    "gateways.gateway.networking.k8s.io": "Gateway",
+    "gatewayclasses.gateway.networking.k8s.io": "GatewayClass",
+    "traefikservices.traefik.io": "TraefikService",
     # An SMI TrafficSplit's A/B conditions (its route's companion); watched like the routes.
     "httproutegroups.specs.smi-spec.io": "HTTPRouteGroup",
     # Built in, but the controller reaches both autoscaler kinds through the custom objects API.
     "horizontalpodautoscalers.autoscaling": "HorizontalPodAutoscaler",
     "scaledobjects.keda.sh": "ScaledObject",
 }
-ROUTE_KINDS = frozenset({"TrafficSplit", "HTTPRoute"})
+#: Kinds without a namespace; stored under the namespace "".
+CLUSTER_SCOPED = frozenset({"GatewayClass"})
+ROUTE_KINDS = frozenset({"TrafficSplit", "HTTPRoute", "TraefikService"})
 #: Watched under ``Kind.ROUTE`` keys like the routes, by the group of each kind.
 ROUTE_GROUPS: Mapping[str, str] = {
     "TrafficSplit": "split.smi-spec.io", "HTTPRoute": "gateway.networking.k8s.io", "HTTPRouteGroup": "specs.smi-spec.io",
+    "TraefikService": "traefik.io",
 }
 _WATCHED: Mapping[str, Kind] = {
     "Deployment": Kind.DEPLOYMENT, "DaemonSet": Kind.DAEMON_SET, "Service": Kind.SERVICE, "ConfigMap": Kind.CONFIG_MAP,
@@ -205,6 +212,10 @@ class FakeCustom(_Group):
         kind = self._cluster._custom_kind(group, version, plural)
         return self._cluster._with_version(self._cluster._read(kind, namespace, name), group, version)
 
+    def get_cluster_custom_object(self, group: str, version: str, plural: str, name: str) -> dict[str, Any]:
+        kind = self._cluster._custom_kind(group, version, plural)
+        return self._cluster._with_version(self._cluster._read(kind, "", name), group, version)
+
     def create_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str,
                                         body: Mapping[str, Any]) -> dict[str, Any]:
         kind = self._cluster._custom_kind(group, version, plural)
@@ -327,6 +338,8 @@ class FakeCluster:
         """A write by someone else (a user, GitOps): not recorded as a controller call."""
         meta = body["metadata"]
         kind, namespace, name = body["kind"], meta.get("namespace", "default"), meta["name"]
+        if kind in CLUSTER_SCOPED:
+            namespace = ""
         if (kind, namespace, name) in self.objects:
             # Unconditional, like ``kubectl replace``: no resourceVersion precondition.
             desired = copy.deepcopy(dict(body))
@@ -375,8 +388,12 @@ class FakeCluster:
 
     @staticmethod
     def route_weights(call: Call) -> Weights | None:
-        """The primary/canary split a route write asked for (TrafficSplit of any version, HTTPRoute)."""
+        """The primary/canary split a route write asked for (TrafficSplit of any version, HTTPRoute,
+        TraefikService, which lists only the backends with a share)."""
         body = call.body
+        if body.get("kind") == "TraefikService":
+            shares = {s["name"]: s["weight"] for s in body["spec"]["weighted"]["services"]}
+            return Weights(primary=shares.get("podinfo-primary", 0), canary=shares.get("podinfo-canary", 0))
         if body.get("kind") == "HTTPRoute":
             refs = body["spec"]["rules"][-1]["backendRefs"]  # the split rule is last
             return Weights(primary=refs[0]["weight"], canary=refs[1]["weight"])

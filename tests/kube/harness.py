@@ -23,6 +23,7 @@ from canary.domain.status import CanaryStatus, ConditionType, Phase
 from canary.errors import MetricError
 from canary.kube.cache import ClusterCache, Kind, ObjectKey
 from canary.kube.execute import Executor
+from canary.kube.gateway_classes import GatewayClasses
 from canary.kube.probes import ProbeRunner
 from canary.kube.reconciler import CanaryReconciler, ReconcilerRegistry, Services
 from canary.kube.routes import RouterDirectory
@@ -131,6 +132,7 @@ class FakeEngine:
     failure: MetricError | None = None
     asked: list[tuple[MeasureRequest, ...]] = field(default_factory=list)
     credentials: list[Credentials | None] = field(default_factory=list)
+    compared: list[CompareRequest] = field(default_factory=list)
 
     async def measure_all(self, requests: Sequence[MeasureRequest],
                           credentials: Credentials | None = None) -> list[MeasureResult]:
@@ -143,6 +145,7 @@ class FakeEngine:
 
     async def compare(self, request: CompareRequest) -> Comparison:
         """Only a failing comparison is scripted here (tests/metrics and tests/domain judge real ones)."""
+        self.compared.append(request)
         if self.failure is not None:
             raise self.failure
         raise AssertionError(f"no comparison scripted for {request}")
@@ -169,7 +172,9 @@ class Release:
         self.services = Services(
             settings=self.settings, cache=cache, executor=Executor(api, cache, self.session),
             probes=ProbeRunner(api, cache, self.session, cast(MetricsEngine, self.engine), self.settings.metrics),
-            routers=RouterDirectory(api, self.settings), metrics=ControllerMetrics(),
+            # Gateway classes are re-read on the release's clock, so a test can let their cache age.
+            routers=RouterDirectory(api, self.settings, GatewayClasses(api, clock=lambda: self.now.timestamp())),
+            metrics=ControllerMetrics(),
         )
         self.registry = ReconcilerRegistry(self.services)
         self.cluster.attach(self.registry)

@@ -11,8 +11,8 @@ import pytest
 from canary.config import Mesh
 from canary.domain.samples import ArmSample, Histogram
 from canary.errors import MetricError, TemplateError
-from canary.metrics.comparison_queries import ComparisonQuery, comparison_query, read_comparison, regex_literal
-from canary.metrics.queries import Series
+from canary.metrics.comparison_queries import ComparisonQuery, comparison_query, promql_string, read_comparison
+from canary.metrics.queries import Series, arm_pattern
 
 LINKERD_SEL = 'namespace="test", deployment=~"podinfo|podinfo-primary", direction="inbound"'
 ISTIO_SEL = (
@@ -85,7 +85,7 @@ def test_dots_in_names_match_only_a_dot() -> None:
     q = query(canary="web.v2", primary="web.v2-primary")
     # PromQL unescapes \\ to one backslash: the regular expression reads web\.v2|web\.v2-primary.
     assert 'deployment=~"web\\\\.v2|web\\\\.v2-primary"' in q.outcomes
-    assert regex_literal("a.b.c") == "a\\\\.b\\\\.c"
+    assert promql_string(arm_pattern(Mesh.LINKERD, namespace="test", name="a.b.c")) == "a\\\\.b\\\\.c"
 
 
 @pytest.mark.parametrize(

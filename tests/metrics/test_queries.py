@@ -70,7 +70,8 @@ def test_window_is_formatted_as_a_prometheus_range() -> None:
 @pytest.mark.parametrize(("namespace", "target"), [('shop"}', "podinfo"), ("shop", 'x"} or vector(1) or {a="')])
 def test_unsafe_names_never_reach_builtin_queries(mesh: Mesh, namespace: str, target: str) -> None:
     with pytest.raises(TemplateError):
-        builtin_query(BUILTIN_SUCCESS_RATE, mesh, namespace=namespace, target=target, window=timedelta(minutes=1))
+        builtin_query(BUILTIN_SUCCESS_RATE, mesh, namespace=namespace, target=target, window=timedelta(minutes=1),
+                      canary_service="podinfo-canary")
 
 
 def test_non_builtin_name_is_an_error() -> None:

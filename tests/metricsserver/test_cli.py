@@ -74,6 +74,8 @@ def test_a_flag_beats_its_variable() -> None:
     ([], {"CANARY_SECURE_PORT": "https"}, "not a port number"),
     (["--secure-port", "70000"], {}, "between 1 and 65535"),
     ([], {"CANARY_MESH": "consul"}, "CANARY_MESH"),
+    # Traefik's per-Service metrics cannot answer the Traffic Metrics API: not served.
+    ([], {"CANARY_MESH": "traefik"}, "CANARY_MESH='traefik' is not one of linkerd, istio, osm$"),
     (["--requestheader-allowed-names", "front-proxy-client"], {}, "needs --requestheader-client-ca-file"),
     ([], {"CANARY_REQUESTHEADER_USERNAME_HEADERS": "X-U"}, "needs --requestheader-client-ca-file"),
 ])
@@ -108,6 +110,7 @@ def test_exit_codes(monkeypatch: pytest.MonkeyPatch, error: Exception | None, co
         assert stderr == f"canary: error: {error}\n"
 
 
-def test_a_bad_flag_is_a_usage_error(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
-    code, _ = _run(monkeypatch, ["--mesh", "consul"], None)
+@pytest.mark.parametrize("mesh", ["consul", "traefik"])
+def test_a_bad_flag_is_a_usage_error(monkeypatch: pytest.MonkeyPatch, capsys: Any, mesh: str) -> None:
+    code, _ = _run(monkeypatch, ["--mesh", mesh], None)
     assert code == 64

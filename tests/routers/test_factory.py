@@ -29,13 +29,15 @@ from canary.routers.smi import TrafficSplitRouter
 
 LINKERD = frozenset({"v1alpha1", "v1alpha2"})
 OSM = frozenset({"v1alpha2"})
-TRAEFIK = frozenset({"v1alpha3"})
+#: Traefik Mesh's SMI (not Traefik's own TraefikService, which provider traefik writes).
+TRAEFIK_MESH = frozenset({"v1alpha3"})
 SDK = frozenset({"v1alpha4"})
 EVERYTHING = frozenset(SMI_VERSIONS)
-MESHES = {"linkerd": LINKERD, "osm": OSM, "traefik": TRAEFIK, "sdk": SDK, "everything": EVERYTHING}
+MESHES = {"linkerd": LINKERD, "osm": OSM, "traefik-mesh": TRAEFIK_MESH, "sdk": SDK, "everything": EVERYTHING}
 GATEWAY = frozenset({"v1", "v1beta1"})
-#: Every version of both route APIs, by the group discovery_group names.
-SERVED = {"split.smi-spec.io": EVERYTHING, "gateway.networking.k8s.io": GATEWAY}
+TRAEFIK_IO = frozenset({"v1alpha1"})
+#: Every version of each route API, by the group discovery_group names.
+SERVED = {"split.smi-spec.io": EVERYTHING, "gateway.networking.k8s.io": GATEWAY, "traefik.io": TRAEFIK_IO}
 
 
 def test_preference_is_newest_first() -> None:
@@ -47,7 +49,7 @@ def test_preference_is_newest_first() -> None:
     [
         pytest.param(LINKERD, "v1alpha2", id="linkerd"),
         pytest.param(OSM, "v1alpha2", id="osm"),
-        pytest.param(TRAEFIK, "v1alpha3", id="traefik"),
+        pytest.param(TRAEFIK_MESH, "v1alpha3", id="traefik-mesh"),
         pytest.param(SDK, "v1alpha4", id="sdk"),
         pytest.param(EVERYTHING, "v1alpha4", id="everything"),
         pytest.param(["v1alpha1"], "v1alpha1", id="only-v1alpha1"),
@@ -107,11 +109,11 @@ def test_unknown_pinned_version_is_a_spec_error() -> None:
     [
         pytest.param("smi", LINKERD, TrafficSplitRouter("v1alpha2"), id="smi-linkerd"),
         pytest.param("smi", OSM, TrafficSplitRouter("v1alpha2"), id="smi-osm"),
-        pytest.param("smi", TRAEFIK, TrafficSplitRouter("v1alpha3"), id="smi-traefik"),
+        pytest.param("smi", TRAEFIK_MESH, TrafficSplitRouter("v1alpha3"), id="smi-traefik-mesh"),
         pytest.param("smi", SDK, TrafficSplitRouter("v1alpha4"), id="smi-sdk"),
         pytest.param("smi:v1alpha1", LINKERD, TrafficSplitRouter("v1alpha1"), id="pinned-v1alpha1-linkerd"),
         pytest.param("smi:v1alpha2", LINKERD, TrafficSplitRouter("v1alpha2"), id="pinned-v1alpha2-linkerd"),
-        pytest.param("smi:v1alpha3", TRAEFIK, TrafficSplitRouter("v1alpha3"), id="pinned-v1alpha3-traefik"),
+        pytest.param("smi:v1alpha3", TRAEFIK_MESH, TrafficSplitRouter("v1alpha3"), id="pinned-v1alpha3-traefik-mesh"),
         pytest.param("smi:v1alpha4", SDK, TrafficSplitRouter("v1alpha4"), id="pinned-v1alpha4-sdk"),
         pytest.param("gatewayapi", GATEWAY, HTTPRouteRouter(), id="gatewayapi-v1"),
         pytest.param("gatewayapi", frozenset({"v1"}), HTTPRouteRouter(), id="gatewayapi-only-v1"),
@@ -156,7 +158,7 @@ def test_unknown_provider(provider: str) -> None:
 
 def test_providers() -> None:
     assert tuple(PROVIDERS) == ("smi", "smi:v1alpha4", "smi:v1alpha3", "smi:v1alpha2", "smi:v1alpha1", "gatewayapi",
-                                "gatewayapi:v1", "gatewayapi:v1beta1", "linkerd", "osm", "kubernetes")
+                                "gatewayapi:v1", "gatewayapi:v1beta1", "linkerd", "osm", "traefik", "kubernetes")
 
 
 @pytest.mark.parametrize("provider", sorted(REFUSED_PROVIDERS))
@@ -184,8 +186,9 @@ def test_route_resources_cover_every_router() -> None:
     routers += [router_for(f"smi:{v}", EVERYTHING) for v in SMI_VERSIONS]
     written = {r.resource for r in routers if r.resource} | {c for r in routers for c in r.companion_resources}
     assert set(ROUTE_RESOURCES) == written
-    # Four TrafficSplit versions, the HTTPRouteGroups of the two with matches, one HTTPRoute.
-    assert len(ROUTE_RESOURCES) == len(written) == 7
+    # Four TrafficSplit versions, the HTTPRouteGroups of the two with matches, one HTTPRoute,
+    # one TraefikService.
+    assert len(ROUTE_RESOURCES) == len(written) == 8
 
 
 @pytest.mark.parametrize("provider", [p for p in PROVIDERS if p != "kubernetes"])
@@ -211,7 +214,7 @@ def test_discovery_group_of_an_unknown_provider_names_the_field() -> None:
 
 def test_watched_routes_name_each_route_kind_once() -> None:
     assert WATCHED_ROUTES == (("split.smi-spec.io", "trafficsplits"), ("specs.smi-spec.io", "httproutegroups"),
-                              ("gateway.networking.k8s.io", "httproutes"))
+                              ("gateway.networking.k8s.io", "httproutes"), ("traefik.io", "traefikservices"))
 
 
 def _options(service: dict[str, Any] | None = None, analysis: dict[str, Any] | None = None) -> RouteOptions:
