@@ -12,8 +12,10 @@ controller judges the release from Traefik's own Prometheus metrics (``--mesh tr
    the judge), latency (found by the builtin ``request-duration`` check); and the on-call
    rollback annotation, timed from the annotation to Traefik applying 0%, over repeated tries.
 3. A/B by header through HTTPRoute matches: only matching requests reach the canary.
-4. Mirroring: Traefik's Gateway API provider has no RequestMirror (it answers such a rule with
-   500), so that is documented (docs/testing.md) and not run here.
+4. Mirroring: Traefik's Gateway API provider has no RequestMirror. Traefik answers every request
+   of a rule carrying one with 500 (shown with a route written by hand), and its GatewayClass
+   does not list the feature, so the controller refuses a mirrored Canary on that Gateway before
+   writing a route.
 5. The healthy release of (1) through ``provider: traefik`` and a user's IngressRoute.
 6. The controller SIGKILLed mid-release: Traefik keeps serving from the last route, no request
    fails, and the restarted controller finishes the release.
@@ -34,7 +36,7 @@ from e2e.harness.environment import Environment
 from e2e.harness.figures import percentile, summary
 from e2e.harness.gate import Gate, serve_gate
 from e2e.harness.kube import Kube, wait_for
-from e2e.harness.release import ReleaseWatcher, ship, template_version
+from e2e.harness.release import GATEWAY_GROUP, ReleaseWatcher, ship, template_version
 from e2e.harness.traffic import assert_share_matches
 from e2e.podnet.launcher import PodNetwork
 from e2e.traefik.gateway import TraefikGateway
@@ -122,14 +124,21 @@ def _served(traefik: TraefikGateway, kube: Kube, count: int) -> dict[str, int]:
     return {b: after.get(b, 0) - before.get(b, 0) for b in (PRIMARY, CANARY)}
 
 
+def _weight(kube: Kube) -> int:
+    return int(kube.status(NAME).get("canaryWeight") or 0)
+
+
+def _at_weight(kube: Kube, weight: int, *, timeout: float = 60) -> None:
+    wait_for(lambda: _weight(kube), lambda w: w == weight, timeout=timeout, what=f"the release at {weight}%")
+
+
 def _steps_match_weights(traefik: TraefikGateway, kube: Kube, gate: Gate, weights: tuple[int, ...]) -> dict[int, float]:
     """Let the release take one step at a time; at each, once Traefik applies the weight, the
     share its counters give the canary must match it. Returns the share seen at each weight."""
     seen: dict[int, float] = {}
     for weight in weights:
         gate.grant(1)
-        wait_for(lambda: int(kube.status(NAME).get("canaryWeight") or 0), lambda w, target=weight: w == target,
-                 timeout=60, what=f"the release at {weight}%")
+        _at_weight(kube, weight)
         _applied(traefik, kube, weight / 100)
         requests = _served(traefik, kube, PER_STEP)
         assert_share_matches(requests, weight / 100, backend=CANARY)
@@ -214,8 +223,7 @@ def test_oncall_rollback_reaches_traefik_within_two_seconds(
     with Load(traefik.web_url, host=_host(kube), rps=RPS).start():
         for attempt in range(ONCALL_TRIES):
             ship(kube, NAME, str(attempt + 2))
-            wait_for(lambda: int(kube.status(NAME).get("canaryWeight") or 0), lambda w: w == 40, timeout=60,
-                     what="the release at 40%")
+            _at_weight(kube, 40)
             _applied(traefik, kube, 0.4)
             started = time.monotonic()
             kube.annotate_canary(NAME, {"canary.dev/rollback": f"try {attempt}"})
@@ -263,6 +271,47 @@ def test_ab_by_header_only_matching_requests_reach_the_canary(
     assert template_version(kube.deployment(PRIMARY)) == "2"
 
 
+def _stalled(kube: Kube) -> dict[str, Any] | None:
+    for condition in kube.status(NAME).get("conditions") or []:
+        if condition.get("type") == "Stalled" and condition.get("status") == "True":
+            return dict(condition)
+    return None
+
+
+def test_mirroring_is_refused_on_traefik_which_would_fail_every_mirrored_request(
+    env: Environment, kube: Kube, start_controller: StartController
+) -> None:
+    traefik, pods, _ = _start(env, start_controller)
+    kube.create(app.deployment(NAME, kube.namespace, annotations=app.behaviour("1"), replicas=1))
+    kube.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "by-hand", "namespace": kube.namespace},
+                 "spec": {"selector": {"app": NAME}, "ports": [{"name": "http", "port": app.PORT, "targetPort": "http"}]}})
+    pods.wait_serving(kube.namespace, {"app": NAME}, 1)
+    # What a mirrored release's route would do on Traefik: a rule with a RequestMirror filter.
+    parent = {"name": traefik.gateway_name, "namespace": traefik.gateway_namespace}
+    backend = {"name": "by-hand", "port": app.PORT}
+    mirrored = f"mirrored.{_host(kube)}"
+    kube.custom.create_namespaced_custom_object(GATEWAY_GROUP, "v1", kube.namespace, "httproutes", {
+        "apiVersion": f"{GATEWAY_GROUP}/v1", "kind": "HTTPRoute", "metadata": {"name": "by-hand"},
+        "spec": {"parentRefs": [parent], "hostnames": [mirrored], "rules": [{
+            "backendRefs": [backend],
+            "filters": [{"type": "RequestMirror", "requestMirror": {"backendRef": backend}}]}]}})
+    with Load(traefik.web_url, host=mirrored, rps=RPS) as by_hand:
+        answered = wait_for(by_hand.snapshot, lambda s: s.answered >= 50, timeout=60, what="50 answers")
+    assert set(answered.by_status) == {500}, f"Traefik answered a RequestMirror rule with {dict(answered.by_status)}"
+
+    body = _canary(kube, traefik, metrics=[])
+    analysis = body["spec"]["analysis"]
+    del analysis["stepWeight"], analysis["maxWeight"]
+    analysis.update(iterations=2, mirror=True)
+    kube.create(body)
+    stalled = wait_for(lambda: _stalled(kube), lambda c: c is not None, timeout=90,
+                       what="the mirrored Canary refused for the Gateway's missing feature")
+    assert stalled is not None and stalled["reason"] == "GatewayFeatureUnsupported", stalled
+    for part in ("HTTPRouteRequestMirror", "traefik.io/gateway-controller", "spec.analysis.mirror"):
+        assert part in stalled["message"], stalled["message"]
+    assert kube.custom_object(GATEWAY_GROUP, "v1", "httproutes", NAME) is None, "a route was written"
+
+
 def test_healthy_release_through_a_traefikservice_splits_as_weighted(
     env: Environment, kube: Kube, start_controller: StartController, gate: Gate
 ) -> None:
@@ -290,10 +339,9 @@ def test_controller_killed_mid_release_traefik_keeps_serving_and_the_release_res
     _install(kube, pods, _canary(kube, traefik, step_weight=20, max_weight=80))
     with Load(traefik.web_url, host=_host(kube), rps=RPS) as load, ReleaseWatcher(kube, NAME) as watcher:
         ship(kube, NAME, "2")
-        wait_for(lambda: int(kube.status(NAME).get("canaryWeight") or 0), lambda w: w >= 40, timeout=90,
-                 what="the release at 40%")
+        wait_for(lambda: _weight(kube), lambda w: w >= 40, timeout=90, what="the release at 40%")
         controller.kill()
-        at_kill = int(kube.status(NAME).get("canaryWeight") or 0)
+        at_kill = _weight(kube)
         _applied(traefik, kube, at_kill / 100)
         # With no controller, Traefik goes on serving both versions from the route it has.
         during = _served(traefik, kube, 200)

@@ -10,16 +10,9 @@ through an HTTPRoute, ``<ns>-<service>-<port>@kubernetescrd`` through a TraefikS
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.request
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
-
-from prometheus_client.parser import text_string_to_metric_families
-
-REQUESTS = "traefik_service_requests"  # the family of traefik_service_requests_total
-_TIMEOUT = 10.0
 
 
 def backend_of(traefik_service: str, namespace: str, services: Collection[str]) -> str | None:
@@ -32,19 +25,15 @@ def backend_of(traefik_service: str, namespace: str, services: Collection[str]) 
     return None
 
 
-def requests_by_backend(metrics_text: str, namespace: str, services: Collection[str]) -> dict[str, int]:
-    """Requests Traefik has proxied to each of ``services`` since it started, all codes and
-    entrypoints summed, from its ``/metrics`` exposition."""
+def requests_by_backend(by_service: Mapping[str, Mapping[str, float]], namespace: str,
+                        services: Collection[str]) -> dict[str, int]:
+    """Requests Traefik has proxied to each of ``services`` since it started, all codes summed,
+    from :meth:`~e2e.traefik.gateway.TraefikGateway.requests_by_service`."""
     out = {s: 0 for s in services}
-    for family in text_string_to_metric_families(metrics_text):
-        if family.name != REQUESTS:
-            continue
-        for sample in family.samples:
-            if not sample.name.endswith("_total"):
-                continue
-            backend = backend_of(sample.labels.get("service", ""), namespace, services)
-            if backend is not None:
-                out[backend] += int(sample.value)
+    for label, by_code in by_service.items():
+        backend = backend_of(label, namespace, services)
+        if backend is not None:
+            out[backend] += int(sum(by_code.values()))
     return out
 
 
@@ -55,6 +44,7 @@ def applied_split(services_json: Iterable[Mapping[str, Any]], namespace: str,
 
     A backend Traefik lists without weight, or leaves out because its weight is 0, gets 0.
     """
+    candidates: list[dict[str, float]] = []
     for entry in services_json:
         weighted = entry.get("weighted") or {}
         children = weighted.get("services") or []
@@ -63,20 +53,14 @@ def applied_split(services_json: Iterable[Mapping[str, Any]], namespace: str,
             backend = backend_of(str(child.get("name", "")), namespace, services)
             if backend is not None:
                 weights[backend] = weights.get(backend, 0.0) + float(child.get("weight") or 0)
-        if not weights or not any(weights.values()):
-            continue
-        # The split balances the apex's backends; an A/B rule's service names only one of them.
-        if len(children) < 2 and len(services) > 1:
-            continue
-        total = sum(weights.values())
-        return {s: weights.get(s, 0.0) / total for s in services}
-    return None
-
-
-def fetch_text(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=_TIMEOUT) as response:
-        return str(response.read().decode())
-
-
-def fetch_json(url: str) -> Any:
-    return json.loads(fetch_text(url))
+        if weights and any(weights.values()):
+            candidates.append(weights)
+    # The split balances the apex's backends. An A/B rule's service names only the canary, and a
+    # TraefikService leaves a zero-weight backend out, so a one-backend service is the split only
+    # when it is the only one.
+    both = [w for w in candidates if len(w) > 1]
+    chosen = both[0] if both else (candidates[0] if len(candidates) == 1 else None)
+    if chosen is None:
+        return None
+    total = sum(chosen.values())
+    return {s: chosen.get(s, 0.0) / total for s in services}
