@@ -48,6 +48,9 @@ RPS = 50.0
 #: Requests counted at each weight: enough for a 4-sigma binomial tolerance of about ±11 points.
 PER_STEP = 300
 ONCALL_TRIES = 5
+#: How long a deleted Pod keeps serving (its termination grace period): longer than Traefik
+#: takes to drop it from its endpoints (it throttles provider updates to one per 2 s).
+DRAIN_SECONDS = 5
 
 
 @pytest.fixture
@@ -99,7 +102,8 @@ def _ingress_route(kube: Kube, traefik: TraefikGateway) -> dict[str, Any]:
 
 
 def _install(kube: Kube, pods: PodNetwork, canary: dict[str, Any], *, replicas: int = 2) -> None:
-    kube.create(app.deployment(NAME, kube.namespace, annotations=app.behaviour("1"), replicas=replicas))
+    kube.create(app.deployment(NAME, kube.namespace, annotations=app.behaviour("1"), replicas=replicas,
+                               drain_seconds=DRAIN_SECONDS))
     kube.create(canary)
     kube.wait_for_phase(NAME, "Initialized", timeout=90)
     pods.wait_serving(kube.namespace, {"app": PRIMARY}, replicas)

@@ -92,6 +92,9 @@ def traefik_argv(binary: Path, *, web_port: int, metrics_port: int, host: str = 
         "--global.checkNewVersion=false",
         "--global.sendAnonymousUsage=false",
         "--log.level=INFO",
+        # Every request with its router, service, backend address and status: what a scenario's
+        # failure is read from.
+        "--accesslog=true",
         "--log.noColor=true",
         f"--entryPoints.{WEB_ENTRYPOINT}.address={host}:{web_port}",
         f"--entryPoints.{WEB_ENTRYPOINT}.transport.lifeCycle.graceTimeOut={GRACE_TIMEOUT}",
