@@ -36,7 +36,7 @@ from e2e.harness.environment import Environment
 from e2e.harness.figures import percentile, summary
 from e2e.harness.gate import Gate, serve_gate
 from e2e.harness.kube import Kube, wait_for
-from e2e.harness.release import GATEWAY_GROUP, ReleaseWatcher, ship, template_version
+from e2e.harness.release import GATEWAY_GROUP, ReleaseWatcher, route_shares, ship, template_version
 from e2e.harness.traffic import assert_share_matches
 from e2e.podnet.launcher import PodNetwork
 from e2e.traefik.gateway import TraefikGateway
@@ -48,6 +48,8 @@ RPS = 50.0
 #: Requests counted at each weight: enough for a 4-sigma binomial tolerance of about ±11 points.
 PER_STEP = 300
 ONCALL_TRIES = 5
+#: Requests let through after Traefik applies a split before its effect is counted.
+SETTLE = 20
 #: How long a deleted Pod keeps serving (its termination grace period): longer than Traefik
 #: takes to drop it from its endpoints (it throttles provider updates to one per 2 s).
 DRAIN_SECONDS = 5
@@ -109,20 +111,24 @@ def _install(kube: Kube, pods: PodNetwork, canary: dict[str, Any], *, replicas: 
     pods.wait_serving(kube.namespace, {"app": PRIMARY}, replicas)
 
 
-def _applied(traefik: TraefikGateway, kube: Kube, canary_share: float, *, timeout: float = 30) -> None:
+def _applied(traefik: TraefikGateway, kube: Kube, canary_share: float, *, timeout: float = 30,
+             interval: float = 0.2) -> None:
     """Wait until Traefik's own configuration (its API) splits the apex at ``canary_share``."""
     wait_for(lambda: traefik.applied_split(kube.namespace, NAME),
              lambda split: split is not None and abs(split.get(CANARY, 0.0) - canary_share) < 1e-6,
-             timeout=timeout, what=f"Traefik applying {canary_share:.0%} to {CANARY}")
+             timeout=timeout, what=f"Traefik applying {canary_share:.0%} to {CANARY}", interval=interval)
 
 
 def _served(traefik: TraefikGateway, kube: Kube, count: int) -> dict[str, int]:
     """Requests Traefik sent to the primary and the canary while ``count`` more went to either,
-    by Traefik's own counters."""
+    by Traefik's own counters, counted from a moment after the caller saw Traefik apply a split
+    (a request routed just before may still be counted just after)."""
     def by_backend() -> dict[str, int]:
         return traefik.requests_by_backend(kube.namespace, (PRIMARY, CANARY))
 
-    before = by_backend()
+    settled = by_backend()
+    before = wait_for(by_backend, lambda now: sum(now.values()) - sum(settled.values()) >= SETTLE,
+                      timeout=60, what=f"{SETTLE} requests through Traefik")
     after = wait_for(by_backend, lambda now: sum(now.values()) - sum(before.values()) >= count,
                      timeout=120, what=f"{count} requests through Traefik")
     return {b: after.get(b, 0) - before.get(b, 0) for b in (PRIMARY, CANARY)}
@@ -193,7 +199,7 @@ def test_errors_are_rolled_back_by_the_judge_on_traefiks_metrics(
     # its first step, so the rollback comes from a look between ticks.
     _install(kube, pods, _canary(kube, traefik, interval="10m", metrics=[], step_weight=50, max_weight=50,
                                  judge={"lookEvery": "2s"}))
-    with Load(traefik.web_url, host=_host(kube), rps=RPS).start():
+    with Load(traefik.web_url, host=_host(kube), rps=RPS):
         ship(kube, NAME, "2", error_rate=0.3)
         final = kube.wait_for_phase(NAME, "Failed", "Succeeded", timeout=300)
         assert final["phase"] == "Failed", final
@@ -208,7 +214,7 @@ def test_latency_is_rolled_back_by_the_builtin_check_on_traefiks_histogram(
     traefik, pods, _ = _start(env, start_controller)
     _install(kube, pods, _canary(kube, traefik, metrics=[app.latency_check(250, "10s")], step_weight=50,
                                  max_weight=50, threshold=2))
-    with Load(traefik.web_url, host=_host(kube), rps=RPS).start():
+    with Load(traefik.web_url, host=_host(kube), rps=RPS):
         ship(kube, NAME, "2", latency_ms=600)
         final = kube.wait_for_phase(NAME, "Failed", "Succeeded", timeout=180)
         assert final["phase"] == "Failed", final
@@ -223,19 +229,26 @@ def test_oncall_rollback_reaches_traefik_within_two_seconds(
     traefik, pods, _ = _start(env, start_controller)
     # A long interval: each release sits at its first step, so only the annotation ends it.
     _install(kube, pods, _canary(kube, traefik, interval="10m", step_weight=40, max_weight=40))
+    route: list[float] = []
     took: list[float] = []
-    with Load(traefik.web_url, host=_host(kube), rps=RPS).start():
+    with Load(traefik.web_url, host=_host(kube), rps=RPS):
         for attempt in range(ONCALL_TRIES):
             ship(kube, NAME, str(attempt + 2))
             _at_weight(kube, 40)
             _applied(traefik, kube, 0.4)
+            # On-call acts on a canary they have seen taking its share of live traffic.
+            assert _served(traefik, kube, 100)[CANARY] > 0
             started = time.monotonic()
             kube.annotate_canary(NAME, {"canary.dev/rollback": f"try {attempt}"})
-            _applied(traefik, kube, 0.0, timeout=30)
+            wait_for(lambda: route_shares(kube, NAME, "gatewayapi").get(CANARY), lambda share: share == 0.0,
+                     timeout=30, what="the HTTPRoute sending nothing to the canary", interval=0.02)
+            route.append(time.monotonic() - started)
+            _applied(traefik, kube, 0.0, timeout=30, interval=0.02)
             took.append(time.monotonic() - started)
             kube.wait_for_phase(NAME, "Failed", timeout=60)
             kube.annotate_canary(NAME, {"canary.dev/rollback": None})
         _nothing_to_the_canary(traefik, kube)
+    print(summary("rollback annotation -> HTTPRoute written", route))
     print(summary("rollback annotation -> Traefik applies 0% to the canary", took))
     assert percentile(took, 99) <= 2.0, f"the slowest rollback took {max(took):.2f}s: {took}"
 
@@ -300,7 +313,11 @@ def test_mirroring_is_refused_on_traefik_which_would_fail_every_mirrored_request
             "backendRefs": [backend],
             "filters": [{"type": "RequestMirror", "requestMirror": {"backendRef": backend}}]}]}})
     with Load(traefik.web_url, host=mirrored, rps=RPS) as by_hand:
-        answered = wait_for(by_hand.snapshot, lambda s: s.answered >= 50, timeout=60, what="50 answers")
+        # 404 until Traefik has loaded the route.
+        loaded = wait_for(by_hand.snapshot, lambda s: s.answered > s.by_status.get(404, 0), timeout=60,
+                          what="Traefik serving the hand-written route")
+        answered = wait_for(by_hand.snapshot, lambda s: s.minus(loaded).answered >= 50, timeout=60,
+                            what="50 answers").minus(loaded)
     assert set(answered.by_status) == {500}, f"Traefik answered a RequestMirror rule with {dict(answered.by_status)}"
 
     body = _canary(kube, traefik, metrics=[])

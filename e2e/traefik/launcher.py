@@ -103,6 +103,7 @@ def traefik_argv(binary: Path, *, web_port: int, metrics_port: int, host: str = 
         # The internal services on the metrics entryPoint, so Traefik opens no :8080 of its own.
         "--api=true",
         "--api.insecure=true",
+        "--api.dashboard=false",
         "--ping=true",
         f"--ping.entryPoint={METRICS_ENTRYPOINT}",
         "--metrics.prometheus=true",
