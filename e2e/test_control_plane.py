@@ -14,14 +14,16 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
 
 from e2e.cluster import ControlPlane, E2ESetupError, find_binaries
 from e2e.cluster.control_plane import NODE_NAME_PREFIX, read_state
+from e2e.cluster.kwok_config import POD_DELETE_DELAY_ANNOTATION
 from e2e.processes import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -144,6 +146,57 @@ def test_deployment_runs_ready_pods_on_kwok_nodes(plane: ControlPlane, api: k8s.
         return len(ready) == 2
 
     wait_until(service_has_both_pods, timeout=30, what="EndpointSlice of Service pause to list 2 ready pods")
+
+
+def _running_pod(core: k8s.CoreV1Api, name: str, *, grace: int, annotations: dict[str, str]) -> None:
+    """Create a Pod and wait until kwok runs it: only a Pod bound to a Node is deleted gracefully."""
+    core.create_namespaced_pod(
+        "default",
+        k8s.V1Pod(
+            metadata=k8s.V1ObjectMeta(name=name, annotations=annotations),
+            spec=k8s.V1PodSpec(
+                termination_grace_period_seconds=grace,
+                containers=[k8s.V1Container(name="pause", image="registry.k8s.io/pause:3.10")],
+            ),
+        ),
+    )
+
+    def running() -> bool:
+        status = core.read_namespaced_pod(name, "default").status
+        return status is not None and status.phase == "Running"
+
+    wait_until(running, timeout=60, what=f"Pod {name} to run")
+
+
+def _pod_gone(core: k8s.CoreV1Api, name: str) -> Callable[[], bool]:
+    def gone() -> bool:
+        try:
+            core.read_namespaced_pod(name, "default")
+        except ApiException as exc:
+            if exc.status == 404:
+                return True
+            raise
+        return False
+
+    return gone
+
+
+def test_pods_are_deleted_at_once_unless_they_ask_for_a_shutdown_delay(api: k8s.ApiClient) -> None:
+    core = k8s.CoreV1Api(api)
+    # A long grace period: were kwok to wait any part of it (its general delete stage jitters up
+    # to the deletionTimestamp), the plain Pod would outlive the delayed one.
+    _running_pod(core, "plain", grace=120, annotations={})
+    _running_pod(core, "draining", grace=3, annotations={POD_DELETE_DELAY_ANNOTATION: "3s"})
+
+    for name in ("draining", "plain"):
+        core.delete_namespaced_pod(name, "default")
+    wait_until(_pod_gone(core, "plain"), timeout=30, what="Pod plain to be deleted")
+
+    # The plain Pod is gone; the one that asked for 3 s of shutdown is still there, Terminating,
+    # as a real Pod in its preStop sleep is (and stays served by e2e.podnet meanwhile).
+    draining = core.read_namespaced_pod("draining", "default")
+    assert draining.metadata is not None and draining.metadata.deletion_timestamp is not None
+    wait_until(_pod_gone(core, "draining"), timeout=60, what="Pod draining to be deleted after its delay")
 
 
 def test_install_manifests_serves_the_project_crds(plane: ControlPlane, api: k8s.ApiClient) -> None:

@@ -49,6 +49,11 @@ class Binaries:
         """The CRD files ``build.sh`` copies next to the Traefik binary."""
         return TraefikCRDs(self.traefik.parent / "crds")
 
+    @property
+    def kwok_stages(self) -> KwokStages:
+        """The stage files ``build.sh`` copies next to the kwok binary."""
+        return KwokStages(self.kwok.parent / "stages")
+
 
 @dataclass(frozen=True)
 class TraefikCRDs:
@@ -68,6 +73,26 @@ class TraefikCRDs:
 
     def present(self) -> bool:
         return self.traefik.is_file() and any(self.gateway_api.glob("*.yaml"))
+
+
+@dataclass(frozen=True)
+class KwokStages:
+    """kwok's own "fast" Pod stages, copied by ``build.sh`` from the kwok module the binary is built
+    from. Configuring any Pod stage turns off all of kwok's defaults, so the ones we do not change
+    are taken exactly as that version ships them (see :mod:`e2e.cluster.kwok_config`)."""
+
+    directory: Path
+
+    @property
+    def pod_ready(self) -> Path:
+        return self.directory / "pod-ready.yaml"
+
+    @property
+    def pod_complete(self) -> Path:
+        return self.directory / "pod-complete.yaml"
+
+    def present(self) -> bool:
+        return self.pod_ready.is_file() and self.pod_complete.is_file()
 
 
 def read_versions(path: Path = VERSIONS_FILE) -> Versions:
@@ -131,6 +156,9 @@ def _missing(binaries: Binaries) -> list[tuple[str, Path]]:
     crds = binaries.traefik_crds
     if not crds.present():
         missing.append(("traefik-crds", crds.directory))
+    stages = binaries.kwok_stages
+    if not stages.present():
+        missing.append(("kwok-stages", stages.directory))
     return missing
 
 

@@ -3,7 +3,7 @@
 #   kube-apiserver, kube-controller-manager, kube-scheduler  from k8s.io/kubernetes (wrapper module)
 #   kubectl                                                  same module, its own cached step
 #   etcd                                                     from go.etcd.io/etcd/server/v3, same module
-#   kwok                                                     from sigs.k8s.io/kwok
+#   kwok (+ its fast Pod ready/complete stages)              from sigs.k8s.io/kwok
 #   traefik (+ the Gateway API standard CRDs and Traefik's)  from github.com/traefik/traefik/v3 (wrapper module)
 # and installs Prometheus from Debian. Prints where the binaries are on success.
 #
@@ -172,16 +172,41 @@ build_kubectl() {
   step "kubectl $KUBERNETES_VERSION: built into $kube_bin"
 }
 
+# kwok, with two of its own "fast" Pod stages beside it:
+#   $kwok_bin/kwok
+#   $kwok_bin/stages/pod-ready.yaml, pod-complete.yaml   exactly as the kwok module ships them
+# The control plane configures a Pod delete stage of its own, and kwok then loads none of its
+# default Pod stages: these two are the defaults it would have loaded (kustomize/stage/pod/fast).
+kwok_stages() {
+  local json dir
+  json="$("$GO" mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION")" ||
+    fail "download sigs.k8s.io/kwok" "go mod download -json sigs.k8s.io/kwok@$KWOK_VERSION" "is the Go module proxy reachable?"
+  dir="$(printf '%s' "$json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  # Into place in one rename, so a control plane starting meanwhile never reads half a file.
+  rm -rf "$1/stages.tmp" && mkdir -p "$1/stages.tmp"
+  cp "$dir/kustomize/stage/pod/fast/pod-ready.yaml" "$dir/kustomize/stage/pod/fast/pod-complete.yaml" "$1/stages.tmp/"
+  # The module cache is read-only; the copies need not be.
+  chmod u+w "$1"/stages.tmp/*.yaml
+  rm -rf "$1/stages" && mv "$1/stages.tmp" "$1/stages"
+}
+
 build_kwok() {
-  if [ -x "$kwok_bin/kwok" ]; then
+  if [ -x "$kwok_bin/kwok" ] && [ -f "$kwok_bin/stages/pod-ready.yaml" ] && [ -f "$kwok_bin/stages/pod-complete.yaml" ]; then
     step "kwok $KWOK_VERSION: cached in $kwok_bin"
     return
   fi
   need_go
+  if [ -x "$kwok_bin/kwok" ]; then
+    # A cache from before the stages were copied: the module is all that is missing.
+    step "kwok $KWOK_VERSION: copying its fast Pod stages from the module"
+    kwok_stages "$kwok_bin"
+    return
+  fi
   step "kwok $KWOK_VERSION: go install sigs.k8s.io/kwok/cmd/kwok (first time only; a few minutes)"
-  mkdir -p "$kwok_bin.tmp"
+  rm -rf "$kwok_bin.tmp" && mkdir -p "$kwok_bin.tmp"
   run "build kwok" "is the Go module proxy reachable?" \
     env CGO_ENABLED=0 GOBIN="$kwok_bin.tmp" "$GO" install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  kwok_stages "$kwok_bin.tmp"
   rm -rf "$kwok_bin" && mv "$kwok_bin.tmp" "$kwok_bin"
 }
 

@@ -45,6 +45,7 @@ from kubernetes.dynamic.exceptions import ResourceNotFoundError
 from e2e.cluster.audit import AUDIT_LOG, audit_flags
 from e2e.cluster.binaries import Binaries, find_binaries
 from e2e.cluster.kubeconfig import write_kubeconfig
+from e2e.cluster.kwok_config import write_kwok_config
 from e2e.cluster.pki import FRONT_PROXY_CLIENT_NAME, ClusterPKI, KeyPair, generate_pki
 from e2e.cluster.pod_cidr import PodCidrLease, kwok_cidr, lease_pod_cidr, reclaim_stale
 from e2e.processes import E2ESetupError, ManagedProcess, free_port, spawn, wait_until
@@ -426,12 +427,10 @@ class ControlPlane:
         )
 
         kwok_kubeconfig = self._component_kubeconfig("kwok", pki.kwok, "kwok")
-        # An explicit, empty configuration: otherwise kwok reads ~/.kwok/kwok.yaml, and a stage
-        # file someone left there would change how Pods behave in our tests.
-        kwok_config = workdir / "kwok.yaml"
-        kwok_config.write_text(
-            "apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions: {}\n"
-        )
+        # An explicit configuration (otherwise kwok reads ~/.kwok/kwok.yaml, and a stage file
+        # someone left there would change how Pods behave in our tests): kwok's own Pod stages,
+        # but deletion honours the delay annotation (e2e.cluster.kwok_config).
+        kwok_config = write_kwok_config(workdir / "kwok.yaml", binaries.kwok_stages)
         kwok = self._spawn(
             "kwok",
             [
