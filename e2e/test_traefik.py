@@ -40,7 +40,7 @@ from e2e.harness.release import GATEWAY_GROUP, ReleaseWatcher, route_shares, shi
 from e2e.harness.traffic import assert_share_matches
 from e2e.podnet.launcher import PodNetwork
 from e2e.traefik.gateway import TraefikGateway
-from e2e.traefik.load import Load
+from e2e.traefik.load import Load, LoadStats
 
 NAME = "podinfo"
 PRIMARY, CANARY = f"{NAME}-primary", f"{NAME}-canary"
@@ -48,8 +48,6 @@ RPS = 50.0
 #: Requests counted at each weight: enough for a 4-sigma binomial tolerance of about ±11 points.
 PER_STEP = 300
 ONCALL_TRIES = 5
-#: Requests let through after Traefik applies a split before its effect is counted.
-SETTLE = 20
 #: How long a deleted Pod keeps serving (its termination grace period): longer than Traefik
 #: takes to drop it from its endpoints (it throttles provider updates to one per 2 s).
 DRAIN_SECONDS = 5
@@ -119,19 +117,28 @@ def _applied(traefik: TraefikGateway, kube: Kube, canary_share: float, *, timeou
              timeout=timeout, what=f"Traefik applying {canary_share:.0%} to {CANARY}", interval=interval)
 
 
-def _served(traefik: TraefikGateway, kube: Kube, count: int) -> dict[str, int]:
+def _served(traefik: TraefikGateway, kube: Kube, load: Load, count: int) -> dict[str, int]:
     """Requests Traefik sent to the primary and the canary while ``count`` more went to either,
-    by Traefik's own counters, counted from a moment after the caller saw Traefik apply a split
-    (a request routed just before may still be counted just after)."""
+    by Traefik's own counters. Counting starts once every request ``load`` had sent by now has
+    been answered: Traefik counts a request when it completes, so one routed before a split the
+    caller saw applied (a slow canary's, say) must not be counted after it."""
     def by_backend() -> dict[str, int]:
         return traefik.requests_by_backend(kube.namespace, (PRIMARY, CANARY))
 
-    settled = by_backend()
-    before = wait_for(by_backend, lambda now: sum(now.values()) - sum(settled.values()) >= SETTLE,
-                      timeout=60, what=f"{SETTLE} requests through Traefik")
+    in_flight = load.snapshot().sent
+    wait_for(load.snapshot, lambda s: s.answered + sum(s.errors.values()) >= in_flight, timeout=60,
+             what="the requests in flight answered")
+    before = by_backend()
     after = wait_for(by_backend, lambda now: sum(now.values()) - sum(before.values()) >= count,
                      timeout=120, what=f"{count} requests through Traefik")
     return {b: after.get(b, 0) - before.get(b, 0) for b in (PRIMARY, CANARY)}
+
+
+def _reachable(load: Load) -> LoadStats:
+    """Wait until Traefik routes the load's hostname (404 until it has loaded the route); what
+    the load had seen then, the baseline of :func:`_no_failed_requests`."""
+    return wait_for(load.snapshot, lambda s: s.by_status.get(200, 0) > 0, timeout=60,
+                    what="Traefik routing the hostname")
 
 
 def _weight(kube: Kube) -> int:
@@ -142,7 +149,8 @@ def _at_weight(kube: Kube, weight: int, *, timeout: float = 60) -> None:
     wait_for(lambda: _weight(kube), lambda w: w == weight, timeout=timeout, what=f"the release at {weight}%")
 
 
-def _steps_match_weights(traefik: TraefikGateway, kube: Kube, gate: Gate, weights: tuple[int, ...]) -> dict[int, float]:
+def _steps_match_weights(traefik: TraefikGateway, kube: Kube, load: Load, gate: Gate,
+                         weights: tuple[int, ...]) -> dict[int, float]:
     """Let the release take one step at a time; at each, once Traefik applies the weight, the
     share its counters give the canary must match it. Returns the share seen at each weight."""
     seen: dict[int, float] = {}
@@ -150,20 +158,20 @@ def _steps_match_weights(traefik: TraefikGateway, kube: Kube, gate: Gate, weight
         gate.grant(1)
         _at_weight(kube, weight)
         _applied(traefik, kube, weight / 100)
-        requests = _served(traefik, kube, PER_STEP)
+        requests = _served(traefik, kube, load, PER_STEP)
         assert_share_matches(requests, weight / 100, backend=CANARY)
         seen[weight] = requests[CANARY] / sum(requests.values())
     return seen
 
 
-def _nothing_to_the_canary(traefik: TraefikGateway, kube: Kube) -> None:
+def _nothing_to_the_canary(traefik: TraefikGateway, kube: Kube, load: Load) -> None:
     _applied(traefik, kube, 0.0)
-    requests = _served(traefik, kube, 100)
+    requests = _served(traefik, kube, load, 100)
     assert requests[CANARY] == 0, f"Traefik still sent the canary {requests[CANARY]} of {sum(requests.values())}"
 
 
-def _no_failed_requests(load: Load) -> None:
-    stats = load.snapshot()
+def _no_failed_requests(load: Load, since: LoadStats) -> None:
+    stats = load.snapshot().minus(since)
     not_ok = {code: n for code, n in stats.by_status.items() if code != 200}
     assert not stats.errors and not not_ok and stats.answered > 0, (
         f"requests failed through Traefik: statuses {dict(stats.by_status)}, no answer {dict(stats.errors)}")
@@ -176,13 +184,14 @@ def test_healthy_release_through_the_gateway_api_splits_as_weighted(
     _install(kube, pods, _canary(kube, traefik, gate=gate, step_weight=20, max_weight=60))
     _applied(traefik, kube, 0.0)
     with Load(traefik.web_url, host=_host(kube), rps=RPS) as load, ReleaseWatcher(kube, NAME) as watcher:
+        baseline = _reachable(load)
         ship(kube, NAME, "2")
         pods.wait_serving(kube.namespace, {"app": NAME}, 2)
-        seen = _steps_match_weights(traefik, kube, gate, (20, 40, 60))
+        seen = _steps_match_weights(traefik, kube, load, gate, (20, 40, 60))
         gate.grant(1)
         final = kube.wait_for_phase(NAME, "Succeeded", "Failed", timeout=120)
-        _nothing_to_the_canary(traefik, kube)
-        _no_failed_requests(load)
+        _nothing_to_the_canary(traefik, kube, load)
+        _no_failed_requests(load, baseline)
     print("canary share by Traefik's counters at each weight: "
           + ", ".join(f"{w}% -> {s:.1%}" for w, s in seen.items()))
     assert final["phase"] == "Succeeded", final
@@ -199,12 +208,13 @@ def test_errors_are_rolled_back_by_the_judge_on_traefiks_metrics(
     # its first step, so the rollback comes from a look between ticks.
     _install(kube, pods, _canary(kube, traefik, interval="10m", metrics=[], step_weight=50, max_weight=50,
                                  judge={"lookEvery": "2s"}))
-    with Load(traefik.web_url, host=_host(kube), rps=RPS):
+    with Load(traefik.web_url, host=_host(kube), rps=RPS) as load:
+        _reachable(load)
         ship(kube, NAME, "2", error_rate=0.3)
         final = kube.wait_for_phase(NAME, "Failed", "Succeeded", timeout=300)
         assert final["phase"] == "Failed", final
         assert "judge" in final.get("message", ""), final
-        _nothing_to_the_canary(traefik, kube)
+        _nothing_to_the_canary(traefik, kube, load)
     assert template_version(kube.deployment(PRIMARY)) == "1"
 
 
@@ -214,12 +224,13 @@ def test_latency_is_rolled_back_by_the_builtin_check_on_traefiks_histogram(
     traefik, pods, _ = _start(env, start_controller)
     _install(kube, pods, _canary(kube, traefik, metrics=[app.latency_check(250, "10s")], step_weight=50,
                                  max_weight=50, threshold=2))
-    with Load(traefik.web_url, host=_host(kube), rps=RPS):
+    with Load(traefik.web_url, host=_host(kube), rps=RPS) as load:
+        _reachable(load)
         ship(kube, NAME, "2", latency_ms=600)
         final = kube.wait_for_phase(NAME, "Failed", "Succeeded", timeout=180)
         assert final["phase"] == "Failed", final
         assert "request-duration" in final.get("message", ""), final
-        _nothing_to_the_canary(traefik, kube)
+        _nothing_to_the_canary(traefik, kube, load)
     assert template_version(kube.deployment(PRIMARY)) == "1"
 
 
@@ -231,13 +242,14 @@ def test_oncall_rollback_reaches_traefik_within_two_seconds(
     _install(kube, pods, _canary(kube, traefik, interval="10m", step_weight=40, max_weight=40))
     route: list[float] = []
     took: list[float] = []
-    with Load(traefik.web_url, host=_host(kube), rps=RPS):
+    with Load(traefik.web_url, host=_host(kube), rps=RPS) as load:
+        baseline = _reachable(load)
         for attempt in range(ONCALL_TRIES):
             ship(kube, NAME, str(attempt + 2))
             _at_weight(kube, 40)
             _applied(traefik, kube, 0.4)
             # On-call acts on a canary they have seen taking its share of live traffic.
-            assert _served(traefik, kube, 100)[CANARY] > 0
+            assert _served(traefik, kube, load, 100)[CANARY] > 0
             started = time.monotonic()
             kube.annotate_canary(NAME, {"canary.dev/rollback": f"try {attempt}"})
             wait_for(lambda: route_shares(kube, NAME, "gatewayapi").get(CANARY), lambda share: share == 0.0,
@@ -247,7 +259,8 @@ def test_oncall_rollback_reaches_traefik_within_two_seconds(
             took.append(time.monotonic() - started)
             kube.wait_for_phase(NAME, "Failed", timeout=60)
             kube.annotate_canary(NAME, {"canary.dev/rollback": None})
-        _nothing_to_the_canary(traefik, kube)
+        _nothing_to_the_canary(traefik, kube, load)
+        _no_failed_requests(load, baseline)
     print(summary("rollback annotation -> HTTPRoute written", route))
     print(summary("rollback annotation -> Traefik applies 0% to the canary", took))
     assert percentile(took, 99) <= 2.0, f"the slowest rollback took {max(took):.2f}s: {took}"
@@ -341,13 +354,14 @@ def test_healthy_release_through_a_traefikservice_splits_as_weighted(
     kube.create(_ingress_route(kube, traefik))
     _applied(traefik, kube, 0.0)
     with Load(traefik.web_url, host=_host(kube), rps=RPS) as load:
+        baseline = _reachable(load)
         ship(kube, NAME, "2")
         pods.wait_serving(kube.namespace, {"app": NAME}, 2)
-        seen = _steps_match_weights(traefik, kube, gate, (25, 50))
+        seen = _steps_match_weights(traefik, kube, load, gate, (25, 50))
         gate.grant(1)
         final = kube.wait_for_phase(NAME, "Succeeded", "Failed", timeout=120)
-        _nothing_to_the_canary(traefik, kube)
-        _no_failed_requests(load)
+        _nothing_to_the_canary(traefik, kube, load)
+        _no_failed_requests(load, baseline)
     print("TraefikService: canary share at each weight: " + ", ".join(f"{w}% -> {s:.1%}" for w, s in seen.items()))
     assert final["phase"] == "Succeeded", final
     assert template_version(kube.deployment(PRIMARY)) == "2"
@@ -359,18 +373,19 @@ def test_controller_killed_mid_release_traefik_keeps_serving_and_the_release_res
     traefik, pods, controller = _start(env, start_controller)
     _install(kube, pods, _canary(kube, traefik, step_weight=20, max_weight=80))
     with Load(traefik.web_url, host=_host(kube), rps=RPS) as load, ReleaseWatcher(kube, NAME) as watcher:
+        baseline = _reachable(load)
         ship(kube, NAME, "2")
         wait_for(lambda: _weight(kube), lambda w: w >= 40, timeout=90, what="the release at 40%")
         controller.kill()
         at_kill = _weight(kube)
         _applied(traefik, kube, at_kill / 100)
         # With no controller, Traefik goes on serving both versions from the route it has.
-        during = _served(traefik, kube, 200)
+        during = _served(traefik, kube, load, 200)
         assert during[CANARY] > 0 and during[PRIMARY] > 0, during
         controller.start()
         final = kube.wait_for_phase(NAME, "Succeeded", "Failed", timeout=150)
-        _nothing_to_the_canary(traefik, kube)
-        _no_failed_requests(load)
+        _nothing_to_the_canary(traefik, kube, load)
+        _no_failed_requests(load, baseline)
     assert final["phase"] == "Succeeded", final
     assert 80 in watcher.weights(), watcher.weights()
     assert template_version(kube.deployment(PRIMARY)) == "2"
