@@ -125,9 +125,8 @@ def _served(traefik: TraefikGateway, kube: Kube, load: Load, count: int) -> dict
     def by_backend() -> dict[str, int]:
         return traefik.requests_by_backend(kube.namespace, (PRIMARY, CANARY))
 
-    in_flight = load.snapshot().sent
-    wait_for(load.snapshot, lambda s: s.answered + sum(s.errors.values()) >= in_flight, timeout=60,
-             what="the requests in flight answered")
+    now = load.snapshot()
+    wait_for(load.snapshot, lambda s: s.answered_all_sent_by(now), timeout=60, what="the requests in flight answered")
     before = by_backend()
     after = wait_for(by_backend, lambda now: sum(now.values()) - sum(before.values()) >= count,
                      timeout=120, what=f"{count} requests through Traefik")
@@ -170,8 +169,8 @@ def _steps_match_weights(traefik: TraefikGateway, kube: Kube, load: Load, gate: 
 def _nothing_to_the_canary(traefik: TraefikGateway, kube: Kube, load: Load) -> None:
     """Traefik applies 0% to the canary, and from then on only primary pods answer the load."""
     _applied(traefik, kube, 0.0)
-    in_flight = load.snapshot().sent
-    settled = wait_for(load.snapshot, lambda s: s.answered + sum(s.errors.values()) >= in_flight, timeout=60,
+    now = load.snapshot()
+    settled = wait_for(load.snapshot, lambda s: s.answered_all_sent_by(now), timeout=60,
                        what="the requests in flight answered")
     after = wait_for(load.snapshot, lambda s: s.minus(settled).answered >= 100, timeout=60,
                      what="100 more answers").minus(settled)
