@@ -15,6 +15,7 @@ all: test
 help:
 	@echo "make test        create .venv, build the local control plane, run mypy --strict, unit and e2e tests"
 	@echo "make demo        the product on the local control plane: a healthy and a faulty release"
+	@echo "                 through a real Traefik routing real HTTP requests (GATEWAY=mesh: the simulated mesh)"
 	@echo "make unit        run the unit tests only (fast)"
 	@echo "make e2e         run the end-to-end scenarios only (E2E_KUBECONFIG=... to use another cluster)"
 	@echo "make chaos       the whole fault suite at full size (kills, freezes, outages), with its figures"
@@ -57,8 +58,9 @@ chaos: $(STAMP) cluster-build
 # cluster-build first: some unit tests (tests/e2e_support) run the real Prometheus it installs.
 test: typecheck lint-imports cluster-build unit e2e
 
+# Through a real Traefik (real HTTP, Traefik's own metrics); GATEWAY=mesh: the simulated mesh.
 demo: $(STAMP) cluster-build
-	$(BIN)/python -m e2e.demo
+	$(BIN)/python -m e2e.demo $(if $(GATEWAY),--gateway $(GATEWAY))
 
 cluster-up: $(STAMP) cluster-build
 	$(BIN)/python -m e2e.cluster up

@@ -4,6 +4,11 @@ Builds (first time only) or reuses the control plane, starts it with the simulat
 Prometheus, starts the controller, deploys a sample app with its Canary, then ships a healthy
 version (promoted) and a faulty one (rolled back), printing every step as the controller takes
 it, and ends with a summary of both releases.
+
+By default the requests go through a real Traefik: real HTTP requests to real servers at the
+pods' own addresses, routed by the HTTPRoute the controller writes, and judged from Traefik's
+own metrics. ``--gateway mesh`` (``make demo GATEWAY=mesh``) runs the same releases through the
+simulated mesh instead.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from e2e.harness.environment import Environment, environment
 from e2e.harness.kube import Kube
 from e2e.harness.release import install_app, ship, template_version
 from e2e.harness.traffic import requests_by_canary_weight
+from e2e.traefik.load import Load
 
 APP = "podinfo"
 NAMESPACE = "demo"
@@ -54,16 +60,96 @@ def _checks(status: dict[str, Any]) -> str:
     return ", ".join(parts) or "-"
 
 
-def _served(env: Environment, weight: int) -> str:
-    """What the data plane did while the canary weight was ``weight``: its real share of requests."""
-    requests = requests_by_canary_weight(env.mesh.client.stats(NAMESPACE, APP), f"{APP}-canary").get(weight, {})
-    routed = sum(requests.values())
+class Traffic:
+    """Where the demo's requests go and who counts them: the simulated mesh (the default)."""
+
+    name = "the simulated mesh"
+
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+
+    def start(self, kube: Kube) -> None:
+        self.env.mesh.client.set_load(NAMESPACE, APP, RPS)
+        self.env.mesh.client.reset_stats(NAMESPACE, APP)
+
+    def canary_args(self) -> dict[str, Any]:
+        return {}
+
+    def drain_seconds(self) -> int:
+        """How long a deleted Pod keeps answering (see :func:`e2e.harness.app.deployment`)."""
+        return 0
+
+    def controller_mesh(self) -> str:
+        return "linkerd"
+
+    def new_release(self) -> None:
+        self.env.mesh.client.reset_stats(NAMESPACE, APP)
+
+    def weight_ended(self, weight: int) -> str:
+        """What the data plane did while the canary weight was ``weight``: its real share of requests."""
+        requests = requests_by_canary_weight(self.env.mesh.client.stats(NAMESPACE, APP),
+                                             f"{APP}-canary").get(weight, {})
+        return _share_line(weight, requests.get(f"{APP}-canary", 0), sum(requests.values()), "the mesh")
+
+    def stop(self) -> None:
+        self.env.mesh.client.stop_all_load(NAMESPACE)
+
+
+class TraefikTraffic(Traffic):
+    """Real requests through a real Traefik, counted by Traefik's own metrics."""
+
+    name = "Traefik (real HTTP, routed by the controller's HTTPRoute)"
+
+    def __init__(self, env: Environment) -> None:
+        super().__init__(env)
+        self.traefik = env.traefik()
+        self.pods = env.pod_network()
+        self.load: Load | None = None
+        self.host = f"{APP}.{NAMESPACE}.example"
+        self.counted = self._counts()
+
+    def _counts(self) -> dict[str, int]:
+        return self.traefik.requests_by_backend(NAMESPACE, (f"{APP}-primary", f"{APP}-canary"))
+
+    def start(self, kube: Kube) -> None:
+        self.pods.wait_serving(NAMESPACE, {"app": f"{APP}-primary"}, 2)
+        self.load = Load(self.traefik.web_url, host=self.host, rps=RPS).start()
+        self.counted = self._counts()
+
+    def canary_args(self) -> dict[str, Any]:
+        return {"provider": "gatewayapi", "service_options": {
+            "gatewayRefs": [{"name": self.traefik.gateway_name, "namespace": self.traefik.gateway_namespace}],
+            "hosts": [self.host]}}
+
+    def controller_mesh(self) -> str:
+        return "traefik"
+
+    def drain_seconds(self) -> int:
+        # Traefik applies endpoint changes up to its provider throttle (2 s) late: a Pod that
+        # vanished at once would be sent requests for that long, as without a preStop sleep.
+        return 5
+
+    def new_release(self) -> None:
+        self.counted = self._counts()
+
+    def weight_ended(self, weight: int) -> str:
+        now = self._counts()
+        delta = {k: now[k] - self.counted.get(k, 0) for k in now}
+        self.counted = now
+        return _share_line(weight, delta[f"{APP}-canary"], sum(delta.values()), "Traefik")
+
+    def stop(self) -> None:
+        if self.load is not None:
+            self.load.stop()
+
+
+def _share_line(weight: int, canary: int, routed: int, who: str) -> str:
     if not routed:
         return ""
-    return f"  (at {weight}% the mesh sent {requests.get(f'{APP}-canary', 0) / routed:.0%} of {routed} requests to the canary)"
+    return f"  (at {weight}% {who} sent {canary / routed:.0%} of {routed} requests to the canary)"
 
 
-def follow_release(env: Environment, kube: Kube, version: str, started: float, timeout: float = 180) -> ReleaseSummary:
+def follow_release(traffic: Traffic, kube: Kube, version: str, started: float, timeout: float = 180) -> ReleaseSummary:
     """Print each change of phase or weight, with the checks behind it, until the release ends."""
     seen: tuple[str, int, str] | None = None
     weights: list[int] = []
@@ -75,8 +161,10 @@ def follow_release(env: Environment, kube: Kube, version: str, started: float, t
         key = (phase, weight, str(st.get("lastAnalysisTime")))
         if key != seen:
             seen = key
-            if weights and weights[-1] != weight and weights[-1] > 0:
-                _say(_served(env, weights[-1]))
+            if weights and weights[-1] != weight:
+                served = traffic.weight_ended(weights[-1])
+                if weights[-1] > 0 and served:
+                    _say(served)
             if not weights or weights[-1] != weight:
                 weights.append(weight)
             _say(f"  {time.monotonic() - started:6.1f}s  {phase:<16} canary {weight:>3}%   {_checks(st)}")
@@ -89,53 +177,58 @@ def follow_release(env: Environment, kube: Kube, version: str, started: float, t
     raise SystemExit(f"demo: release {version} did not finish within {timeout:.0f}s")
 
 
-def run_demo(env: Environment) -> list[ReleaseSummary]:
+def run_demo(env: Environment, traffic: Traffic) -> list[ReleaseSummary]:
     kube = Kube(env.api, NAMESPACE)
     kube.create_namespace()
     controller = Controller(ControllerOptions(kubeconfig=env.kubeconfig, namespace=NAMESPACE,
-                                              prometheus_url=env.prometheus.url), env.workdir / "logs", env.api)
+                                              prometheus_url=env.prometheus.url, mesh=traffic.controller_mesh()),
+                            env.workdir / "logs", env.api)
     controller.start()
     try:
         _say(f"\n==> controller running (log: {controller.process.log_path if controller.process else '-'})")
         _say(f"==> deploying {APP} v1 with a Canary: 20% more traffic every 3s up to 60%, success rate >= 99%, "
              "p99 <= 200 ms, rollback after 2 failed checks")
-        install_app(kube, APP, interval="3s", step_weight=20, max_weight=60, threshold=2)
-        env.mesh.client.set_load(NAMESPACE, APP, RPS)
-        env.mesh.client.reset_stats(NAMESPACE, APP)
-        _say(f"==> {RPS} requests/s flowing to {APP}.{NAMESPACE} through the simulated mesh; primary runs v1")
+        install_app(kube, APP, interval="3s", step_weight=20, max_weight=60, threshold=2,
+                    drain_seconds=traffic.drain_seconds(), **traffic.canary_args())
+        traffic.start(kube)
+        _say(f"==> {RPS} requests/s flowing to {APP}.{NAMESPACE} through {traffic.name}; primary runs v1")
 
         summaries = []
         _say("\n==> release v2 (healthy)")
         started = time.monotonic()
         ship(kube, APP, "2")
-        summaries.append(follow_release(env, kube, "v2 (healthy)", started))
+        summaries.append(follow_release(traffic, kube, "v2 (healthy)", started))
 
         _say("\n==> release v3 (faulty: 20% of requests fail, +300 ms)")
-        env.mesh.client.reset_stats(NAMESPACE, APP)
+        traffic.new_release()
         started = time.monotonic()
         ship(kube, APP, "3", error_rate=0.2, latency_ms=300)
-        summaries.append(follow_release(env, kube, "v3 (faulty)", started))
+        summaries.append(follow_release(traffic, kube, "v3 (faulty)", started))
         primary = template_version(kube.deployment(f"{APP}-primary"))
         _say(f"\n==> the primary runs v{primary}")
         return summaries
     finally:
+        traffic.stop()
         controller.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
     parser.add_argument("--workdir", type=Path, default=None, help="where logs and state go (default: a temp dir)")
+    parser.add_argument("--gateway", choices=("traefik", "mesh"), default="traefik",
+                        help="route the demo's requests through a real Traefik (default) or the simulated mesh")
     args = parser.parse_args(argv)
     missing = binaries_missing()
     if missing:
         _say(f"==> first run on this machine: building {', '.join(missing)} from the Go module proxy. "
-             "This takes about 10-25 minutes on 2 cores, once; later runs start in seconds.")
+             "This takes about 15-30 minutes on 2 cores (Traefik alone about 6), once; later runs start in seconds.")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="canary-demo-"))
     begun = time.monotonic()
     with environment(workdir) as env:
         figures = ", ".join(f"{k} {v:.1f}s" for k, v in env.timings.items())
-        _say(f"==> local control plane, simulated mesh and Prometheus ready ({figures})")
-        summaries = run_demo(env)
+        traffic = TraefikTraffic(env) if args.gateway == "traefik" else Traffic(env)
+        _say(f"==> local control plane, Prometheus and {traffic.name} ready ({figures})")
+        summaries = run_demo(env, traffic)
     _say("\n==> summary")
     for s in summaries:
         steps = " -> ".join(f"{w}%" for w in s.weights)

@@ -9,8 +9,6 @@ class's ``status.supportedFeatures`` itself, as Traefik v3.6 does, without HTTPR
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ import pytest
 from kubernetes.client import CustomObjectsApi
 
 from e2e.cluster import install_manifests
+from e2e.cluster.binaries import expected_binaries
 from e2e.conftest import StartController
 from e2e.harness import app
 from e2e.harness.environment import Environment
@@ -26,9 +25,6 @@ from e2e.harness.kube import Kube, wait_for
 from e2e.harness.release import GATEWAY_GROUP
 
 NAME = "podinfo"
-#: The Gateway API release Traefik v3.6.12 requires; its standard CRDs are in the Go module cache
-#: once the Traefik build has downloaded its modules.
-GATEWAY_API_MODULE = "sigs.k8s.io/gateway-api@v1.4.0"
 CONTROLLER = "canary.dev/e2e-simulated-gateway"
 #: What Traefik v3.6.12 lists for HTTPRoutes (its features.go): core plus these extended ones.
 WITHOUT_MIRROR = ["Gateway", "HTTPRoute", "HTTPRouteHostRewrite", "HTTPRoutePathRewrite",
@@ -39,14 +35,12 @@ ACCEPT_TIMEOUT = 120
 
 
 def _standard_crds() -> list[Path]:
-    go = shutil.which("go") or "/usr/local/go/bin/go"
-    cache = subprocess.run([go, "env", "GOMODCACHE"], capture_output=True, text=True, check=False).stdout.strip()
-    root = Path(cache or Path.home() / "go" / "pkg" / "mod") / GATEWAY_API_MODULE / "config" / "crd" / "standard"
-    paths = [root / f"{GATEWAY_GROUP}_{plural}.yaml" for plural in ("gatewayclasses", "gateways")]
+    crds = expected_binaries().traefik_crds.gateway_api
+    paths = [crds / f"{GATEWAY_GROUP}_{plural}.yaml" for plural in ("gatewayclasses", "gateways")]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         pytest.fail(f"the Gateway API standard CRDs are missing ({', '.join(missing)}): e2e/cluster/build.sh "
-                    f"downloads {GATEWAY_API_MODULE} with Traefik's modules")
+                    "copies them from the module Traefik is built against")
     return paths
 
 

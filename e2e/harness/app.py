@@ -17,6 +17,8 @@ PORT = 8080
 VERSION = "sim.canary.dev/version"
 ERROR_RATE = "sim.canary.dev/error-rate"
 LATENCY_MS = "sim.canary.dev/latency-ms"
+#: kwok deletes a terminating Pod this long after the deletion began (its pod-delete stage).
+KWOK_DELETE_DELAY = "pod-delete.stage.kwok.x-k8s.io/delay"
 
 
 def behaviour(version: str, *, error_rate: float = 0.0, latency_ms: int = 0) -> dict[str, str]:
@@ -31,7 +33,16 @@ def deployment(
     annotations: Mapping[str, str],
     replicas: int = 2,
     configmap: str | None = None,
+    drain_seconds: int = 0,
 ) -> dict[str, Any]:
+    """The app's Deployment. With ``drain_seconds`` its Pods shut down gracefully, as a real
+    server with a termination grace period does: a deleted Pod leaves its Service's endpoints at
+    once but lives (and, on the pod network, keeps answering) ``drain_seconds`` longer, so a
+    proxy that learns of the change a moment later still reaches it. Without, a deleted Pod is
+    gone within a second, which is all the simulated mesh needs."""
+    template_annotations = dict(annotations)
+    if drain_seconds:
+        template_annotations[KWOK_DELETE_DELAY] = f"{drain_seconds}s"
     container: dict[str, Any] = {
         "name": "app",
         "image": PAUSE_IMAGE,
@@ -48,8 +59,10 @@ def deployment(
             "replicas": replicas,
             "selector": {"matchLabels": {"app": name}},
             "template": {
-                "metadata": {"labels": {"app": name}, "annotations": dict(annotations)},
-                "spec": {"containers": [container], "terminationGracePeriodSeconds": 0},
+                "metadata": {"labels": {"app": name}, "annotations": template_annotations},
+                # kwok deletes a Pod at a random moment between its delay and the end of the grace
+                # period, so the grace period is the delay exactly.
+                "spec": {"containers": [container], "terminationGracePeriodSeconds": drain_seconds},
             },
         },
     }
@@ -94,6 +107,7 @@ def canary(
     target_kind: str = "Deployment",
     autoscaler_ref: Mapping[str, Any] | None = None,
     judge: Mapping[str, Any] | None = None,
+    service_options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     analysis: dict[str, Any] = {
         "interval": interval,
@@ -114,7 +128,7 @@ def canary(
     spec: dict[str, Any] = {
         "targetRef": {"apiVersion": "apps/v1", "kind": target_kind, "name": name},
         "progressDeadlineSeconds": progress_deadline_seconds,
-        "service": {"port": PORT, "targetPort": "http", "portName": "http"},
+        "service": {"port": PORT, "targetPort": "http", "portName": "http", **(service_options or {})},
         "analysis": analysis,
     }
     if provider:

@@ -1,7 +1,10 @@
 """A release-approval webhook endpoint on loopback: 403 until approved, then 200.
 
 Scenarios put it behind a ``confirm-promotion`` (or other gate) hook to hold a release where
-they want to look at it, and record when the controller asked.
+they want to look at it, and record when the controller asked. A :class:`Gate` with
+``permits`` instead of ``approved`` opens once per permit: behind ``confirm-traffic-increase``
+and ``confirm-promotion`` it lets a release take exactly one step per permit, so a scenario can
+measure the data plane at every weight without racing the controller's next tick.
 """
 
 from __future__ import annotations
@@ -20,6 +23,25 @@ class Gate:
     #: time.monotonic() of every call the controller made.
     calls: list[float] = field(default_factory=list)
     url: str = ""
+    #: Answers still to give 200 to while ``approved`` is not set; each 200 uses one.
+    permits: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def grant(self, count: int = 1) -> None:
+        """Let ``count`` more calls through (one release step each)."""
+        with self._lock:
+            self.permits += count
+
+    def answer(self) -> bool:
+        """Whether this call is let through; a permit is used up if one is."""
+        with self._lock:
+            self.calls.append(time.monotonic())
+            if self.approved.is_set():
+                return True
+            if self.permits > 0:
+                self.permits -= 1
+                return True
+            return False
 
 
 @contextmanager
@@ -29,8 +51,7 @@ def serve_gate() -> Iterator[Gate]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            state.calls.append(time.monotonic())
-            self.send_response(200 if state.approved.is_set() else 403)
+            self.send_response(200 if state.answer() else 403)
             self.end_headers()
 
         def log_message(self, *_: object) -> None:

@@ -106,8 +106,13 @@ class Kube:
             self.apps.create_namespaced_daemon_set(self.namespace, body)
         elif kind == "ConfigMap":
             self.core.create_namespaced_config_map(self.namespace, body)
+        elif kind == "Service":
+            self.core.create_namespaced_service(self.namespace, body)
         elif kind == "Canary":
             self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, body)
+        elif kind == "IngressRoute":  # what a Flagger user writes beside a provider: traefik Canary
+            group, version = manifest["apiVersion"].split("/")
+            self.custom.create_namespaced_custom_object(group, version, self.namespace, "ingressroutes", body)
         else:
             raise ValueError(f"the scenarios do not create {kind} objects")
 

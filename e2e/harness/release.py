@@ -95,10 +95,10 @@ class ReleaseWatcher:
 
 
 def install_app(kube: Kube, name: str, *, version: str = "1", replicas: int = 2, configmap: str | None = None,
-                **canary_args: Any) -> None:
+                drain_seconds: int = 0, **canary_args: Any) -> None:
     """Create the Deployment and its Canary and wait until the controller has initialised them."""
     kube.create(app.deployment(name, kube.namespace, annotations=app.behaviour(version), replicas=replicas,
-                               configmap=configmap))
+                               configmap=configmap, drain_seconds=drain_seconds))
     kube.create(app.canary(name, kube.namespace, **canary_args))
     kube.wait_for_phase(name, "Initialized", timeout=90)
     wait_for(lambda: kube.deployment(f"{name}-primary"), _ready, timeout=60, what=f"{name}-primary ready")

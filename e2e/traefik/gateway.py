@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from e2e.processes import E2ESetupError
 from e2e.traefik.http import http_get
-from e2e.traefik.launcher import TraefikProcess
+from e2e.traefik.launcher import WEB_ENTRYPOINT, TraefikProcess
+from e2e.traefik.observe import applied_split, requests_by_backend
 
 REQUESTS_TOTAL = "traefik_service_requests_total"
 
@@ -48,6 +51,29 @@ class TraefikGateway:
                 code = sample.labels.get("code", "")
                 by_code[code] = by_code.get(code, 0.0) + sample.value
         return counts
+
+    @property
+    def entrypoint(self) -> str:
+        """The entryPoint an IngressRoute names to be served where :attr:`web_url` listens."""
+        return WEB_ENTRYPOINT
+
+    @property
+    def api_url(self) -> str:
+        """Traefik's read-only API (``/api/http/services``, ...), on the metrics entryPoint."""
+        return self.metrics_url.removesuffix("/metrics") + "/api"
+
+    def requests_by_backend(self, namespace: str, services: Collection[str]) -> dict[str, int]:
+        """Requests Traefik has sent each of ``services`` (Service names in ``namespace``) so far,
+        through either Kubernetes provider, by its own counters."""
+        return requests_by_backend(self.requests_by_service(), namespace, services)
+
+    def applied_split(self, namespace: str, apex: str) -> dict[str, float] | None:
+        """The shares of ``<apex>-primary`` and ``<apex>-canary`` in the weighted service Traefik
+        applies now (its API, not the route object); None while it applies none."""
+        status, text = http_get(f"{self.api_url}/http/services?per_page=1000")
+        if status != 200:
+            raise TraefikMetricsError(f"GET {self.api_url}/http/services answered {status}: {text[:200]}")
+        return applied_split(json.loads(text), namespace, (f"{apex}-primary", f"{apex}-canary"))
 
     def service_label(self, namespace: str, service: str, port: int, provider: str = "kubernetesgateway") -> str:
         """The ``service`` label Traefik gives a Kubernetes Service backend in its metrics.

@@ -19,7 +19,10 @@ HOST = "127.0.0.1"
 LOG_FILE = "traefik.log"
 START_TIMEOUT = 60.0
 WEB_ENTRYPOINT = "web"
-METRICS_ENTRYPOINT = "metrics"
+#: Ping, metrics and Traefik's API on one loopback entryPoint. Its name is the one Traefik serves
+#: its API on with ``api.insecure`` (read only, never exposed beyond 127.0.0.1): scenarios read
+#: from the API which split Traefik has actually applied.
+METRICS_ENTRYPOINT = "traefik"
 
 #: Request-duration buckets in seconds. The scenarios' pods answer in milliseconds to a few hundred
 #: (latency faults), and a p99 bound is judged from these buckets, so they are dense from 5 ms to
@@ -89,12 +92,18 @@ def traefik_argv(binary: Path, *, web_port: int, metrics_port: int, host: str = 
         "--global.checkNewVersion=false",
         "--global.sendAnonymousUsage=false",
         "--log.level=INFO",
+        # Every request with its router, service, backend address and status: what a scenario's
+        # failure is read from.
+        "--accesslog=true",
         "--log.noColor=true",
         f"--entryPoints.{WEB_ENTRYPOINT}.address={host}:{web_port}",
         f"--entryPoints.{WEB_ENTRYPOINT}.transport.lifeCycle.graceTimeOut={GRACE_TIMEOUT}",
         f"--entryPoints.{METRICS_ENTRYPOINT}.address={host}:{metrics_port}",
         f"--entryPoints.{METRICS_ENTRYPOINT}.transport.lifeCycle.graceTimeOut={GRACE_TIMEOUT}",
-        # Both internal services on the metrics entryPoint, so Traefik opens no :8080 of its own.
+        # The internal services on the metrics entryPoint, so Traefik opens no :8080 of its own.
+        "--api=true",
+        "--api.insecure=true",
+        "--api.dashboard=false",
         "--ping=true",
         f"--ping.entryPoint={METRICS_ENTRYPOINT}",
         "--metrics.prometheus=true",

@@ -56,6 +56,14 @@ class LoadStats:
     latencies_ms: tuple[float, ...] = ()
     #: How many latency samples were ever taken (the tuple keeps only the latest ones).
     latency_count: int = 0
+    #: The number (1 = the first ever sent) of the oldest request still waiting for its answer;
+    #: None when none is. A fast backend's answers overtake a slow one's, so only this tells
+    #: that every request sent before some moment has been answered.
+    oldest_in_flight: int | None = None
+
+    def answered_all_sent_by(self, earlier: LoadStats) -> bool:
+        """Whether every request sent by the time of ``earlier`` has had its answer (or error)."""
+        return self.oldest_in_flight is None or self.oldest_in_flight > earlier.sent
 
     @property
     def answered(self) -> int:
@@ -83,6 +91,7 @@ class LoadStats:
             errors=_minus(self.errors, earlier.errors),
             latencies_ms=self.latencies_ms[len(self.latencies_ms) - min(new_samples, len(self.latencies_ms)):],
             latency_count=new_samples,
+            oldest_in_flight=self.oldest_in_flight,
         )
 
 
@@ -126,6 +135,7 @@ class Load:
         self._lock = threading.Lock()
         self._sent = self._dropped = self._latency_count = 0
         self._in_flight = 0
+        self._outstanding: set[int] = set()
         self._by_status: Counter[int] = Counter()
         self._by_version: Counter[str] = Counter()
         self._by_pod: Counter[str] = Counter()
@@ -179,6 +189,7 @@ class Load:
                 errors=dict(self._errors),
                 latencies_ms=tuple(self._latencies),
                 latency_count=self._latency_count,
+                oldest_in_flight=min(self._outstanding, default=None),
             )
 
     def __enter__(self) -> Load:
@@ -239,11 +250,13 @@ class Load:
                 return
             self._in_flight += 1
             self._sent += 1
-        task = asyncio.get_running_loop().create_task(self._request(session))
+            number = self._sent
+            self._outstanding.add(number)
+        task = asyncio.get_running_loop().create_task(self._request(session, number))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
-    async def _request(self, session: aiohttp.ClientSession) -> None:
+    async def _request(self, session: aiohttp.ClientSession, number: int) -> None:
         began = time.perf_counter()
         try:
             async with session.get(self.url, headers=self._headers, allow_redirects=False) as response:
@@ -266,3 +279,4 @@ class Load:
         finally:
             with self._lock:
                 self._in_flight -= 1
+                self._outstanding.discard(number)

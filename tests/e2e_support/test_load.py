@@ -137,3 +137,13 @@ def test_settings_out_of_bounds_are_refused() -> None:
         Load("http://127.0.0.1:1", host="x", rps=1e9)
     with pytest.raises(LoadError):
         Load("http://127.0.0.1:1", host="x", rps=1, concurrency=0)
+
+
+def test_only_the_oldest_request_in_flight_says_everything_sent_earlier_was_answered() -> None:
+    # Requests 1..10 sent; 9 and 10 answered (fast), 3 still waiting (slow): the answered count
+    # alone would say "all done", the oldest in flight says request 3 is not.
+    earlier = LoadStats(sent=10)
+    assert not LoadStats(sent=12, by_status={200: 11}, oldest_in_flight=3).answered_all_sent_by(earlier)
+    assert LoadStats(sent=12, by_status={200: 11}, oldest_in_flight=11).answered_all_sent_by(earlier)
+    assert LoadStats(sent=12, by_status={200: 12}).answered_all_sent_by(earlier)
+    assert LoadStats(sent=12, oldest_in_flight=3).minus(earlier).oldest_in_flight == 3
