@@ -90,9 +90,11 @@ def test_service_labels_as_each_provider_spells_them() -> None:
 def test_the_listener_port_is_the_web_entrypoint_and_nothing_listens_elsewhere() -> None:
     argv = traefik_argv(Path("/bin/traefik"), web_port=4001, metrics_port=4002)
     addresses = sorted(a for a in argv if ".address=" in a)
-    assert addresses == ["--entryPoints.metrics.address=127.0.0.1:4002", "--entryPoints.web.address=127.0.0.1:4001"]
-    # ping and metrics on our entryPoint: Traefik would otherwise open its own :8080 on every address.
-    assert "--ping.entryPoint=metrics" in argv and "--metrics.prometheus.entryPoint=metrics" in argv
+    assert addresses == ["--entryPoints.traefik.address=127.0.0.1:4002", "--entryPoints.web.address=127.0.0.1:4001"]
+    # ping, metrics and the API on our loopback entryPoint (the API is served on the one named
+    # "traefik"): Traefik would otherwise open its own :8080 on every address.
+    assert "--ping.entryPoint=traefik" in argv and "--metrics.prometheus.entryPoint=traefik" in argv
+    assert "--api.insecure=true" in argv
     assert f"--metrics.prometheus.buckets={','.join(f'{b:g}' for b in DURATION_BUCKETS)}" in argv
     assert list(DURATION_BUCKETS) == sorted(DURATION_BUCKETS) and DURATION_BUCKETS[0] <= 0.005
 
