@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from e2e.processes import E2ESetupError, wait_until
+from e2e.processes import E2ESetupError, start_ticks, wait_until
 
 NETNS_PREFIX = "canary-e2e-"
 LINK_PREFIX = "cnr"
@@ -125,18 +125,6 @@ def _ip_json(*args: str) -> list[dict[str, Any]]:
     return [item for item in parsed if isinstance(item, dict)]
 
 
-def _start_ticks(pid: int) -> int | None:
-    """Start time of a live, non-zombie ``pid`` (clock ticks since boot); None when there is none."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rpartition(")")[2].split()
-    if fields[0] in ("Z", "X"):
-        return None
-    return int(fields[19])
-
-
 @contextlib.contextmanager
 def _pool_lock() -> Iterator[None]:
     LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
@@ -179,7 +167,7 @@ def _free_subnet(pid: int) -> ipaddress.IPv4Network:
 
 
 def _owner_gone(pid: int, ticks: int | None) -> bool:
-    current = _start_ticks(pid)
+    current = start_ticks(pid)
     if current is None:
         return True
     return ticks is not None and current != ticks
@@ -217,7 +205,7 @@ def create_net_host() -> NetHost:
     global _sequence
     _require_root()
     pid = os.getpid()
-    ticks = _start_ticks(pid) or 0
+    ticks = start_ticks(pid) or 0
     _sequence += 1
     seq = _sequence
     netns = f"{NETNS_PREFIX}{pid}-{ticks}-{seq}"

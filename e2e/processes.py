@@ -167,3 +167,20 @@ def wait_until(
             tail = f"; last lines of {process.log_path}:\n{process.log_tail()}" if process else ""
             raise E2ESetupError(f"timed out after {timeout:.0f}s waiting for {what}{detail}{tail}")
         time.sleep(interval)
+
+
+def start_ticks(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot), while it lives and is not a zombie; None
+    otherwise. A pid is reused once its process is gone, so (pid, start ticks) names one process:
+    what records of our processes (leases, cluster state, network namespaces) are checked by."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name in parentheses may hold spaces; the fields after the last ")" do not.
+    fields_after_name = stat.rpartition(")")[2].split()
+    state, ticks = fields_after_name[0], fields_after_name[19]
+    # A zombie has exited; it stays in the table only until whoever adopted it reaps it.
+    if state in ("Z", "X"):
+        return None
+    return int(ticks)

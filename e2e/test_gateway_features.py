@@ -66,12 +66,6 @@ def _publish(env: Environment, class_name: str, features: list[str]) -> None:
         {"status": {"supportedFeatures": [{"name": f} for f in sorted(features)]}})
 
 
-def _stalled(kube: Kube) -> dict[str, Any] | None:
-    for condition in kube.status(NAME).get("conditions") or []:
-        if condition.get("type") == "Stalled" and condition.get("status") == "True":
-            return dict(condition)
-    return None
-
 
 def test_a_mirror_through_a_gateway_without_request_mirror_is_refused_until_its_class_lists_it(
     env: Environment, kube: Kube, start_controller: StartController, gateway_class: str
@@ -91,7 +85,7 @@ def test_a_mirror_through_a_gateway_without_request_mirror_is_refused_until_its_
     body["spec"]["service"]["gatewayRefs"] = [{"name": "public"}]
     kube.create(body)
 
-    stalled = wait_for(lambda: _stalled(kube), lambda c: c is not None, timeout=60,
+    stalled = wait_for(lambda: kube.condition(NAME, "Stalled"), lambda c: c is not None, timeout=60,
                        what="the Canary stalled for the missing Gateway feature")
     assert stalled is not None and stalled["reason"] == "GatewayFeatureUnsupported", stalled
     for part in ("spec.analysis.mirror needs HTTPRouteRequestMirror", f"Gateway {kube.namespace}/public",

@@ -309,12 +309,6 @@ def test_ab_by_header_only_matching_requests_reach_the_canary(
     assert template_version(kube.deployment(PRIMARY)) == "2"
 
 
-def _stalled(kube: Kube) -> dict[str, Any] | None:
-    for condition in kube.status(NAME).get("conditions") or []:
-        if condition.get("type") == "Stalled" and condition.get("status") == "True":
-            return dict(condition)
-    return None
-
 
 def test_mirroring_is_refused_on_traefik_which_would_fail_every_mirrored_request(
     env: Environment, kube: Kube, start_controller: StartController
@@ -346,7 +340,7 @@ def test_mirroring_is_refused_on_traefik_which_would_fail_every_mirrored_request
     del analysis["stepWeight"], analysis["maxWeight"]
     analysis.update(iterations=2, mirror=True)
     kube.create(body)
-    stalled = wait_for(lambda: _stalled(kube), lambda c: c is not None, timeout=90,
+    stalled = wait_for(lambda: kube.condition(NAME, "Stalled"), lambda c: c is not None, timeout=90,
                        what="the mirrored Canary refused for the Gateway's missing feature")
     assert stalled is not None and stalled["reason"] == "GatewayFeatureUnsupported", stalled
     for part in ("HTTPRouteRequestMirror", "traefik.io/gateway-controller", "spec.analysis.mirror"):

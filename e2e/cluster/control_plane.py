@@ -48,7 +48,7 @@ from e2e.cluster.kubeconfig import write_kubeconfig
 from e2e.cluster.kwok_config import write_kwok_config
 from e2e.cluster.pki import FRONT_PROXY_CLIENT_NAME, ClusterPKI, KeyPair, generate_pki
 from e2e.cluster.pod_cidr import PodCidrLease, kwok_cidr, lease_pod_cidr, reclaim_stale
-from e2e.processes import E2ESetupError, ManagedProcess, free_port, spawn, wait_until
+from e2e.processes import E2ESetupError, ManagedProcess, free_port, spawn, start_ticks, wait_until
 
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
 # kwok's default pod CIDR (10.0.0.1/24) overlaps the service range, and pod IPs that look like
@@ -88,7 +88,7 @@ class ProcessRecord:
     log: str
 
     def alive(self) -> bool:
-        return _start_ticks(self.pid) == self.start_ticks
+        return start_ticks(self.pid) == self.start_ticks
 
 
 @dataclass(frozen=True)
@@ -107,21 +107,6 @@ class ClusterState:
 
     def running(self) -> list[ProcessRecord]:
         return [record for record in self.processes if record.alive()]
-
-
-def _start_ticks(pid: int) -> int | None:
-    """Start time of a live, non-zombie ``pid``; None when there is no such process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name in parentheses may hold spaces; the fields after the last ")" do not.
-    fields_after_name = stat.rpartition(")")[2].split()
-    state, ticks = fields_after_name[0], fields_after_name[19]
-    # A zombie has exited; it stays in the table only until whoever adopted it reaps it.
-    if state in ("Z", "X"):
-        return None
-    return int(ticks)
 
 
 def _utc_now() -> str:
@@ -562,7 +547,7 @@ class ControlPlane:
     def _save_state(self, *, stopped: bool = False) -> None:
         records = []
         for process in ([] if stopped else self.processes.values()):
-            ticks = _start_ticks(process.pid)
+            ticks = start_ticks(process.pid)
             if ticks is not None:
                 records.append(
                     ProcessRecord(

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from e2e.processes import E2ESetupError
+from e2e.processes import E2ESetupError, start_ticks
 
 #: Every run's range is a part of it; it overlaps neither the service range (10.0.0.0/24), the
 #: Node addresses (10.240.0.0/24) nor the test hosts' pool (10.250.0.0/16).
@@ -42,18 +42,6 @@ def _lease_dir() -> Path:
 
 
 LEASE_DIR = _lease_dir()
-
-
-def start_ticks(pid: int) -> int | None:
-    """Start time of a live, non-zombie ``pid`` (clock ticks since boot); None when there is none."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rpartition(")")[2].split()
-    if fields[0] in ("Z", "X"):
-        return None
-    return int(fields[19])
 
 
 @dataclass(frozen=True)

@@ -173,6 +173,13 @@ class Kube:
             what=f"Canary {self.namespace}/{name} to reach phase {' or '.join(phases)}",
         )
 
+    def condition(self, name: str, kind: str) -> dict[str, Any] | None:
+        """The Canary's status condition of type ``kind`` while it is True; None otherwise."""
+        for condition in self.status(name).get("conditions") or []:
+            if condition.get("type") == kind and condition.get("status") == "True":
+                return dict(condition)
+        return None
+
     def events(self, name: str) -> list[dict[str, Any]]:
         """The Events recorded on the Canary, oldest first, as (reason, message) dicts."""
         items = self.core.list_namespaced_event(
