@@ -79,6 +79,8 @@ def test_an_unreadable_lease_is_free_again(lease_dir: Path) -> None:
 
 def test_reclaim_stale_deletes_only_leases_of_gone_holders(lease_dir: Path) -> None:
     live = lease_pod_cidr()
-    (lease_dir / pod_cidr.lease_name(RANGES[2])).write_text('{"pid": 1, "ticks": -1}')  # no process started before boot
+    # The live lease's range depends on this process's pid: the stale one must be another.
+    stale = next(r for r in RANGES if r != live.network)
+    (lease_dir / pod_cidr.lease_name(stale)).write_text('{"pid": 1, "ticks": -1}')  # no process started before boot
     pod_cidr.reclaim_stale()
     assert sorted(p.name for p in lease_dir.glob("*.json")) == [live.path.name]
