@@ -32,7 +32,7 @@ import pytest
 from e2e.conftest import StartController
 from e2e.harness import app
 from e2e.harness.controller import Controller
-from e2e.harness.environment import Environment
+from e2e.harness.environment import POD_NETWORK_NEEDS_LOCAL_CLUSTER, Environment
 from e2e.harness.figures import percentile, summary
 from e2e.harness.gate import Gate, serve_gate
 from e2e.harness.kube import Kube, wait_for
@@ -65,6 +65,8 @@ def _host(kube: Kube) -> str:
 
 def _start(env: Environment, start_controller: StartController) -> tuple[TraefikGateway, PodNetwork, Controller]:
     """Traefik, the pod network and a controller reading Traefik's metrics."""
+    if env.control_plane is None:
+        pytest.skip(POD_NETWORK_NEEDS_LOCAL_CLUSTER)
     traefik, pods = env.traefik(), env.pod_network()
     return traefik, pods, start_controller(mesh="traefik")
 
