@@ -80,7 +80,7 @@ def test_pods_answer_at_their_ips_as_their_annotations_say(
 
     # The addresses kwok gave the Pods, from this run's own range.
     pods = {pod["status"]["podIP"]: pod["metadata"]["name"] for pod in kube.pods(f"app={web}")}
-    assert sorted(pods) == ips
+    assert sorted(pods, key=ipaddress.IPv4Address) == ips  # numeric order, as wait_serving gives them
     assert all(ipaddress.IPv4Address(ip) in env.control_plane.pod_cidr for ip in ips)
 
     # What a gateway resolves: the EndpointSlices list exactly the served addresses and port.
