@@ -180,6 +180,11 @@ def _nothing_to_the_canary(traefik: TraefikGateway, kube: Kube, load: Load) -> N
     assert not canary, f"after the rollback canary pods still answered: {canary} of {after.answered}"
 
 
+def _none_terminating(kube: Kube) -> None:
+    wait_for(lambda: [p["metadata"]["name"] for p in kube.pods("") if p["metadata"].get("deletionTimestamp")],
+             lambda terminating: not terminating, timeout=60, what="no Pod of the namespace terminating")
+
+
 def _no_failed_requests(load: Load, since: LoadStats) -> None:
     stats = load.snapshot().minus(since)
     not_ok = {code: n for code, n in stats.by_status.items() if code != 200}
@@ -258,8 +263,14 @@ def test_oncall_rollback_reaches_traefik_within_two_seconds(
             ship(kube, NAME, str(attempt + 2))
             _at_weight(kube, 40)
             _applied(traefik, kube, 0.4)
-            # On-call acts on a canary they have seen taking its share of live traffic.
-            assert _served(traefik, kube, load, 100)[CANARY] > 0
+            # On-call acts on a canary they have seen taking its share of live traffic. Traefik
+            # applies a provider's changes at most once per 2 s (its providersThrottleDuration),
+            # so the last change before the annotation (the previous try's Pods leaving their
+            # EndpointSlices) must be older than that, or Traefik's throttle and not the
+            # controller sets the time: no Pod terminating any more, then 150 requests, which at
+            # 50 a second take 3 s.
+            _none_terminating(kube)
+            assert _served(traefik, kube, load, 150)[CANARY] > 0
             started = time.monotonic()
             kube.annotate_canary(NAME, {"canary.dev/rollback": f"try {attempt}"})
             wait_for(lambda: route_shares(kube, NAME, "gatewayapi").get(CANARY), lambda share: share == 0.0,
