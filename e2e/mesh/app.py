@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from e2e.mesh.dataplane import DataPlane
 from e2e.mesh.kubeapi import ApiClientTransport, Transport, load_configuration
 from e2e.mesh.objects import parse_http_route, parse_pod, parse_service, parse_traffic_split
 from e2e.mesh.route_groups import parse_http_route_group
+from e2e.serving import serve_until_signalled
 from e2e.mesh.state import ClusterState
 from e2e.mesh.watch import ResourceKind, WatchEvent, Watcher
 
@@ -130,6 +130,7 @@ class MeshApp:
         )  # fmt: skip
 
     async def stop(self) -> None:
+        log.info("stopping")
         for watcher in self._watchers:
             watcher.stop()
         if self._reconciler is not None:
@@ -166,14 +167,4 @@ def _summary(resources: Mapping[str, Any]) -> str:
 
 async def run(config: MeshConfig) -> None:
     """Run the mesh until SIGTERM or SIGINT."""
-    app = MeshApp(config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await app.start()
-    try:
-        await stop.wait()
-    finally:
-        log.info("stopping")
-        await app.stop()
+    await serve_until_signalled(MeshApp(config))

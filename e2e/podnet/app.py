@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import signal
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from e2e.mesh.watch import Relisted, Removed, ResourceKind, Upserted, WatchEvent
 from e2e.podnet.pods import PodAddress, parse_pod_address
 from e2e.podnet.servers import PodServers
 from e2e.podnet.sockets import NamespaceSockets
+from e2e.serving import serve_until_signalled
 
 log = logging.getLogger(__name__)
 
@@ -140,13 +140,4 @@ class PodNetApp:
 
 async def run(config: PodNetConfig) -> None:
     """Serve until SIGTERM or SIGINT."""
-    app = PodNetApp(config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await app.start()
-    try:
-        await stop.wait()
-    finally:
-        await app.stop()
+    await serve_until_signalled(PodNetApp(config))
