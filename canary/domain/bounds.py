@@ -180,6 +180,9 @@ METRICS_ITEMS = CountBound(
 WEBHOOKS_ITEMS = CountBound(
     "spec.analysis.webhooks", 0, 20, "calls per tick; bounds the time of one tick and the CEL rules' cost",
 )
+ALERTS_ITEMS = CountBound(
+    "spec.analysis.alerts", 0, 10, "chat posts per event; bounds the posts one release step can cause",
+)
 MATCH_ITEMS = CountBound(
     "spec.analysis.match", 0, 8, "A/B conditions (any one suffices); Gateway API allows 8 matches per rule",
 )
