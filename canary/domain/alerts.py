@@ -24,7 +24,7 @@ from typing import Any
 
 from canary.domain import bounds
 from canary.domain.event_facts import EventFacts
-from canary.domain.fields import items, mapping, text
+from canary.domain.fields import http_url, items, mapping, text
 from canary.domain.status import CheckKind
 from canary.errors import SpecError
 
@@ -181,6 +181,10 @@ def _optional_text(raw: Mapping[str, Any], key: str, path: str) -> str:
     return value
 
 
+def _optional_url(raw: Mapping[str, Any], key: str, path: str) -> str:
+    return "" if raw.get(key) is None else http_url(raw[key], f"{path}.{key}")
+
+
 def parse_alert_provider_spec(raw: Mapping[str, Any], path: str = "spec") -> AlertProviderSpec:
     """An AlertProvider's spec; Flagger's manifests parse unchanged (its defaults included)."""
     _refuse_unknown(raw, _PROVIDER_KEYS, path)
@@ -193,7 +197,7 @@ def parse_alert_provider_spec(raw: Mapping[str, Any], path: str = "spec") -> Ale
     secret = mapping(raw.get("secretRef"), f"{path}.secretRef")
     _refuse_unknown(secret, _SECRET_REF_KEYS, f"{path}.secretRef")
     secret_name = text(secret.get("name"), f"{path}.secretRef.name") if raw.get("secretRef") is not None else ""
-    address = _optional_text(raw, "address", path)
+    address = _optional_url(raw, "address", path)
     if not address and not secret_name:
         raise SpecError(f"{path}.address", "set address, or secretRef naming a Secret with an address key")
     return AlertProviderSpec(
@@ -201,7 +205,7 @@ def parse_alert_provider_spec(raw: Mapping[str, Any], path: str = "spec") -> Ale
         channel=_optional_text(raw, "channel", path) or AlertProviderSpec.channel,
         username=_optional_text(raw, "username", path) or AlertProviderSpec.username,
         address=address,
-        proxy=_optional_text(raw, "proxy", path),
+        proxy=_optional_url(raw, "proxy", path),
         secret_name=secret_name,
     )
 
