@@ -2,9 +2,10 @@
 
 From top to bottom: what happened (title, outcome, the rollback's cause), the phases as coloured
 bands, the canary weight as a step line, then one small panel per check with its value over time
-against its bounds (the allowed range shaded, each bound a dashed line, failed points red). A
+against its bounds (the allowed range shaded, each bound a dashed line, failed points red, points
+without a verdict on the canary orange, points without a value hollow). A
 rollback is a red vertical line through every panel. Elements carry ids and classes
-(``weight``, ``check-panel``, ``bound-min``, ``point failed``, ``rollback``) so tests and
+(``weight``, ``check-panel``, ``bound-min``, ``point failed``, ``point held``, ``rollback``) so tests and
 stylesheets can find them.
 
 drawsvg builds the elements and escapes the text (check messages and Event messages come from
@@ -46,7 +47,7 @@ PHASE_COLOURS = {
     Phase.TERMINATING: "#d9d9d9",
     Phase.TERMINATED: "#d9d9d9",
 }
-PASS_COLOUR, FAIL_COLOUR, NO_VALUE_COLOUR = "#2b6cb0", "#d62728", "#888888"
+PASS_COLOUR, FAIL_COLOUR, HELD_COLOUR = "#2b6cb0", "#d62728", "#e08a00"
 BAND_COLOUR = "#e3f4e3"
 
 
@@ -121,8 +122,9 @@ class _Canvas:
     def weight(self) -> None:
         tl = self.timeline
         group = dw.Group(id="weight-panel")
-        top_weight = max([step.weight for step in tl.weights] + [10])
-        ceiling = min(100, ((top_weight + 9) // 10) * 10)
+        # Headroom above the highest step keeps its label clear of the panel's title.
+        top_weight = max(step.weight for step in tl.weights)
+        ceiling = min(100, (top_weight // 10 + 1) * 10)
         y = LinearScale(0, ceiling, WEIGHT_TOP + WEIGHT_HEIGHT, WEIGHT_TOP)
         self._frame(group, WEIGHT_TOP, WEIGHT_HEIGHT, "canary weight (%)")
         for tick in nice_ticks(0, ceiling, 5):
@@ -176,11 +178,11 @@ class _Canvas:
         self.drawing.append(group)
 
     def _point(self, point: CheckPoint, y: float) -> dw.DrawingElement:
-        state = "failed" if point.failed else "pass"
+        state, colour = (("failed", FAIL_COLOUR) if point.failed else ("held", HELD_COLOUR) if point.held
+                         else ("pass", PASS_COLOUR))
         if point.value is None:
             state += " no-value"
-        colour = FAIL_COLOUR if point.failed else PASS_COLOUR
-        circle = dw.Circle(self.at(point.time), y, 5 if point.failed else 3.5,
+        circle = dw.Circle(self.at(point.time), y, 3.5 if state == "pass" else 5,
                            fill="white" if point.value is None else colour, stroke=colour, stroke_width=1.5,
                            class_=f"point {state}")
         samples = "" if point.samples is None else f", {point.samples:.0f} samples"
@@ -215,7 +217,8 @@ class _Canvas:
         label = "rolled back" + "".join(f" · {describe_check(c)}" for c in rollback.failing)
         # Near the right edge the label reads leftwards from the line.
         anchor = "end" if x > (LEFT + WIDTH - RIGHT) / 2 else "start"
-        self.text(group, label, 11, x + (-4 if anchor == "end" else 4), WEIGHT_TOP + 14,
+        # Between the phase band and the weight panel, where no line of the data runs.
+        self.text(group, label, 11, x + (-4 if anchor == "end" else 4), PHASE_TOP + PHASE_HEIGHT + 13,
                   text_anchor=anchor, fill=FAIL_COLOUR, font_weight="bold")
         self.drawing.append(group)
 

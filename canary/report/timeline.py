@@ -79,7 +79,13 @@ class CheckPoint:
 
     @property
     def failed(self) -> bool:
-        return self.verdict is not Verdict.PASS
+        return self.verdict in (Verdict.FAIL, Verdict.ERROR)
+
+    @property
+    def held(self) -> bool:
+        """No verdict on the canary: no data, or the metrics provider did not answer. Whether
+        that counts as failed is the analysis's policy, which the facts do not carry."""
+        return self.verdict in (Verdict.NO_DATA, Verdict.UNAVAILABLE)
 
 
 @dataclass(frozen=True)

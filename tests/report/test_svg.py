@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from canary.domain.status import Phase
+from canary.domain.status import Phase, Verdict
 from canary.report.svg import render_svg
 from canary.report.timeline import Timeline, pick_run, read_events, timeline
 from tests.report.releases import HEALTHY, Recorder, healthy_then_faulty, success_rate
@@ -88,5 +88,16 @@ def test_text_from_the_cluster_is_escaped_and_long_text_is_cut_with_the_whole_in
     assert "<script>" in "".join(shown.itertext())
     title = shown.find("svg:title", NS)
     assert title is not None and cause in (title.text or "")
-    no_value = [e for e in root.iter() if {"point", "no-value"} <= _classes(e)]
+    no_value = [e for e in root.iter() if {"point", "pass", "no-value"} <= _classes(e)]
     assert len(no_value) == 1
+
+
+def test_a_check_without_data_is_held_not_failed() -> None:
+    record = Recorder()
+    record(0, "Started", Phase.PROGRESSING, 0, "r1")
+    record(3, "NoTraffic", Phase.PROGRESSING, 0, "r1", (success_rate(3, None, Verdict.NO_DATA),), warning=True)
+    record(6, "Advanced", Phase.PROGRESSING, 10, "r1", (success_rate(6, 100.0),))
+    recorded, _ = read_events(record.events)
+    root = _svg(timeline(pick_run(recorded)))
+    points = [_classes(e) for e in root.iter() if "point" in _classes(e)]
+    assert points == [{"point", "held", "no-value"}, {"point", "pass"}]
