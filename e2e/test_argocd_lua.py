@@ -106,7 +106,10 @@ def test_health_and_actions_on_live_canaries(env: Environment, kube: Kube, start
         assert got.status == "Healthy", got
         env.mesh.client.set_load(kube.namespace, NAME, RPS)
 
-        # v2: paused at its first step, resumed, then promoted, all through the actions.
+        # v2: paused at its first step, resumed, then promoted, all through the actions. A
+        # one-minute interval holds it at that step for as long as this takes, even on a busy
+        # machine, so every action meets the phase it is meant for.
+        set_interval(kube, "1m")
         ship(kube, NAME, "2")
         live = wait_for(lambda: kube.canary(NAME), lambda o: int(o["status"].get("canaryWeight") or 0) >= 20,
                         timeout=60, what="the first step of v2")
@@ -130,6 +133,7 @@ def test_health_and_actions_on_live_canaries(env: Environment, kube: Kube, start
         assert health(kube.canary(NAME)).status == "Healthy"
 
         # v3 fails its checks: Degraded, with the reason, and retry is offered.
+        set_interval(kube, "2s")
         ship(kube, NAME, "3-broken", error_rate=0.5)
         failed = kube.wait_for_phase(NAME, "Failed", "Succeeded", timeout=120)
         assert failed["phase"] == "Failed", failed
