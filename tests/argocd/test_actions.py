@@ -11,7 +11,8 @@ from canary.cli.annotate import Action as CliAction
 from canary.cli.annotate import request_for
 from canary.domain.status import Phase
 from e2e.harness.argocd_lua import ACTIONS, action_patch, discover, merge_patch
-from tests.argocd.fixtures import canary_object
+from tests.argocd.fixtures import canary_object, without_nulls
+from tests.domain.test_machine_annotations import PHASES, decide_with, reasons, status_in
 
 ANALYSING = {Phase.PROGRESSING, Phase.WAITING_PROMOTION}
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -120,3 +121,19 @@ def test_merge_patch() -> None:
     patch = merge_patch(live, new)
     assert patch == {"a": {"c": 3}, "d": [1], "e": None, "f": True}
     assert apply_merge_patch(live, patch) == new
+
+
+@pytest.mark.parametrize("action, ignored", [("promote", "PromoteIgnored"), ("rollback", "RollbackIgnored"),
+                                             ("retry", "RetryIgnored")])
+@pytest.mark.parametrize("phase", PHASES, ids=str)
+def test_discovery_offers_exactly_what_the_controller_acts_on(phase: Phase | None, action: str, ignored: str) -> None:
+    # The action's annotation, applied to the object, given to decide() in the same phase.
+    status = status_in(phase)
+    obj = canary_object(phase)
+    obj["status"] = without_nulls(status.to_dict()) | {"observedGeneration": 1}
+    offered = not discover(obj)[action].disabled
+    annotations = annotations_after(action, obj)
+    decision = decide_with(status, annotations)
+    assert decision.status.handled_annotations == {key.split("/", 1)[1]: value for key, value in annotations.items()}
+    acted = ignored not in reasons(decision)
+    assert offered == acted, (offered, reasons(decision))
