@@ -247,6 +247,7 @@ class ControllerMetrics:
 
     def observe_status(self, namespace: str, name: str, status: CanaryStatus) -> None:
         """Record every gauge that mirrors the Canary's status, as written after one pass."""
+        self._start_counters(namespace, name)
         if status.phase is not None:
             self.set_phase(namespace, name, status.phase)
         self.set_weight(namespace, name, status.canary_weight)
@@ -262,6 +263,22 @@ class ControllerMetrics:
         behind a Lease lost in the election thread.
         """
         self.leader.set_function(lambda: 1.0 if is_leading() else 0.0)
+
+    def _start_counters(self, namespace: str, name: str) -> None:
+        # A counter whose series is born at 1 hides that first event from increase() and
+        # rate() (they need a sample before it), so a Canary's first promotion, rollback or
+        # error would never show on a dashboard. Every series is exported at 0 from the first
+        # pass instead; the reasons are a closed set, so that costs a few series per Canary.
+        with self._lock:
+            if (self.promotions, (namespace, name)) in self._series.get((namespace, name), set()):
+                return
+        self._touch(self.promotions, namespace, name)
+        self.promotions.labels(namespace, name)
+        self._touch(self.reconcile_errors, namespace, name)
+        self.reconcile_errors.labels(namespace, name)
+        for cause in RollbackCause:
+            self._touch(self.rollbacks, namespace, name, cause.value)
+            self.rollbacks.labels(namespace, name, cause.value)
 
     def promoted(self, namespace: str, name: str) -> None:
         self._touch(self.promotions, namespace, name)

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from canary.domain.machine import RollbackCause
 from canary.domain.status import CanaryStatus, CheckKind, CheckResult, Condition, ConditionType, Phase, Verdict
 from canary.telemetry import ControllerMetrics
 
@@ -150,3 +151,32 @@ def test_forget_drops_stalled_and_bounds(metrics: ControllerMetrics) -> None:
     assert 'name="gone"' not in generate_latest(metrics.registry).decode()
     assert value(metrics, "canary_stalled", namespace="ns", name="kept") == 1
     assert bounds(metrics, "latency", name="kept") == (1.0, 500.0)
+
+
+# --- counters start at zero ----------------------------------------------------------------------
+
+
+def test_counters_are_exported_at_zero_from_the_first_pass(metrics: ControllerMetrics) -> None:
+    # So that increase() over a window that starts before the first event counts that event.
+    metrics.observe_status("ns", "x", CanaryStatus(phase=Phase.INITIALIZED))
+    assert value(metrics, "canary_promotions_total", namespace="ns", name="x") == 0
+    assert value(metrics, "canary_reconcile_errors_total", namespace="ns", name="x") == 0
+    for cause in RollbackCause:
+        assert value(metrics, "canary_rollbacks_total", namespace="ns", name="x", reason=cause.value) == 0
+
+
+def test_later_passes_do_not_reset_the_counters(metrics: ControllerMetrics) -> None:
+    metrics.observe_status("ns", "x", CanaryStatus(phase=Phase.PROGRESSING))
+    metrics.promoted("ns", "x")
+    metrics.rolled_back("ns", "x", RollbackCause.THRESHOLD)
+    metrics.observe_status("ns", "x", CanaryStatus(phase=Phase.SUCCEEDED))
+    assert value(metrics, "canary_promotions_total", namespace="ns", name="x") == 1
+    assert value(metrics, "canary_rollbacks_total", namespace="ns", name="x", reason="threshold") == 1
+
+
+def test_forget_then_a_new_pass_starts_the_counters_again(metrics: ControllerMetrics) -> None:
+    metrics.observe_status("ns", "x", CanaryStatus(phase=Phase.PROGRESSING))
+    metrics.forget("ns", "x")
+    assert value(metrics, "canary_promotions_total", namespace="ns", name="x") is None
+    metrics.observe_status("ns", "x", CanaryStatus(phase=Phase.PROGRESSING))
+    assert value(metrics, "canary_promotions_total", namespace="ns", name="x") == 0
