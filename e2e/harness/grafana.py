@@ -88,3 +88,29 @@ def substitute(expr: str, values: Mapping[str, str], *, rate_interval: str, time
         raise UnknownVariable(f"no value for ${name} in {expr!r}")
 
     return _VARIABLE.sub(replace, expr)
+
+
+_LABEL_VALUES = re.compile(r"^label_values\((?P<match>.+),\s*(?P<label>\w+)\)$")
+
+
+@dataclass(frozen=True)
+class LabelValuesQuery:
+    """A query variable's ``label_values(match, label)``: Grafana asks Prometheus's label API."""
+
+    variable: str
+    match: str
+    label: str
+
+
+def variable_queries(dashboard: Mapping[str, Any]) -> list[LabelValuesQuery]:
+    """The query variables, in order; a query of another form raises ValueError (nothing here
+    would know how Grafana runs it)."""
+    out: list[LabelValuesQuery] = []
+    for variable in (dashboard.get("templating") or {}).get("list") or []:
+        if variable.get("type") != "query":
+            continue
+        found = _LABEL_VALUES.match(str(variable.get("query", "")).strip())
+        if found is None:
+            raise ValueError(f"variable {variable.get('name')}: not a label_values() query: {variable.get('query')!r}")
+        out.append(LabelValuesQuery(str(variable["name"]), found["match"].strip(), found["label"]))
+    return out
