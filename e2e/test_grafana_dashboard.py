@@ -62,6 +62,8 @@ EXPECTED: dict[tuple[str, str], Callable[[Series], bool]] = {
     ("Replicas up", "A"): lambda s: _values(s)[-1] == 1,
     ("Check $check against its bounds", "B"): lambda s: _labels(s, "check") == {"request-success-rate"},
     ("Check $check against its bounds", "C"): lambda s: _labels(s, "check") == {"request-duration"},
+    ("annotation Promotions", ""): lambda s: _labels(s, "name") == {CANARY},
+    ("annotation Rollbacks", ""): lambda s: _labels(s, "reason") == {"threshold"},
 }
 
 

@@ -48,12 +48,18 @@ def panels(dashboard: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
 
 
 def queries(dashboard: Mapping[str, Any]) -> list[PanelQuery]:
-    """Every target's expression, in layout order."""
-    return [
+    """Every target's expression in layout order, then every annotation's (Grafana runs those as
+    range queries; their ``panel`` is ``annotation NAME``)."""
+    targets = [
         PanelQuery(str(panel.get("title", "")), str(target.get("refId", "")), str(target["expr"]),
                    bool(target.get("instant")) and not target.get("range"))
         for panel in panels(dashboard) for target in panel.get("targets") or [] if "expr" in target
     ]
+    marks = [
+        PanelQuery(f"annotation {a.get('name', '')}", "", str(a["expr"]), False)
+        for a in (dashboard.get("annotations") or {}).get("list") or [] if "expr" in a
+    ]
+    return targets + marks
 
 
 def variable_names(dashboard: Mapping[str, Any]) -> set[str]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.builders import prometheus, stat, statetimeline, table, timeseries
+from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
@@ -66,6 +67,20 @@ def variables() -> list[dash.DatasourceVariable | dash.QueryVariable]:
         label_values("canary", "Canary", 'label_values(canary_phase{namespace=~"$namespace"}, name)', multi=True),
         label_values("check", "Check",
                      f"label_values(canary_check_value{{{CANARY}}}, check)", multi=True),
+    ]
+
+
+def release_marks() -> list[cogbuilder.Builder[model.AnnotationQuery]]:
+    """Grafana's own annotations, and a mark on every time axis where a release ended."""
+    def ended(name: str, counter: str, by: str, color: str) -> dash.AnnotationQuery:
+        expr = f"sum by ({by}) (increase({counter}{{{CANARY}}}[$__rate_interval])) > 0"
+        return dash.AnnotationQuery().name(name).datasource(DATASOURCE).enable(True).icon_color(color).expr(expr)
+
+    return [
+        dash.AnnotationQuery().name("Annotations & Alerts").built_in(1).type("dashboard").enable(True).hide(True)
+        .datasource(model.DataSourceRef(type_val="grafana", uid="-- Grafana --")).icon_color("rgba(0, 211, 255, 1)"),
+        ended("Promotions", "canary_promotions_total", "namespace, name", "green"),
+        ended("Rollbacks", "canary_rollbacks_total", "namespace, name, reason", "red"),
     ]
 
 
@@ -174,6 +189,7 @@ def build() -> model.Dashboard:
     )
     for variable in variables():
         board = board.with_variable(variable)
+    board = board.annotations(release_marks())
     rows: list[tuple[str, list[Panel]]] = [
         ("Releases", releases_row()),
         ("Current weight and phase", state_row()),

@@ -103,6 +103,15 @@ def test_every_panel_asks_the_chosen_data_source(dashboard: dict[str, Any]) -> N
         assert len(ref_ids) == len(set(ref_ids)), panel["title"]
 
 
+def test_annotations_keep_grafanas_own_and_mark_releases_from_the_chosen_data_source(
+        dashboard: dict[str, Any]) -> None:
+    by_name = {a["name"]: a for a in dashboard["annotations"]["list"]}
+    assert by_name["Annotations & Alerts"]["builtIn"] == 1
+    for name in ("Promotions", "Rollbacks"):
+        assert by_name[name]["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, name
+        assert by_name[name]["enable"] is True, name
+
+
 def test_template_variables(dashboard: dict[str, Any]) -> None:
     by_name = {v["name"]: v for v in dashboard["templating"]["list"]}
     assert by_name["datasource"]["type"] == "datasource" and by_name["datasource"]["query"] == "prometheus"
