@@ -2,9 +2,9 @@
 
 The dashboard is generated, not hand-edited: its panels are Grafana Foundation SDK builders, so
 a field Grafana renamed fails here (and in mypy) rather than silently in a browser. Run
-``python integrations/grafana/build_dashboard.py`` after a change; ``tests/integrations/
-test_grafana_dashboard.py`` fails while ``canary.json`` differs from what this script writes,
-and ``e2e/test_grafana_dashboard.py`` runs every query below against a real release.
+``.venv/bin/python integrations/grafana/build_dashboard.py`` after a change;
+``tests/grafana/test_dashboard.py`` fails while ``canary.json`` differs from what this script
+writes, and ``e2e/test_grafana_dashboard.py`` runs every query below against real releases.
 
 Every query reads only series that ``canary/telemetry.py`` exports, filtered by the template
 variables; the names are the contract with that module.
