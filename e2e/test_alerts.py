@@ -1,5 +1,5 @@
 """Chat alerts end to end: AlertProviders pointing at loopback receivers, a healthy and a faulty
-release, and what each receiver was sent.
+release, and what each receiver was sent; then muteAlert and a missing provider.
 
 Four providers hear one Canary at different severities: Slack (info: everything that alerts),
 Discord (warn), Teams (error, its address in a Secret) and a generic receiver that answers 500,
@@ -21,6 +21,7 @@ from e2e.conftest import StartController
 from e2e.harness import app
 from e2e.harness.chat import ChatReceiver, serve_chat
 from e2e.harness.environment import Environment
+from e2e.harness.gate import Gate, serve_gate
 from e2e.harness.kube import Kube, wait_for
 from e2e.harness.release import ship
 
@@ -32,6 +33,12 @@ GROUP, VERSION = "canary.dev", "v1alpha1"
 def chat() -> Iterator[ChatReceiver]:
     with serve_chat() as receiver:
         yield receiver
+
+
+@pytest.fixture
+def gate() -> Iterator[Gate]:
+    with serve_gate() as state:
+        yield state
 
 
 def _provider(kube: Kube, name: str, spec: dict[str, Any]) -> None:
@@ -128,3 +135,42 @@ def test_alerts_reach_each_chat_system_at_its_severity(env: Environment, kube: K
     dropped = wait_for(lambda: _dropped(controller.metrics_port, "generic"), lambda n: n >= 1, timeout=60,
                        what="the generic provider's drops to be counted")
     assert len(chat.bodies("/generic")) >= 4 * dropped
+
+
+def test_mute_alert_silences_a_held_gate_and_a_missing_provider_is_named(
+        env: Environment, kube: Kube, start_controller: StartController, chat: ChatReceiver, gate: Gate) -> None:
+    env.use_flavour("linkerd")
+    start_controller()
+    # Both providers post to one address, so the controller delivers to it in order: once the
+    # info provider's Succeeded has arrived, a warn alert for the earlier wait would have too.
+    _provider(kube, "warnings", {"type": "discord", "address": chat.url("/shared")})
+    _provider(kube, "everything", {"type": "generic", "address": chat.url("/shared")})
+    kube.create(app.deployment("podinfo", kube.namespace, annotations=app.behaviour("1"), replicas=2))
+    canary = app.canary("podinfo", kube.namespace, step_weight=50, max_weight=50, webhooks=[
+        {"name": "release-approval", "type": "confirm-promotion", "url": gate.url, "timeout": "2s",
+         "muteAlert": True}])
+    canary["spec"]["analysis"]["alerts"] = [
+        {"name": "warnings", "severity": "warn", "providerRef": {"name": "warnings"}},
+        {"name": "everything", "severity": "info", "providerRef": {"name": "everything"}},
+        {"name": "ghost", "severity": "info", "providerRef": {"name": "ghost"}},
+    ]
+    kube.create(canary)
+    kube.wait_for_phase("podinfo", "Initialized", timeout=90)
+    env.mesh.client.set_load(kube.namespace, "podinfo", RPS)
+
+    ship(kube, "podinfo", "2")
+    kube.wait_for_phase("podinfo", "WaitingPromotion", timeout=90)
+    gate.approved.set()
+    assert kube.wait_for_phase("podinfo", "Succeeded", "Failed", timeout=90)["phase"] == "Succeeded"
+
+    shared = wait_for(lambda: chat.bodies("/shared"),
+                      lambda bodies: any(b.get("reason") == "Succeeded" for b in bodies), timeout=60,
+                      what="the info provider to hear the promotion")
+    generic = [b["reason"] for b in shared if "reason" in b]
+    assert "WaitingPromotion" not in generic and generic[-1] == "Succeeded", generic
+    assert [b for b in shared if "embeds" in b] == [], "the muted gate's wait must not reach the warn provider"
+
+    problems = wait_for(lambda: [e for e in kube.events("podinfo") if e["reason"] == "AlertProviderInvalid"],
+                        lambda found: len(found) >= 1, timeout=60, what="the missing provider to be reported")
+    assert problems[0]["type"] == "Warning"
+    assert problems[0]["message"] == f"alert 'ghost' not sent: AlertProvider {kube.namespace}/ghost does not exist"
