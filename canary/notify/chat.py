@@ -8,7 +8,6 @@ a malformed body) is dropped at once, since asking again cannot change it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -96,5 +95,3 @@ class ChatNotifier:
 def chat_notifier(session: aiohttp.ClientSession, target: ChatTarget) -> ChatNotifier:
     return ChatNotifier(session, target)
 
-
-NotifierFactory = Callable[[aiohttp.ClientSession, ChatTarget], ChatNotifier]

@@ -60,7 +60,7 @@ class Outbox:
     clock: Callable[[], float] = time.monotonic
     #: One lane per destination ever posted to: the count of configured destinations, which
     #: is small; a lane keeps its last post time so pacing survives its worker ending.
-    _lanes: dict[str, _Lane] = field(default_factory=dict)
+    _lanes: dict[str, _Lane] = field(default_factory=dict, init=False)
 
     def submit(self, notifier: Notifier, notice: Notice) -> bool:
         """Queue ``notice`` for ``notifier``; False when it was dropped because the queue is full."""
