@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TextIO
 
+import argcomplete
+
 from canary.cli import client as client_module
 from canary.cli.annotate import Action, annotate
 from canary.cli.args import build_parser, server_settings_from_args, settings_from_args
@@ -56,12 +58,19 @@ def execute(
     stderr: TextIO | None = None,
     clock: Callable[[], float] = time.monotonic,
     now: Callable[[], datetime] = _utc_now,
+    build: Callable[[], argparse.ArgumentParser] = build_parser,
+    prog: str = "canary",
 ) -> int:
+    """Run one command line; ``build`` and ``prog`` make it ``canary`` or ``kubectl canary``."""
     env = os.environ if env is None else env
     out = stdout or sys.stdout
     err = stderr or sys.stderr
+    parser = build()
+    # A shell asking for completions (argcomplete's _ARGCOMPLETE variable) is answered here and
+    # the process exits; otherwise this returns at once.
+    argcomplete.autocomplete(parser)
     try:
-        args = build_parser().parse_args(list(argv))
+        args = parser.parse_args(list(argv))
     except SystemExit as exc:  # --help, --version and usage errors: argparse has printed them
         return exc.code if isinstance(exc.code, int) else ExitCode.USAGE
     try:
@@ -73,7 +82,7 @@ def execute(
             return convert(args, stdin=stdin or sys.stdin, out=out, err=err)
         return _client_command(args, connect, env, out, err, clock, now)
     except CliError as exc:
-        print(f"canary: error: {exc}", file=err)
+        print(f"{prog}: error: {exc}", file=err)
         return exc.exit_code
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED
@@ -115,12 +124,13 @@ def _client_command(
     clock: Callable[[], float],
     now: Callable[[], datetime],
 ) -> int:
-    if args.command == "status" and args.all_namespaces and (args.name or args.namespace):
+    viewing = args.command in ("status", "watch")
+    if viewing and args.all_namespaces and (args.name or args.namespace):
         raise UsageError("--all-namespaces cannot be combined with a NAME or --namespace")
     client = connect(args.kubeconfig, args.context)
     namespace: str = args.namespace or client.default_namespace
 
-    if args.command == "status":
+    if viewing:
         scope = None if args.all_namespaces else namespace
         if args.watch:
             return watch_status(client, scope, args.name, output=args.output, out=out, now=now,
