@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -23,6 +24,7 @@ from canary.cli.args import build_parser, server_settings_from_args, settings_fr
 from canary.cli.client import CanaryClient
 from canary.cli.convert import convert
 from canary.cli.errors import CliError, ExitCode, UsageError
+from canary.cli.render import DEFAULT_WIDTH
 from canary.cli.status import show_status, watch_status
 from canary.cli.wait import Goal, wait_for
 from canary.errors import CanaryError
@@ -46,6 +48,14 @@ def _user(env: Mapping[str, str]) -> str:
         return getpass.getuser()
     except (OSError, KeyError):  # containers often run as a uid without a passwd entry
         return "unknown"
+
+
+def _columns(out: TextIO, env: Mapping[str, str]) -> int:
+    """The terminal's width (asked each time: it can be resized), else $COLUMNS, else a wide default."""
+    if out.isatty():
+        return shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
+    columns = env.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else DEFAULT_WIDTH
 
 
 def execute(
@@ -132,10 +142,13 @@ def _client_command(
 
     if viewing:
         scope = None if args.all_namespaces else namespace
+        terminal = out.isatty()
         if args.watch:
             return watch_status(client, scope, args.name, output=args.output, out=out, now=now,
-                                interactive=args.output == "text" and out.isatty())
-        return show_status(client, scope, args.name, output=args.output, out=out, now=now)
+                                interactive=args.output == "text" and terminal, compact=args.all_namespaces,
+                                width=lambda: _columns(out, env), color=terminal)
+        return show_status(client, scope, args.name, output=args.output, out=out, now=now,
+                           compact=args.all_namespaces, width=_columns(out, env), color=terminal)
     if args.command == "wait":
         return wait_for(client, namespace, args.name, Goal(args.goal), timeout=args.timeout,
                         revision=args.revision, out=out, err=err, clock=clock, now=now)

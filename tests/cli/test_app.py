@@ -124,7 +124,9 @@ def test_status_all_namespaces_end_to_end() -> None:
     client = FakeCanaryClient(canary(), canary(name="b", namespace="other"))
     code, out, _, _ = _execute(["status", "-A"], client)
     assert code == ExitCode.OK
-    assert "Canary default/podinfo" in out and "Canary other/b" in out
+    # One line per Canary under a header, as kubectl get -A prints.
+    assert [line.split()[:2] for line in out.splitlines()] == [["NAMESPACE", "NAME"], ["default", "podinfo"],
+                                                               ["other", "b"]]
 
 
 def test_missing_canary_exits_3() -> None:
