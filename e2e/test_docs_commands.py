@@ -35,6 +35,7 @@ import secrets
 import shlex
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -215,7 +216,9 @@ class DocsScenario:
 
     def _environ(self, argv_file: Path) -> dict[str, str]:
         return {
-            "PATH": f"{self.kubectl.parent}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+            # The venv's bin holds kubectl-canary, the plugin the README's `kubectl canary ...` runs.
+            "PATH": os.pathsep.join([str(self.kubectl.parent), str(Path(sys.executable).parent),
+                                     os.environ.get("PATH", "/usr/bin:/bin")]),
             "HOME": str(self.home),
             "KUBECONFIG": str(self.env.kubeconfig),
             "KUBECACHEDIR": str(self.home / "kube-cache"),

@@ -231,7 +231,7 @@ def _status_arguments(status: _Parser) -> None:
 
 
 def _add_watch(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
-    """``watch``: ``status --watch`` under its own name, as the kubectl plugin offers it."""
+    """``watch``: ``status --watch`` under its own name (``kubectl canary watch``)."""
     watch = sub.add_parser("watch", parents=[common], help="show Canaries again on every change until Ctrl-C",
                            description="The same as status --watch.")
     _status_arguments(watch)
@@ -278,7 +278,7 @@ def _add_on_call(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> N
 
 #: The commands people on call use against a cluster, in help order: ``canary`` and the kubectl
 #: plugin both offer them. A new one is one function here (and its dispatch in app.py).
-OPERATOR_COMMANDS: tuple[AddCommand, ...] = (_add_status, _add_wait, _add_on_call)
+OPERATOR_COMMANDS: tuple[AddCommand, ...] = (_add_status, _add_watch, _add_wait, _add_on_call)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -296,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_plugin_parser() -> argparse.ArgumentParser:
-    """``kubectl canary``: the operator commands, plus ``watch`` (``status --watch``)."""
+    """``kubectl canary``: the operator commands."""
     parser = _Parser(prog="kubectl canary", description="Canary releases from kubectl: status, watch and the "
                                                         "on-call commands. Flags as in kubectl: --kubeconfig, "
                                                         "--context, -n/--namespace, -A/--all-namespaces.")
@@ -305,8 +305,6 @@ def build_plugin_parser() -> argparse.ArgumentParser:
     common = _client_options()
     for add in OPERATOR_COMMANDS:
         add(sub, common)
-        if add is _add_status:
-            _add_watch(sub, common)
     return parser
 
 

@@ -15,7 +15,7 @@ from canary.cli.errors import ClusterError, ExitCode
 from canary.config import Settings
 from tests.cli.fakes import NOW, FakeCanaryClient, canary, confirming_controller
 
-COMMANDS = ["run", "status", "wait", "rollback", "promote", "pause", "resume", "retry"]
+COMMANDS = ["run", "status", "watch", "wait", "rollback", "promote", "pause", "resume", "retry"]
 
 
 def test_top_level_help(capsys: pytest.CaptureFixture[str]) -> None:
