@@ -25,6 +25,7 @@ from typing import IO, Any
 import pytest
 import yaml
 
+from e2e.cluster.binaries import expected_binaries
 from e2e.conftest import StartController
 from e2e.harness.environment import Environment
 from e2e.harness.kube import Kube, wait_for
@@ -257,3 +258,27 @@ def test_on_call_commands_act_on_the_canary_and_wait_reports_the_outcome(
                      lambda st: st.get("runStarted") != failed.get("runStarted") and st.get("phase") != "Failed",
                      timeout=60, what="the retried run to start")
     assert again["lastAppliedSpec"] == failed["lastAppliedSpec"], again
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        pytest.param(["st"], ["status"], id="command"),
+        pytest.param(["watch", "-o", ""], ["text", "json", "yaml"], id="output"),
+        pytest.param(["wait", "podinfo", "--for", ""], ["succeeded", "failed", "promoted"], id="goal"),
+    ],
+)
+def test_kubectl_completes_the_plugin_through_kubectl_complete_canary(
+    words: list[str], expected: list[str], tmp_path: Path,
+) -> None:
+    """``kubectl canary <TAB>``: the shell asks kubectl (``kubectl __complete ...``), which runs
+    kubectl_complete-canary from PATH and relays its answer. No cluster is needed."""
+    built = expected_binaries().kubectl
+    if not built.is_file():
+        pytest.skip(f"no kubectl at {built}: build it with `python -m e2e.cluster build`")
+    runner = Kubectl(built, tmp_path / "no-kubeconfig", tmp_path)
+    done = subprocess.run(["kubectl", "__complete", "canary", *words], env=runner.environ(), capture_output=True,
+                          text=True, timeout=COMMAND_TIMEOUT, check=False, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    # Cobra's answer: one candidate a line, then the directive (4: no file names).
+    assert done.stdout.splitlines() == [*expected, ":4"], (done.stdout, done.stderr)

@@ -107,3 +107,43 @@ def test_installed_script_is_the_plugin() -> None:
     done = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=False, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("usage: kubectl canary")
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        pytest.param(["st"], ["status"], id="command"),
+        pytest.param(["status", "-o", ""], ["text", "json", "yaml"], id="output-choices"),
+        pytest.param(["wait", "podinfo", "--for", ""], ["succeeded", "failed", "promoted"], id="wait-goals"),
+        pytest.param(["-n", "shop", "wat"], ["watch"], id="after-kubectl-flags"),
+        pytest.param(["status", "--all"], ["--all-namespaces"], id="flag"),
+    ],
+)
+def test_kubectl_completion_protocol(words: list[str], expected: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """kubectl runs kubectl_complete-canary with the words so far and the one being typed; one
+    candidate a line, then cobra's "no file completion" directive."""
+    assert plugin.complete(words) == 0
+    assert capsys.readouterr().out.splitlines() == [*expected, plugin.NO_FILE_COMPLETION]
+    assert "_ARGCOMPLETE" not in os.environ, "the completion request must not leak into the process"
+
+
+@pytest.mark.parametrize("script", ["canary", "kubectl-canary"])
+def test_both_scripts_answer_a_shells_completion_request(script: str, tmp_path: Path) -> None:
+    """What `register-python-argcomplete` sets up: the shell runs the script with the line so far."""
+    line = f"{script} status --ou"
+    answer = tmp_path / "answer"
+    env = {**os.environ, "_ARGCOMPLETE": "1", "_ARGCOMPLETE_IFS": "\n", "COMP_LINE": line,
+           "COMP_POINT": str(len(line)), "_ARGCOMPLETE_STDOUT_FILENAME": str(answer)}
+    done = subprocess.run([str(Path(sys.executable).parent / script)], env=env, capture_output=True, text=True,
+                          check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert answer.read_text().split() == ["--output"]
+
+
+def test_completion_markers_for_global_activation() -> None:
+    """activate-global-python-argcomplete completes only scripts whose module carries the marker."""
+    import canary.__main__ as canary_main
+
+    for module in (canary_main, plugin):
+        assert module.__file__ is not None
+        assert "PYTHON_ARGCOMPLETE_OK" in Path(module.__file__).read_text()[:1024]
