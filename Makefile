@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv test unit e2e chaos typecheck lint-imports bench clean help demo cluster-build cluster-up cluster-down docs-tables
+.PHONY: all venv test unit e2e chaos typecheck lint-imports bench clean help demo cluster-build cluster-up cluster-down docs-tables argocd-snippet
 
 all: test
 
@@ -71,6 +71,10 @@ cluster-down: $(STAMP)
 # docs/api.md's tables of Flagger's fields, from canary/domain/flagger_fields.py.
 docs-tables: $(STAMP)
 	$(BIN)/python -m tests.crds.flagger_table
+
+# integrations/argocd/argocd-cm.yaml from the Lua files beside it (tests/argocd checks they agree).
+argocd-snippet: $(STAMP)
+	$(BIN)/python -m e2e.harness.argocd_snippet
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.efficiency

@@ -17,6 +17,7 @@ from typing import NoReturn
 
 from canary import __version__
 from canary.cli.errors import ExitCode, UsageError
+from canary.cli.report import add_report_parser
 from canary.config import LeaderElectionSettings, Mesh, MetricsSettings, Settings
 from canary.domain import bounds
 from canary.domain.bounds import DurationBound
@@ -278,7 +279,7 @@ def _add_on_call(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> N
 
 #: The commands people on call use against a cluster, in help order: ``canary`` and the kubectl
 #: plugin both offer them. A new one is one function here (and its dispatch in app.py).
-OPERATOR_COMMANDS: tuple[AddCommand, ...] = (_add_status, _add_watch, _add_wait, _add_on_call)
+OPERATOR_COMMANDS: tuple[AddCommand, ...] = (_add_status, _add_watch, _add_wait, add_report_parser, _add_on_call)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,7 +17,7 @@ from canary.cli.client import CanaryClient
 from canary.cli.errors import ExitCode
 from tests.cli.fakes import NOW, FakeCanaryClient, canary, confirming_controller
 
-PLUGIN_COMMANDS = ["status", "watch", "wait", "rollback", "promote", "pause", "resume", "retry"]
+PLUGIN_COMMANDS = ["status", "watch", "wait", "report", "rollback", "promote", "pause", "resume", "retry"]
 
 
 class _Connections:
