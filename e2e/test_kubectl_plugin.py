@@ -252,6 +252,10 @@ def test_on_call_commands_act_on_the_canary_and_wait_reports_the_outcome(
     other_way = kubectl("wait", "podinfo", "-n", ns, "--for", "succeeded", "--timeout", "30s")
     assert other_way.returncode == 1, (other_way.returncode, other_way.stdout, other_way.stderr)
 
+    # report: the plugin draws the rolled-back release like canary report does.
+    svg = kubectl.ok("report", "podinfo", "-n", ns, "-o", "-")
+    assert "<svg" in svg and "</svg>" in svg, svg[:500]
+
     # retry: the same revision is analysed again.
     kubectl.ok("retry", "podinfo", "-n", ns)
     again = wait_for(lambda: kube.status("podinfo"),
