@@ -299,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
 def build_plugin_parser() -> argparse.ArgumentParser:
     """``kubectl canary``: the operator commands."""
     parser = _Parser(prog="kubectl canary", description="Canary releases from kubectl: the on-call commands of "
-                                                        "canary. Flags as in kubectl (after the command): "
+                                                        "canary. Flags as in kubectl, written after canary: "
                                                         "--kubeconfig, --context, -n/--namespace, -A/--all-namespaces.")
     parser.add_argument("--version", action="version", version=f"canary {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
