@@ -21,7 +21,7 @@ help:
 	@echo "make chaos       the whole fault suite at full size (kills, freezes, outages), with its figures"
 	@echo "make cluster-up  start the local control plane in the background; prints the KUBECONFIG"
 	@echo "make cluster-down stop it"
-	@echo "make typecheck   mypy --strict on canary/"
+	@echo "make typecheck   mypy --strict on canary/, e2e/ and the dashboard builder"
 	@echo "make bench       API calls per step, idle cost, decide() latency, cache memory; then whole releases"
 	@echo "                 decided by the Flagger rule and the judge on seeded simulated traffic (bench/decisions.py)"
 	@echo "make clean       remove .venv and caches"
@@ -35,7 +35,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict canary e2e
+	$(BIN)/mypy --strict canary e2e integrations/grafana
 
 lint-imports: $(STAMP)
 	$(BIN)/lint-imports
