@@ -18,7 +18,7 @@ from typing import NoReturn
 from canary import __version__
 from canary.cli.errors import ExitCode, UsageError
 from canary.cli.report import add_report_parser
-from canary.config import LeaderElectionSettings, Mesh, MetricsSettings, Settings
+from canary.config import AlertSettings, LeaderElectionSettings, Mesh, MetricsSettings, Settings
 from canary.domain import bounds
 from canary.domain.bounds import DurationBound
 from canary.domain.durations import parse_duration, range_text
@@ -28,6 +28,7 @@ from canary.domain.status import Annotation
 from canary.errors import SpecError
 from canary.metricsserver.config import RequestHeaderSettings, ServerSettings
 from canary.metricsserver.meshes import SERVED_MESHES
+from canary.notify.flags import AlertFlagError, add_alert_flags, alert_settings_from_args
 
 __all__ = [
     "DEFAULT_PROVIDERS",
@@ -110,6 +111,7 @@ def _add_run(sub: argparse._SubParsersAction[_Parser]) -> None:
                      help=f"(default: {LeaderElectionSettings().lease_namespace})" + _env_help("lease_namespace"))
     run.add_argument("--kubeconfig", metavar="PATH",
                      help="kubeconfig file (default: in-cluster, then $KUBECONFIG)" + _env_help("kubeconfig"))
+    add_alert_flags(run)
 
 
 def _add_metrics_server(sub: argparse._SubParsersAction[_Parser]) -> None:
@@ -410,7 +412,15 @@ def settings_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> Settin
         log_level=base.log_level if level is None else _choice(level.lower(), LOG_LEVELS, "log_level"),
         metrics_port=base.metrics_port if port is None else _port(port, "metrics_port"),
         kubeconfig=kubeconfig_from_args(ns, env),
+        alerts=_alerts(ns, env),
     )
+
+
+def _alerts(ns: argparse.Namespace, env: Mapping[str, str]) -> AlertSettings:
+    try:
+        return alert_settings_from_args(ns, env)
+    except AlertFlagError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def kubeconfig_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> str | None:

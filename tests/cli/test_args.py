@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from canary.cli.args import build_parser, env_name, kubeconfig_from_args, settings_from_args
 from canary.cli.errors import ExitCode, UsageError
 from canary.domain.durations import DURATION_PATTERN
-from canary.config import LeaderElectionSettings, Mesh, MetricsSettings, Settings
+from canary.config import AlertSettings, LeaderElectionSettings, Mesh, MetricsSettings, Settings
 from canary.domain.spec import ProviderType
 
 
@@ -165,3 +165,20 @@ def test_any_timeout_text_is_a_value_in_range_or_a_usage_exit(text: str) -> None
             assert "--timeout" in err.getvalue()
             return
     assert 1.0 <= ns.timeout <= 168 * 3600.0
+
+
+def test_the_default_alert_provider_comes_from_flaggers_flags_or_their_variables() -> None:
+    settings = _settings(["--slack-url", "https://hooks.slack.com/services/T/B/x", "--slack-channel", "on-call"],
+                         {"CANARY_MSTEAMS_URL": "https://example.webhook.office.com/x", "CANARY_SLACK_USER": "rel"})
+    assert settings.alerts == AlertSettings(slack_url="https://hooks.slack.com/services/T/B/x", slack_channel="on-call",
+                                            slack_user="rel", msteams_url="https://example.webhook.office.com/x")
+
+
+@pytest.mark.parametrize(("argv", "env", "named"), [
+    (["--slack-url", "hooks.slack.com/x"], {}, "--slack-url"),
+    ([], {"CANARY_MSTEAMS_PROXY_URL": "ftp://proxy"}, "--msteams-proxy-url"),
+])
+def test_a_bad_alert_address_is_a_usage_error_naming_the_flag(argv: list[str], env: dict[str, str],
+                                                             named: str) -> None:
+    with pytest.raises(UsageError, match=named):
+        _settings(argv, env)
