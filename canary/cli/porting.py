@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Any
 
 from canary.domain import bounds
+from canary.domain.alerts import parse_alert_provider_spec
 from canary.domain.durations import format_duration, parse_duration
 from canary.domain.flagger_fields import (
     CANARY_FIELDS,
@@ -396,6 +397,8 @@ def _note(path: str) -> str:
 _CHECKED: dict[str, tuple[tuple[FieldSupport, ...], Callable[[Mapping[str, Any]], object]]] = {
     "Canary": (CANARY_FIELDS, parse_canary_spec),
     "MetricTemplate": (METRIC_TEMPLATE_FIELDS, parse_metric_template_spec),
+    # Every AlertProvider field means what it meant in Flagger; the parser names any it refuses.
+    "AlertProvider": ((), parse_alert_provider_spec),
 }
 
 
@@ -415,7 +418,7 @@ def port_document(doc: object, options: PortOptions) -> PortedDocument:
     if kind not in _CHECKED or not (flagger or api_version == CANARY_API_VERSION):
         findings: tuple[Finding, ...] = ()
         if flagger:
-            findings = (Finding("kind", Severity.REFUSED, _unsupported_kind(kind, api_version)),)
+            findings = (Finding("kind", Severity.REFUSED, _unsupported_kind(kind)),)
         return PortedDocument(kind, namespace, name, doc, findings)
 
     output = copy.deepcopy(dict(doc))
@@ -434,8 +437,5 @@ def port_document(doc: object, options: PortOptions) -> PortedDocument:
     return PortedDocument(kind, namespace, name, output, tuple(found), checked=True)
 
 
-def _unsupported_kind(kind: str, api_version: str) -> str:
-    if kind == "AlertProvider":
-        return ("AlertProvider is not supported yet: " + _note("spec.analysis.alerts")
-                + f"; it is written out unchanged ({api_version})")
+def _unsupported_kind(kind: str) -> str:
     return f"{kind or 'a document without kind'} is not a Flagger kind this tool knows; written out unchanged"

@@ -192,12 +192,19 @@ def test_every_refused_field_is_named_not_only_the_parsers_first() -> None:
     assert "Canary test/podinfo: refused (3 fields)" in err
 
 
-def test_an_alert_provider_is_refused_and_kept() -> None:
-    alert = "apiVersion: flagger.app/v1beta1\nkind: AlertProvider\nmetadata:\n  name: slack\nspec:\n  type: slack\n"
+def test_a_flagger_alert_provider_ports_by_its_api_version() -> None:
+    alert = ("apiVersion: flagger.app/v1beta1\nkind: AlertProvider\nmetadata:\n  name: on-call\nspec:\n  type: slack\n"
+             "  channel: on-call-alerts\n  username: flagger\n  secretRef:\n    name: on-call-url\n")
     code, out, err = run(["convert", "-f", "-"], stdin=alert)
+    assert code == ExitCode.OK, err
+    assert out == alert.replace("flagger.app/v1beta1", "canary.dev/v1alpha1")
+
+
+def test_an_alert_provider_of_an_unknown_type_is_refused_by_field() -> None:
+    alert = "apiVersion: flagger.app/v1beta1\nkind: AlertProvider\nmetadata:\n  name: pager\nspec:\n  type: pagerduty\n"
+    code, _, err = run(["convert", "-f", "-"], stdin=alert)
     assert code == ExitCode.REFUSED
-    assert out == alert
-    assert "AlertProvider slack: refused kind: AlertProvider is not supported yet" in err
+    assert "AlertProvider pager: refused spec.type" in err and "pagerduty" in err
 
 
 @pytest.mark.parametrize(

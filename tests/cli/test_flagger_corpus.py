@@ -63,9 +63,7 @@ def test_fields_the_parser_refuses_carry_its_exact_error(doc: CorpusDocument) ->
 def test_lint_exits_4_exactly_when_a_file_holds_a_refusal(path: Path) -> None:
     err = io.StringIO()
     code = execute(["lint", "-f", str(path)], stdout=io.StringIO(), stderr=err)
-    # An AlertProvider is refused whole (not supported yet), whatever the Canaries say.
-    refusing = "kind: AlertProvider" in path.read_text() or any(
-        d.file == path.name and d.outcome is not Outcome.ACCEPTED for d in CHECKED)
+    refusing = any(d.file == path.name and d.outcome is not Outcome.ACCEPTED for d in CHECKED)
     assert code == (ExitCode.REFUSED if refusing else ExitCode.OK), err.getvalue()
 
 
