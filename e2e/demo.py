@@ -180,7 +180,7 @@ def follow_release(traffic: Traffic, kube: Kube, version: str, started: float, t
 def run_demo(env: Environment, traffic: Traffic) -> list[ReleaseSummary]:
     kube = Kube(env.api, NAMESPACE)
     kube.create_namespace()
-    controller = Controller(ControllerOptions(kubeconfig=env.kubeconfig, namespace=NAMESPACE,
+    controller = Controller(ControllerOptions(kubeconfig=env.controller_kubeconfig(NAMESPACE), namespace=NAMESPACE,
                                               prometheus_url=env.prometheus.url, mesh=traffic.controller_mesh()),
                             env.workdir / "logs", env.api)
     controller.start()
