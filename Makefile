@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv test unit e2e chaos typecheck lint-imports bench clean help demo cluster-build cluster-up cluster-down docs-tables
+.PHONY: all venv test unit e2e chaos typecheck lint-imports bench clean help demo cluster-build cluster-up cluster-down docs-tables argocd-snippet
 
 all: test
 
@@ -21,7 +21,7 @@ help:
 	@echo "make chaos       the whole fault suite at full size (kills, freezes, outages), with its figures"
 	@echo "make cluster-up  start the local control plane in the background; prints the KUBECONFIG"
 	@echo "make cluster-down stop it"
-	@echo "make typecheck   mypy --strict on canary/"
+	@echo "make typecheck   mypy --strict on canary/, e2e/ and the dashboard builder"
 	@echo "make bench       API calls per step, idle cost, decide() latency, cache memory; then whole releases"
 	@echo "                 decided by the Flagger rule and the judge on seeded simulated traffic (bench/decisions.py)"
 	@echo "make clean       remove .venv and caches"
@@ -35,7 +35,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict canary e2e
+	$(BIN)/mypy --strict canary e2e integrations/grafana
 
 lint-imports: $(STAMP)
 	$(BIN)/lint-imports
@@ -71,6 +71,10 @@ cluster-down: $(STAMP)
 # docs/api.md's tables of Flagger's fields, from canary/domain/flagger_fields.py.
 docs-tables: $(STAMP)
 	$(BIN)/python -m tests.crds.flagger_table
+
+# integrations/argocd/argocd-cm.yaml from the Lua files beside it (tests/argocd checks they agree).
+argocd-snippet: $(STAMP)
+	$(BIN)/python -m e2e.harness.argocd_snippet
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.efficiency

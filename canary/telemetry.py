@@ -7,7 +7,8 @@ Three parts, each usable on its own:
   Canary carry ``namespace`` and ``name``: ours through :func:`bind_canary`, kopf's through the
   object reference kopf attaches to its per-object records.
 * :class:`ControllerMetrics` holds the controller's own series on a registry it is given, so
-  tests and embedders never share the process-wide default registry.
+  tests and embedders never share the process-wide default registry. Their names are a public
+  interface: ``integrations/grafana`` and the chart's PrometheusRule query them.
 * :func:`serve_http` exposes ``/metrics``, ``/healthz`` and ``/readyz`` on one port.
 """
 
@@ -28,7 +29,7 @@ from prometheus_client.exposition import choose_encoder
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from canary.domain.machine import RollbackCause
-from canary.domain.status import CheckKind, CheckResult, Phase
+from canary.domain.status import CanaryStatus, CheckKind, CheckResult, ConditionType, Phase
 
 __all__ = [
     "ControllerMetrics",
@@ -130,8 +131,6 @@ def bind_canary(namespace: str, name: str, **context: Any) -> structlog.stdlib.B
 # --- metrics -----------------------------------------------------------------------------------
 
 
-
-
 class RunResult(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -160,8 +159,10 @@ _Series = tuple[Gauge | Counter | Histogram, tuple[str, ...]]
 class ControllerMetrics:
     """The controller's series for every Canary it manages.
 
-    Every series carries ``namespace`` and ``name``; :meth:`forget` drops all of a Canary's
-    series when it is deleted, so a busy cluster does not accumulate dead series.
+    Every series but ``canary_leader`` carries ``namespace`` and ``name``; :meth:`forget` drops
+    all of a Canary's series when it is deleted, so a busy cluster does not accumulate dead
+    series. A new per-Canary series is one more attribute here and a setter that calls
+    :meth:`_touch` before it writes, which is all :meth:`forget` needs to find it.
     """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
@@ -182,6 +183,14 @@ class ControllerMetrics:
                                       (*key, "result"), buckets=_RUN_BUCKETS, registry=r)
         self.reconcile_errors = Counter("canary_reconcile_errors", "Reconciliations that raised.",
                                         key, registry=r)
+        self.stalled = Gauge("canary_stalled", "1 while the Canary's Stalled condition is True, else 0.",
+                             key, registry=r)
+        self.check_min = Gauge("canary_check_min", "Lower bound of a metric check; absent when it has none.",
+                               (*key, "check"), registry=r)
+        self.check_max = Gauge("canary_check_max", "Upper bound of a metric check; absent when it has none.",
+                               (*key, "check"), registry=r)
+        # The one series about the replica rather than a Canary: forget() never touches it.
+        self.leader = Gauge("canary_leader", "1 while this replica holds the leader Lease, else 0.", registry=r)
         # prometheus_client has no public "remove every series matching these labels" in all
         # supported versions, so the label sets each Canary created are remembered here.
         self._series: dict[tuple[str, str], set[_Series]] = {}
@@ -214,17 +223,62 @@ class ControllerMetrics:
         self.check_value.labels(namespace, name, check).set(float("nan") if value is None else value)
 
     def observe_checks(self, namespace: str, name: str, checks: Iterable[CheckResult]) -> None:
-        """Record a tick's metric checks, dropping series of checks no longer in the spec."""
-        current = {c.name: c.value for c in checks if c.kind is CheckKind.METRIC}
+        """Record a tick's metric checks with their bounds, dropping the series of checks no
+        longer in the spec and of bounds a check no longer has."""
+        measured = [c for c in checks if c.kind is CheckKind.METRIC]
+        per_check = (self.check_value, self.check_min, self.check_max)
+        kept = {(gauge, (namespace, name, c.name)) for c in measured for gauge, present in (
+            (self.check_value, True), (self.check_min, c.min is not None), (self.check_max, c.max is not None),
+        ) if present}
         with self._lock:
-            stale = [
-                s for s in self._series.get((namespace, name), set())
-                if s[0] is self.check_value and s[1][2] not in current
-            ]
+            stale = [s for s in self._series.get((namespace, name), set()) if s[0] in per_check and s not in kept]
         for series in stale:
             self._drop(namespace, name, series)
-        for check, value in current.items():
-            self.set_check_value(namespace, name, check, value)
+        for check in measured:
+            self.set_check_value(namespace, name, check.name, check.value)
+            for gauge, bound in ((self.check_min, check.min), (self.check_max, check.max)):
+                if bound is not None:
+                    self._touch(gauge, namespace, name, check.name)
+                    gauge.labels(namespace, name, check.name).set(bound)
+
+    def set_stalled(self, namespace: str, name: str, stalled: bool) -> None:
+        self._touch(self.stalled, namespace, name)
+        self.stalled.labels(namespace, name).set(1 if stalled else 0)
+
+    def observe_status(self, namespace: str, name: str, status: CanaryStatus) -> None:
+        """Record every gauge that mirrors the Canary's status, as written after one pass."""
+        self._start_counters(namespace, name)
+        if status.phase is not None:
+            self.set_phase(namespace, name, status.phase)
+        self.set_weight(namespace, name, status.canary_weight)
+        self.set_failed_checks(namespace, name, status.failed_checks)
+        stalled = status.condition(ConditionType.STALLED)
+        self.set_stalled(namespace, name, stalled is not None and stalled.status)
+        self.observe_checks(namespace, name, status.checks)
+
+    def track_leadership(self, is_leading: Callable[[], bool]) -> None:
+        """Read ``canary_leader`` from ``is_leading`` at every scrape.
+
+        Asked at scrape time rather than pushed on each change, so the gauge can never lag
+        behind a Lease lost in the election thread.
+        """
+        self.leader.set_function(lambda: 1.0 if is_leading() else 0.0)
+
+    def _start_counters(self, namespace: str, name: str) -> None:
+        # A counter whose series is born at 1 hides that first event from increase() and
+        # rate() (they need a sample before it), so a Canary's first promotion, rollback or
+        # error would never show on a dashboard. Every series is exported at 0 from the first
+        # pass instead; the reasons are a closed set, so that costs a few series per Canary.
+        with self._lock:
+            if (self.promotions, (namespace, name)) in self._series.get((namespace, name), set()):
+                return
+        self._touch(self.promotions, namespace, name)
+        self.promotions.labels(namespace, name)
+        self._touch(self.reconcile_errors, namespace, name)
+        self.reconcile_errors.labels(namespace, name)
+        for cause in RollbackCause:
+            self._touch(self.rollbacks, namespace, name, cause.value)
+            self.rollbacks.labels(namespace, name, cause.value)
 
     def promoted(self, namespace: str, name: str) -> None:
         self._touch(self.promotions, namespace, name)

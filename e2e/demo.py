@@ -3,7 +3,8 @@
 Builds (first time only) or reuses the control plane, starts it with the simulated mesh and
 Prometheus, starts the controller, deploys a sample app with its Canary, then ships a healthy
 version (promoted) and a faulty one (rolled back), printing every step as the controller takes
-it, and ends with a summary of both releases.
+it, and ends with a summary of both releases. After each release it draws the release with
+`canary report` (the CLI, against the API server) and prints where the SVG is.
 
 By default the requests go through a real Traefik: real HTTP requests to real servers at the
 pods' own addresses, routed by the HTTPRoute the controller writes, and judged from Traefik's
@@ -14,6 +15,7 @@ simulated mesh instead.
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import tempfile
 import time
@@ -21,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from canary.domain.event_facts import FACTS_ANNOTATION, EventFacts
 from e2e.cluster import binaries_missing
 from e2e.harness.controller import Controller, ControllerOptions
 from e2e.harness.environment import Environment, environment
-from e2e.harness.kube import Kube
+from e2e.harness.kube import Kube, wait_for
 from e2e.harness.release import install_app, ship, template_version
 from e2e.harness.traffic import requests_by_canary_weight
 from e2e.traefik.load import Load
@@ -42,6 +45,8 @@ class ReleaseSummary:
     weights: list[int]
     message: str
     last_checks: str
+    #: The release drawn by `canary report`.
+    report: Path | None = None
 
 
 def _say(text: str) -> None:
@@ -177,7 +182,38 @@ def follow_release(traffic: Traffic, kube: Kube, version: str, started: float, t
     raise SystemExit(f"demo: release {version} did not finish within {timeout:.0f}s")
 
 
-def run_demo(env: Environment, traffic: Traffic) -> list[ReleaseSummary]:
+def _final_event_recorded(kube: Kube, revision: str, phase: str) -> bool:
+    """Whether the Event that ends the release (its facts in ``phase`` for ``revision``) is in;
+    the controller posts it after writing the status the demo saw."""
+    events = kube.core.list_namespaced_event(
+        kube.namespace, field_selector=f"involvedObject.kind=Canary,involvedObject.name={APP}").items
+    for event in events:
+        raw = (event.metadata.annotations or {}).get(FACTS_ANNOTATION)
+        facts = EventFacts.from_annotation(raw) if raw else None
+        if facts is not None and facts.revision == revision and facts.phase is not None and facts.phase.value == phase:
+            return True
+    return False
+
+
+def write_report(env: Environment, kube: Kube, reports: Path, summary: ReleaseSummary) -> Path:
+    """The release drawn by `canary report`, run as an operator would, into ``reports``."""
+    status = kube.status(APP)
+    revision = str(status.get("lastAppliedSpec") or "")
+    wait_for(lambda: _final_event_recorded(kube, revision, summary.outcome), bool, timeout=30,
+             what=f"the {summary.outcome} Event of revision {revision}")
+    reports.mkdir(parents=True, exist_ok=True)
+    path = reports / f"{APP}-{summary.version.split()[0]}.svg"
+    argv = [sys.executable, "-m", "canary", "report", APP, "-n", kube.namespace, "--kubeconfig", str(env.kubeconfig),
+            "--revision", revision, "-o", str(path)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"demo: canary report failed ({done.returncode}): {done.stderr.strip()}")
+    return path
+
+
+def run_demo(env: Environment, traffic: Traffic, reports: Path | None = None) -> list[ReleaseSummary]:
+    """The two releases; each one's `canary report` SVG goes to ``reports`` (default: the workdir's reports/)."""
+    reports = reports or env.workdir / "reports"
     kube = Kube(env.api, NAMESPACE)
     kube.create_namespace()
     controller = Controller(ControllerOptions(kubeconfig=env.controller_kubeconfig(NAMESPACE), namespace=NAMESPACE,
@@ -198,12 +234,16 @@ def run_demo(env: Environment, traffic: Traffic) -> list[ReleaseSummary]:
         started = time.monotonic()
         ship(kube, APP, "2")
         summaries.append(follow_release(traffic, kube, "v2 (healthy)", started))
+        summaries[-1].report = write_report(env, kube, reports, summaries[-1])
+        _say(f"  report: {summaries[-1].report}")
 
         _say("\n==> release v3 (faulty: 20% of requests fail, +300 ms)")
         traffic.new_release()
         started = time.monotonic()
         ship(kube, APP, "3", error_rate=0.2, latency_ms=300)
         summaries.append(follow_release(traffic, kube, "v3 (faulty)", started))
+        summaries[-1].report = write_report(env, kube, reports, summaries[-1])
+        _say(f"  report: {summaries[-1].report}")
         primary = template_version(kube.deployment(f"{APP}-primary"))
         _say(f"\n==> the primary runs v{primary}")
         return summaries
@@ -236,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"  {'':<14} last checks: {s.last_checks}")
         if s.message:
             _say(f"  {'':<14} {s.message}")
+        if s.report:
+            _say(f"  {'':<14} report: {s.report}")
     _say(f"\ndemo finished in {time.monotonic() - begun:.0f}s; logs in {workdir}")
     ok = [s.outcome for s in summaries] == ["Succeeded", "Failed"]
     return 0 if ok else 1

@@ -106,6 +106,8 @@ class Prometheus:
         self.port = port
         self.scrape_interval = scrape_interval
         self.config_path = workdir / "prometheus.yml"
+        #: The targets of the config in effect, so a scenario can add one and put them back.
+        self.scrape_targets: tuple[Target, ...] = ()
 
     @property
     def url(self) -> str:
@@ -157,6 +159,7 @@ class Prometheus:
         ]
         process = spawn("prometheus", argv, log_path=workdir / "prometheus.log", cwd=workdir, die_with_parent=not detach)
         server = cls(process, workdir=workdir, port=chosen_port, scrape_interval=scrape_interval)
+        server.scrape_targets = tuple(scrape_targets)
         try:
             wait_until(server.ready, timeout=timeout, what=f"Prometheus to be ready at {server.url}/-/ready", process=process)
         except E2ESetupError as exc:
@@ -229,6 +232,7 @@ class Prometheus:
             ) from exc
         except OSError as exc:
             raise PrometheusError(f"could not reload Prometheus at {self.url}: {exc}{self._log_hint()}") from exc
+        self.scrape_targets = tuple(targets)
 
     def loaded_config(self) -> str:
         """The configuration Prometheus is running with (YAML), as it reports it."""
@@ -252,6 +256,29 @@ class Prometheus:
             return [{"metric": {}, "value": result}]
         items: list[dict[str, Any]] = result
         return items
+
+    def query_range(self, promql: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
+        """A range query's series, as a Grafana time-series panel asks for them:
+        ``[{"metric": {...}, "values": [[time, "text"], ...]}, ...]`` (times in Unix seconds)."""
+        data = self._api("/api/v1/query_range", {"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}",
+                                                 "step": f"{step:g}"})
+        items: list[dict[str, Any]] = data.get("result", [])
+        return items
+
+    def label_values(self, label: str, match: str) -> list[str]:
+        """The values ``label`` takes in the series ``match`` selects (what Grafana's
+        ``label_values(match, label)`` variable query lists)."""
+        url_label = urllib.parse.quote(label, safe="")
+        url = f"{self.url}/api/v1/label/{url_label}/values?{urllib.parse.urlencode({'match[]': match})}"
+        try:
+            with urllib.request.urlopen(url, timeout=_HTTP_TIMEOUT) as response:
+                payload = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            error_type = PrometheusQueryError if exc.code in (400, 422) else PrometheusError
+            raise error_type(f"GET {url} failed: {exc.read().decode(errors='replace')}") from exc
+        except (OSError, ValueError) as exc:
+            raise PrometheusError(f"GET {url} failed: {exc}{self._log_hint()}") from exc
+        return [str(v) for v in payload.get("data") or []]
 
     def wait_for_series(self, promql: str, timeout: float) -> list[dict[str, Any]]:
         """Poll ``promql`` until it returns at least one series; return that result.

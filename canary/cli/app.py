@@ -21,6 +21,7 @@ from canary.cli.args import build_parser, server_settings_from_args, settings_fr
 from canary.cli.client import CanaryClient
 from canary.cli.convert import convert
 from canary.cli.errors import CliError, ExitCode, UsageError
+from canary.cli.report import report
 from canary.cli.status import show_status, watch_status
 from canary.cli.wait import Goal, wait_for
 from canary.errors import CanaryError
@@ -129,5 +130,7 @@ def _client_command(
     if args.command == "wait":
         return wait_for(client, namespace, args.name, Goal(args.goal), timeout=args.timeout,
                         revision=args.revision, out=out, err=err, clock=clock, now=now)
+    if args.command == "report":
+        return report(client, namespace, args.name, revision=args.revision, output=args.output, out=out, err=err)
     return annotate(client, namespace, args.name, Action(args.command), reason=getattr(args, "reason", None),
                     wait=args.wait, timeout=args.timeout, user=_user(env), out=out, err=err, clock=clock, now=now)

@@ -17,6 +17,7 @@ from typing import NoReturn
 
 from canary import __version__
 from canary.cli.errors import ExitCode, UsageError
+from canary.cli.report import add_report_parser
 from canary.config import LeaderElectionSettings, Mesh, MetricsSettings, Settings
 from canary.domain import bounds
 from canary.domain.bounds import DurationBound
@@ -239,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     wait.add_argument("--timeout", type=wait_timeout, default=wait_timeout("10m"), metavar="DURATION",
                       help=f"e.g. 90s, 10m, 1h (default: 10m; {range_text(bounds.WAIT_TIMEOUT)})")
     wait.add_argument("--revision", metavar="CHECKSUM", help="only an outcome for this lastAppliedSpec counts")
+    add_report_parser(sub, common)
 
     on_call = {
         "rollback": ("route all traffic back to the primary and fail the release", "sets", Annotation.ROLLBACK),

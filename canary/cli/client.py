@@ -1,4 +1,4 @@
-"""The four Canary operations the commands need, behind a protocol so tests can fake them.
+"""The Canary operations the commands need, behind a protocol so tests can fake them.
 
 :class:`KubeCanaryClient` is the only implementation that talks to a cluster; it maps the
 kubernetes package's exceptions to :mod:`canary.cli.errors` so commands never see them.
@@ -7,6 +7,7 @@ kubernetes package's exceptions to :mod:`canary.cli.errors` so commands never se
 from __future__ import annotations
 
 import builtins
+import json
 import math
 import os
 from collections.abc import Iterator, Mapping
@@ -55,6 +56,11 @@ class CanaryClient(Protocol):
         """JSON merge patch of ``metadata.annotations`` (None removes a key); returns the Canary."""
         ...
 
+    def list_events(self, namespace: str, name: str, uid: str | None = None) -> builtins.list[dict[str, Any]]:
+        """The Kubernetes Events about the Canary (of this ``uid`` only, when given), as the API
+        server returns them (camelCase keys, annotations intact), in no particular order."""
+        ...
+
     def watch(self, namespace: str | None, name: str | None, timeout: float) -> Iterator[WatchEvent]:
         """Events for one Canary (or all in scope), starting with the current state as ADDED.
 
@@ -66,8 +72,11 @@ class CanaryClient(Protocol):
 class KubeCanaryClient:
     """:class:`CanaryClient` on ``CustomObjectsApi``."""
 
-    def __init__(self, api: Any, default_namespace: str = "default", request_timeout: float = 30.0) -> None:
+    def __init__(self, api: Any, default_namespace: str = "default", request_timeout: float = 30.0,
+                 core: Any = None) -> None:
         self._api = api
+        #: CoreV1Api, for the Events about a Canary.
+        self._core = core
         self._default_namespace = default_namespace
         self._timeout = request_timeout
 
@@ -113,6 +122,28 @@ class KubeCanaryClient:
         except _NETWORK_ERRORS as exc:
             raise ClusterError(f"annotating canary {namespace}/{name}: {exc}") from exc
         return dict(obj)
+
+    def list_events(self, namespace: str, name: str, uid: str | None = None) -> builtins.list[dict[str, Any]]:
+        if self._core is None:
+            raise ClusterError("this client was built without access to Events")
+        selector = f"involvedObject.kind=Canary,involvedObject.name={name}"
+        if uid:
+            # A Canary deleted and created again under the same name is another history.
+            selector += f",involvedObject.uid={uid}"
+        doing = f"listing the events of canary {namespace}/{name}"
+        try:
+            # The raw JSON rather than the client's models: the report reads the Events as the
+            # API server wrote them, annotations included, with no conversion of key names.
+            response = self._core.list_namespaced_event(namespace, field_selector=selector, _preload_content=False,
+                                                        _request_timeout=self._timeout)
+            body = json.loads(response.data)
+        except ApiException as exc:
+            raise _api_error(exc, doing) from exc
+        except _NETWORK_ERRORS as exc:
+            raise ClusterError(f"{doing}: {exc}") from exc
+        except ValueError as exc:
+            raise ClusterError(f"{doing}: the answer is not JSON: {exc}") from exc
+        return [dict(item) for item in body.get("items") or []]
 
     def watch(self, namespace: str | None, name: str | None, timeout: float) -> Iterator[WatchEvent]:
         kwargs: dict[str, Any] = {
@@ -168,8 +199,9 @@ def connect(kubeconfig: str | None = None, context: str | None = None) -> KubeCa
             namespace = _service_account_namespace()
     except k8s_config.ConfigException as exc:
         raise ClusterError(f"cannot configure access to the cluster: {exc}") from exc
-    api = k8s.CustomObjectsApi(k8s.ApiClient(configuration))
-    return KubeCanaryClient(api, default_namespace=namespace)
+    api_client = k8s.ApiClient(configuration)
+    return KubeCanaryClient(k8s.CustomObjectsApi(api_client), default_namespace=namespace,
+                            core=k8s.CoreV1Api(api_client))
 
 
 def _kubeconfig_present() -> bool:

@@ -26,6 +26,7 @@ from canary.domain.actions import (
     Action, EnsurePrimary, EnsurePrimaryScaler, EnsureServices, Event, Notify, PauseTargetScaler, PromotePrimary,
     RestoreTarget, ScaleCanary, SetFinalizer, SetRoute,
 )
+from canary.domain.event_facts import FACTS_ANNOTATION, EventFacts
 from canary.domain.spec import CanarySpec, WebhookSpec, WebhookType
 from canary.domain.status import CanaryStatus, Phase
 from canary.errors import Conflict, NotFound, RouterError
@@ -492,7 +493,8 @@ class Executor:
         body = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{name}.", "namespace": namespace},
+            "metadata": {"generateName": f"{name}.", "namespace": namespace,
+                         "annotations": {FACTS_ANNOTATION: EventFacts.of(status).to_annotation()}},
             "involvedObject": {"apiVersion": f"{CANARY_GROUP}/{CANARY_VERSION}", "kind": "Canary",
                                "name": name, "namespace": namespace, "uid": meta.get("uid")},
             "reason": event.reason,

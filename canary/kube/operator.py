@@ -78,6 +78,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     api = KubeApi(api_client, guard)
     metrics = ControllerMetrics()
     leading, leader_stop = asyncio.Event(), asyncio.Event()
+    metrics.track_leadership(leading.is_set)
     kopf_ready, kopf_stop = asyncio.Event(), asyncio.Event()
     stop = stop or asyncio.Event()
     http = await serve_http(metrics.registry, settings.metrics_port,

@@ -234,12 +234,7 @@ class CanaryReconciler:
 
     def _record_metrics(self, decision: Decision) -> None:
         m, ns, name = self.services.metrics, self.key.namespace, self.key.name
-        status = decision.status
-        if status.phase is not None:
-            m.set_phase(ns, name, status.phase)
-        m.set_weight(ns, name, status.canary_weight)
-        m.set_failed_checks(ns, name, status.failed_checks)
-        m.observe_checks(ns, name, status.checks)
+        m.observe_status(ns, name, decision.status)
         outcome = decision.outcome
         if outcome is None:
             return

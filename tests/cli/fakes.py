@@ -80,6 +80,9 @@ class FakeCanaryClient:
         self.pending: list[WatchEvent] = []
         self.patches: list[tuple[str, str, dict[str, str | None]]] = []
         self.watches: list[tuple[str | None, str | None, float]] = []
+        #: Kubernetes Events by the Canary they are about, as list_events returns them.
+        self.events: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.event_lists: list[tuple[str, str, str | None]] = []
 
     @property
     def default_namespace(self) -> str:
@@ -109,6 +112,10 @@ class FakeCanaryClient:
             if reacted is not None:
                 self.pending.append(WatchEvent(type="MODIFIED", object=reacted))
         return copy.deepcopy(obj)
+
+    def list_events(self, namespace: str, name: str, uid: str | None = None) -> list[dict[str, Any]]:
+        self.event_lists.append((namespace, name, uid))
+        return copy.deepcopy(self.events.get((namespace, name), []))
 
     def emit(self, kind: str, obj: dict[str, Any]) -> None:
         self.pending.append(WatchEvent(type=kind, object=copy.deepcopy(obj)))

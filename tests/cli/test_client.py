@@ -65,9 +65,11 @@ def server() -> Iterator[tuple[_Server, KubeCanaryClient]]:
     thread.start()
     configuration = k8s.Configuration()
     configuration.host = f"http://127.0.0.1:{httpd.server_port}"
-    api = k8s.CustomObjectsApi(k8s.ApiClient(configuration))
+    api_client = k8s.ApiClient(configuration)
+    api = k8s.CustomObjectsApi(api_client)
     try:
-        yield state, KubeCanaryClient(api, default_namespace="team", request_timeout=5)
+        yield state, KubeCanaryClient(api, default_namespace="team", request_timeout=5,
+                                      core=k8s.CoreV1Api(api_client))
     finally:
         httpd.shutdown()
 
@@ -112,6 +114,23 @@ def test_patch_is_a_merge_patch_of_annotations(server: tuple[_Server, KubeCanary
     assert (method, path, content_type) == ("PATCH", f"{BASE}/namespaces/default/canaries/podinfo",
                                             "application/merge-patch+json")
     assert body == {"metadata": {"annotations": {"canary.dev/pause": None, "canary.dev/retry": "now"}}}
+
+
+def test_list_events_of_one_canary_keeps_the_wire_form(server: tuple[_Server, KubeCanaryClient]) -> None:
+    state, client = server
+    event = {"metadata": {"name": "podinfo.1", "annotations": {"canary.dev/facts": "{}"}},
+             "reason": "Started", "firstTimestamp": "2026-12-07T07:00:00Z", "involvedObject": {"kind": "Canary"}}
+    state.routes["/api/v1/namespaces/demo/events"] = (200, {"items": [event]})
+    assert client.list_events("demo", "podinfo", "uid-1") == [event]
+    _, _, query, _, _ = state.requests[-1]
+    assert query["fieldSelector"] == ["involvedObject.kind=Canary,involvedObject.name=podinfo,involvedObject.uid=uid-1"]
+
+
+def test_list_events_forbidden_is_a_cluster_error(server: tuple[_Server, KubeCanaryClient]) -> None:
+    state, client = server
+    state.routes["/api/v1/namespaces/demo/events"] = (403, {"kind": "Status", "code": 403})
+    with pytest.raises(ClusterError, match="listing the events of canary demo/podinfo: not allowed"):
+        client.list_events("demo", "podinfo")
 
 
 def test_watch_one_canary(server: tuple[_Server, KubeCanaryClient]) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from canary.domain.status import CanaryStatus
+from e2e.harness.kstatus import IN_PROGRESS, compute
 from tests.crds.schema_validator import base_canary, full_status, load_crds
 
 
@@ -66,3 +67,19 @@ def test_kopf_bookkeeping_survives_pruning_and_other_unknown_fields_do_not() -> 
     assert admitted.object["status"]["kopf"] == status["kopf"]
     assert "legacyField" not in admitted.object["status"]
     assert admitted.pruned == ["status.legacyField"]
+
+
+def test_a_canary_without_status_reads_as_generation_zero_observed() -> None:
+    # kstatus (Flux) reads a resource without status.observedGeneration as Current; the schema's
+    # default makes a Canary the controller has not seen yet read InProgress instead.
+    created = base_canary()
+    created["metadata"]["generation"] = 1  # what the API server sets on create
+    stored = load_crds()["Canary"].admit(created).object
+    assert stored["status"] == {"observedGeneration": 0}
+    assert CanaryStatus.from_dict(stored["status"]) == CanaryStatus(), "the controller reads it as never seen"
+    assert compute(stored).status == IN_PROGRESS
+
+
+def test_the_status_default_leaves_a_written_status_alone() -> None:
+    written = CanaryStatus(observed_generation=3).to_dict()
+    assert load_crds()["Canary"].admit(with_status(written)).object["status"] == written

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from canary.domain.status import CheckKind, ConditionType, Phase
+from canary.domain.event_facts import EventFacts
+from canary.domain.status import CheckKind, ConditionType, Phase, Verdict
 from canary.domain.weights import ALL_PRIMARY, Weights
 from canary.errors import ApiError
 from canary.kube.revision import REVISION_ANNOTATION
@@ -223,6 +224,11 @@ async def test_a_failing_metric_rolls_back_routing_before_scaling_down() -> None
     [rollback] = cluster.events("RolledBack")
     assert failed["type"] == rollback["type"] == "Warning"
     assert "97.5 is below the minimum 99" in rollback["message"]
+    # The rollback's Event carries what it knew for notifiers and `canary report`.
+    facts = EventFacts.from_event(rollback)
+    assert facts is not None and facts.phase is Phase.FAILED and facts.canary_weight == 0
+    [fact] = facts.failing_checks
+    assert (fact.name, fact.value, fact.min, fact.verdict) == ("request-success-rate", 97.5, 99, Verdict.FAIL)
     ready, reason, _ = r.condition(ConditionType.STALLED)
     assert (ready, reason) == (True, "RolledBack")
 
