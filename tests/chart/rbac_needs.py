@@ -432,3 +432,26 @@ def controller_needs() -> dict[tuple[str, str, str], list[str]]:
     for need in sorted(client_needs() | kopf_needs() | implicit_needs()):
         needs.setdefault(need.key, []).append(need.why)
     return needs
+
+
+# --- the metrics server (its own ServiceAccount and ClusterRole) ----------------------------------
+
+
+def metrics_server_needs() -> dict[tuple[str, str, str], list[str]]:
+    """What ``canary metrics-server`` reads: metadata-only lists of each kind it answers for
+    (``inventory.py``, paths from ``KIND_INFO``), namespaced or cluster-wide. The requestheader
+    ConfigMap in kube-system it reads through Kubernetes' own extension-apiserver-authentication-reader
+    Role, which the chart binds, so it is not in the ClusterRole."""
+    from canary.metricsserver.resources import KIND_INFO
+
+    readers = sorted(f"{path.relative_to(ROOT)}" for path in PACKAGE.joinpath("metricsserver").glob("*.py")
+                     if re.search(r"reader\.get\(", path.read_text()))
+    assert readers == ["canary/metricsserver/cluster.py", "canary/metricsserver/inventory.py"], (
+        f"the metrics server reads the API from {readers}: teach tests/chart/rbac_needs.py which paths")
+    needs: dict[tuple[str, str, str], list[str]] = {}
+    for kind, info in KIND_INFO.items():
+        for namespace in (None, "ns"):
+            need = need_of(Request("GET", info.list_path(kind.value, namespace)), why=f"inventory of {kind.value}")
+            assert need is not None
+            needs.setdefault(need.key, []).append(need.why)
+    return needs

@@ -102,3 +102,22 @@ def test_the_derivation_sees_each_kind_of_call() -> None:
     deleted = {(g, r) for g, r, v in needs if v == "delete"}
     assert deleted == {("split.smi-spec.io", "trafficsplits"), ("gateway.networking.k8s.io", "httproutes"),
                        ("traefik.io", "traefikservices")}
+
+
+def test_the_metrics_server_is_granted_exactly_its_lists() -> None:
+    from tests.chart.rbac_needs import metrics_server_needs
+    from tests.chart.support import METRICS_SERVER_ON
+
+    rendered = render(METRICS_SERVER_ON)
+    deployment = rendered.one("Deployment", "canary-metrics-server")
+    account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+    roles = [rendered.one("ClusterRole", b["roleRef"]["name"]) for b in rendered.of_kind("ClusterRoleBinding")
+             if any(s["name"] == account for s in b["subjects"])]
+    granted, needed = set(_grants(roles)), set(metrics_server_needs())
+    assert not needed - granted, "the metrics server needs, and the chart does not grant:\n" + _describe(
+        sorted(needed - granted))
+    assert not granted - needed, "the chart grants the metrics server what it never sends:\n" + _describe(
+        sorted(granted - needed))
+    [reader] = [b for b in rendered.of_kind("RoleBinding") if any(s["name"] == account for s in b["subjects"])]
+    assert (reader["metadata"]["namespace"], reader["roleRef"]["name"]) == (
+        "kube-system", "extension-apiserver-authentication-reader")
