@@ -6,6 +6,9 @@ once per session, and the controller gets a kubeconfig with a token of that Serv
 the TokenRequest API. So every scenario proves the chart grants enough: a verb missing from the
 chart makes the controller's request fail with 403, and the scenario with it.
 
+The SMI metrics server runs the same way as the chart's metrics-server ServiceAccount
+(:func:`metrics_server_kubeconfig`).
+
 One difference from an install, and why: the chart's leader-election Role lives in the release
 namespace, where its Lease is. Each scenario's controller holds its Lease in the scenario's own
 namespace (so scenarios never share one), so the same Role and RoleBinding, rendered by the
@@ -74,12 +77,38 @@ def install_chart_identity(api: client.ApiClient, admin_kubeconfig: Path, workdi
     rendered = render(release=RELEASE, namespace=CONTROLLER_NAMESPACE, show_only="templates/rbac.yaml")
     lease_rbac = tuple(o for o in rendered if o["kind"] in ("Role", "RoleBinding"))
     cluster_rbac = [o for o in rendered if o["kind"] not in ("Role", "RoleBinding")]
-    [account] = rendered.of_kind("ServiceAccount")
+    kubeconfig, name = _service_account_kubeconfig(api, admin_kubeconfig, workdir, cluster_rbac, "controller")
+    return ChartIdentity(kubeconfig=kubeconfig, service_account=name, namespace=CONTROLLER_NAMESPACE,
+                         lease_rbac=lease_rbac)
+
+
+#: The least values that render the chart's metrics server (its TLS settings matter not for RBAC).
+METRICS_SERVER_VALUES: dict[str, Any] = {
+    "metricsServer": {"enabled": True, "tls": {"secretName": "unused"}, "apiService": {"insecureSkipTLSVerify": True}},
+}
+RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+
+
+def metrics_server_kubeconfig(api: client.ApiClient, admin_kubeconfig: Path, workdir: Path) -> Path:
+    """A kubeconfig for ``canary metrics-server`` as the chart's metrics-server ServiceAccount,
+    with the chart's ClusterRole and its RoleBinding to the requestheader ConfigMap reader."""
+    rendered = render(METRICS_SERVER_VALUES, release=RELEASE, namespace=CONTROLLER_NAMESPACE,
+                      show_only="templates/metrics-server.yaml")
+    rbac = [o for o in rendered if o["kind"] in RBAC_KINDS]
+    kubeconfig, _ = _service_account_kubeconfig(api, admin_kubeconfig, workdir, rbac, "metrics-server")
+    return kubeconfig
+
+
+def _service_account_kubeconfig(api: client.ApiClient, admin_kubeconfig: Path, workdir: Path,
+                                rbac: list[dict[str, Any]], stem: str) -> tuple[Path, str]:
+    """Apply ``rbac`` (one ServiceAccount among them) into :data:`CONTROLLER_NAMESPACE` and write
+    ``workdir/<stem>.kubeconfig`` with a token of that ServiceAccount; returns it and the name."""
+    [account] = [o for o in rbac if o["kind"] == "ServiceAccount"]
     name = account["metadata"]["name"]
     workdir.mkdir(parents=True, exist_ok=True)
-    manifests = workdir / "rbac.yaml"
+    manifests = workdir / f"{stem}-rbac.yaml"
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": CONTROLLER_NAMESPACE}}
-    manifests.write_text(yaml.safe_dump_all([namespace, *cluster_rbac]))
+    manifests.write_text(yaml.safe_dump_all([namespace, *rbac]))
     install_manifests(api, [manifests])
     request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(
         audiences=[], expiration_seconds=TOKEN_SECONDS))
@@ -90,10 +119,9 @@ def install_chart_identity(api: client.ApiClient, admin_kubeconfig: Path, workdi
                             f"{exc.reason}") from exc
     if answer.status is None or not answer.status.token:
         raise E2ESetupError(f"the TokenRequest for {CONTROLLER_NAMESPACE}/{name} came back without a token")
-    kubeconfig = _token_kubeconfig(admin_kubeconfig, workdir / "controller.kubeconfig", answer.status.token,
+    kubeconfig = _token_kubeconfig(admin_kubeconfig, workdir / f"{stem}.kubeconfig", answer.status.token,
                                    user=f"{CONTROLLER_NAMESPACE}-{name}")
-    return ChartIdentity(kubeconfig=kubeconfig, service_account=name, namespace=CONTROLLER_NAMESPACE,
-                         lease_rbac=lease_rbac)
+    return kubeconfig, name
 
 
 def _token_kubeconfig(admin: Path, path: Path, token: str, *, user: str) -> Path:

@@ -23,7 +23,7 @@ from e2e.cluster.binaries import Binaries, expected_binaries
 from e2e.crds import FLAVOURS, HTTPROUTE_CRD
 from e2e.crds.install import switch_flavour
 from e2e.harness.audit import AuditLog
-from e2e.harness.chart_rbac import ChartIdentity, install_chart_identity
+from e2e.harness.chart_rbac import ChartIdentity, install_chart_identity, metrics_server_kubeconfig
 from e2e.harness.metrics_server import SmiMetrics, start_smi_metrics
 from e2e.mesh.launcher import MeshProcess, start_mesh
 from e2e.podnet.launcher import PodNetwork, start_pod_network
@@ -130,7 +130,8 @@ class Environment:
             smi = start_smi_metrics(
                 self.workdir / "metrics-server",
                 api=self.api,
-                kubeconfig=self.kubeconfig,
+                # The chart's metrics-server ServiceAccount and RBAC, as for the controller.
+                kubeconfig=metrics_server_kubeconfig(self.api, self.kubeconfig, self.workdir / "chart"),
                 prometheus_url=self.prometheus.url,
                 requestheader_ca=self.control_plane.pki.front_proxy_ca.cert,
             )

@@ -20,8 +20,9 @@ Four sources, each read from the code itself:
    OwnerReferencesPermissionEnforcement admission plugin runs; and the SMI Traffic Metrics
    reads, which go through ``KubeApi.get_raw`` with paths ``canary.metrics.smi.metrics_path`` makes.
 
-Only the controller (``canary run``) is scanned: the CLI runs with the user's own credentials,
-and the metrics server has its own ServiceAccount and ClusterRole.
+Only the controller (``canary run``) is scanned here: the CLI runs with the user's own
+credentials, and the metrics server has its own ServiceAccount and ClusterRole, whose needs
+:func:`metrics_server_needs` derives from the paths it lists.
 """
 
 from __future__ import annotations

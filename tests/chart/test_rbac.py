@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from e2e.harness.chart import Rendered, render
-from tests.chart.rbac_needs import controller_needs
-from tests.chart.support import needs_helm
+from tests.chart.rbac_needs import controller_needs, metrics_server_needs
+from tests.chart.support import METRICS_SERVER_ON, needs_helm
 
 pytestmark = needs_helm
 
@@ -105,9 +105,6 @@ def test_the_derivation_sees_each_kind_of_call() -> None:
 
 
 def test_the_metrics_server_is_granted_exactly_its_lists() -> None:
-    from tests.chart.rbac_needs import metrics_server_needs
-    from tests.chart.support import METRICS_SERVER_ON
-
     rendered = render(METRICS_SERVER_ON)
     deployment = rendered.one("Deployment", "canary-metrics-server")
     account = deployment["spec"]["template"]["spec"]["serviceAccountName"]

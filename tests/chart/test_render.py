@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from e2e.harness.chart import Rendered, lint, render
+from e2e.harness.chart import HelmError, Rendered, lint, render
 from tests.chart.support import EVERYTHING_ON, METRICS_SERVER_ON, TOGGLES, needs_helm
 
 pytestmark = needs_helm
@@ -168,8 +168,6 @@ def test_no_pdb_when_off_or_with_one_replica(values: dict[str, Any]) -> None:
 
 
 def test_a_pdb_that_would_block_every_drain_is_refused() -> None:
-    from e2e.harness.chart import HelmError
-
     with pytest.raises(HelmError, match=r"minAvailable \(3\) must be below replicaCount \(3\)"):
         render({"replicaCount": 3, "podDisruptionBudget": {"enabled": True, "minAvailable": 3}})
     assert render({"replicaCount": 3, "podDisruptionBudget": {"enabled": True, "minAvailable": "50%"}}).one(
