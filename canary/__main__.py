@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK  (argcomplete's global completion looks for this marker)
 """``canary`` / ``python -m canary``: see :mod:`canary.cli` for the commands."""
 
 from __future__ import annotations

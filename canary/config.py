@@ -33,6 +33,20 @@ class LeaderElectionSettings:
 
 
 @dataclass(frozen=True)
+class AlertSettings:
+    """The controller-wide default alert provider, used by Canaries without spec.analysis.alerts
+    (Flagger's -slack-url, -slack-channel, -slack-user, -slack-proxy-url, -msteams-url,
+    -msteams-proxy-url). Slack wins when both addresses are set, as in Flagger."""
+
+    slack_url: str = ""
+    slack_channel: str = "general"
+    slack_user: str = "canary"
+    slack_proxy_url: str = ""
+    msteams_url: str = ""
+    msteams_proxy_url: str = ""
+
+
+@dataclass(frozen=True)
 class Settings:
     #: Namespaces to watch; empty means the whole cluster.
     namespaces: tuple[str, ...] = ()
@@ -47,3 +61,4 @@ class Settings:
     kubeconfig: str | None = None
     #: Smallest pause between two reconciliations of one Canary woken by a burst of events.
     debounce: timedelta = timedelta(milliseconds=200)
+    alerts: AlertSettings = field(default_factory=AlertSettings)

@@ -8,7 +8,8 @@
     ├── RouterError            a route object could not be read or written
     ├── MetricError            a metric provider failed
     │   └── ProviderUnavailable   the provider stayed unreachable after retries
-    └── WebhookError           a webhook could not be called
+    ├── WebhookError           a webhook could not be called
+    └── DeliveryError          a notification (chat alert, event webhook) was not accepted
 
 Errors raised by libraries are caught at the boundary of each adapter and re-raised as one of
 these with ``raise ... from``, so callers never depend on aiohttp, kubernetes or requests types.
@@ -48,6 +49,15 @@ class ProviderUnavailable(MetricError):
 
 class WebhookError(CanaryError):
     """A webhook call failed before an HTTP status was received."""
+
+
+class DeliveryError(CanaryError):
+    """A notification was not accepted; ``retryable`` is False for an answer that asking again
+    cannot change (a 4xx other than 429: a bad address or token)."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class ApiError(CanaryError):

@@ -191,6 +191,11 @@ class ControllerMetrics:
                                (*key, "check"), registry=r)
         # The one series about the replica rather than a Canary: forget() never touches it.
         self.leader = Gauge("canary_leader", "1 while this replica holds the leader Lease, else 0.", registry=r)
+        # By chat system only: a drop is about a destination, and per-Canary series would
+        # outlive the Canaries they name.
+        self.notifications_dropped = Counter(
+            "canary_notifications_dropped", "Notifications given up on (retries spent or queue full), by system.",
+            ("system",), registry=r)
         # prometheus_client has no public "remove every series matching these labels" in all
         # supported versions, so the label sets each Canary created are remembered here.
         self._series: dict[tuple[str, str], set[_Series]] = {}
@@ -298,6 +303,9 @@ class ControllerMetrics:
     def reconcile_failed(self, namespace: str, name: str) -> None:
         self._touch(self.reconcile_errors, namespace, name)
         self.reconcile_errors.labels(namespace, name).inc()
+
+    def notification_dropped(self, system: str) -> None:
+        self.notifications_dropped.labels(system).inc()
 
     def forget(self, namespace: str, name: str) -> None:
         """Drop every series of a deleted Canary."""

@@ -21,7 +21,8 @@ What differs from a reader's run, and why:
   README's step 3 tells readers who do not run those services (their URLs are cluster DNS
   names this run must not send traffic to).
 - ``kubectl`` is a shell function that records its arguments after the shell expanded them
-  (``$(date ...)``) and adds ``-v=6``; the command text itself goes to ``bash -c`` unchanged.
+  (``$(date ...)``) and adds ``-v=6`` (not to ``kubectl canary``, the plugin, which kubectl
+  finds on PATH: the venv's bin is on it); the command text itself goes to ``bash -c`` unchanged.
 - A watch (``-w``) must print the Canary's row and still be watching; it is then stopped.
 - Before the next command the scenario waits, as a reader would, for the controller to be up
   once the namespace exists and for it to have initialized the Canary once that exists.
@@ -35,6 +36,7 @@ import secrets
 import shlex
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -86,8 +88,10 @@ WATCH_FLAGS = {"-w", "--watch", "--watch-only"}
 _RESPONSE = re.compile(r'"Response" verb="(?P<verb>[A-Z]+)" url="https?://[^/"]+(?P<path>[^?"]*)[^"]*" status="(?P<status>\d+)')
 _PLACEHOLDER = re.compile(r"<[A-Za-z][\w-]*>")
 
-# Records the words kubectl received (NUL-separated), then runs the real one with its request log.
-_WRAPPER = 'kubectl() { printf "%s\\0" "$@" > "$DOCS_KUBECTL_ARGV"; "$DOCS_KUBECTL" -v=6 "$@"; }\n'
+# Records the words kubectl received (NUL-separated), then runs the real one with its request log;
+# not for the plugin (`kubectl canary ...`): kubectl refuses flags before a plugin's name.
+_WRAPPER = ('kubectl() { printf "%s\\0" "$@" > "$DOCS_KUBECTL_ARGV"; '
+            'if [ "$1" = canary ]; then "$DOCS_KUBECTL" "$@"; else "$DOCS_KUBECTL" -v=6 "$@"; fi; }\n')
 
 COMMAND_TIMEOUT = 120.0
 """Seconds one command may take; ``rollout status`` waits for a rollout, the rest are quick."""
@@ -215,7 +219,9 @@ class DocsScenario:
 
     def _environ(self, argv_file: Path) -> dict[str, str]:
         return {
-            "PATH": f"{self.kubectl.parent}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+            # The venv's bin holds kubectl-canary, the plugin the README's `kubectl canary ...` runs.
+            "PATH": os.pathsep.join([str(self.kubectl.parent), str(Path(sys.executable).parent),
+                                     os.environ.get("PATH", "/usr/bin:/bin")]),
             "HOME": str(self.home),
             "KUBECONFIG": str(self.env.kubeconfig),
             "KUBECACHEDIR": str(self.home / "kube-cache"),

@@ -9,11 +9,14 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TextIO
+
+import argcomplete
 
 from canary.cli import client as client_module
 from canary.cli.annotate import Action, annotate
@@ -21,6 +24,7 @@ from canary.cli.args import build_parser, server_settings_from_args, settings_fr
 from canary.cli.client import CanaryClient
 from canary.cli.convert import convert
 from canary.cli.errors import CliError, ExitCode, UsageError
+from canary.cli.render import DEFAULT_WIDTH
 from canary.cli.report import report
 from canary.cli.status import show_status, watch_status
 from canary.cli.wait import Goal, wait_for
@@ -47,6 +51,14 @@ def _user(env: Mapping[str, str]) -> str:
         return "unknown"
 
 
+def _columns(out: TextIO, env: Mapping[str, str]) -> int:
+    """The terminal's width (asked each time: it can be resized), else $COLUMNS, else a wide default."""
+    if out.isatty():
+        return shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
+    columns = env.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else DEFAULT_WIDTH
+
+
 def execute(
     argv: Sequence[str],
     *,
@@ -57,12 +69,19 @@ def execute(
     stderr: TextIO | None = None,
     clock: Callable[[], float] = time.monotonic,
     now: Callable[[], datetime] = _utc_now,
+    build: Callable[[], argparse.ArgumentParser] = build_parser,
+    prog: str = "canary",
 ) -> int:
+    """Run one command line; ``build`` and ``prog`` make it ``canary`` or ``kubectl canary``."""
     env = os.environ if env is None else env
     out = stdout or sys.stdout
     err = stderr or sys.stderr
+    parser = build()
+    # A shell asking for completions (argcomplete's _ARGCOMPLETE variable) is answered here and
+    # the process exits; otherwise this returns at once.
+    argcomplete.autocomplete(parser)
     try:
-        args = build_parser().parse_args(list(argv))
+        args = parser.parse_args(list(argv))
     except SystemExit as exc:  # --help, --version and usage errors: argparse has printed them
         return exc.code if isinstance(exc.code, int) else ExitCode.USAGE
     try:
@@ -74,7 +93,7 @@ def execute(
             return convert(args, stdin=stdin or sys.stdin, out=out, err=err)
         return _client_command(args, connect, env, out, err, clock, now)
     except CliError as exc:
-        print(f"canary: error: {exc}", file=err)
+        print(f"{prog}: error: {exc}", file=err)
         return exc.exit_code
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED
@@ -116,17 +135,21 @@ def _client_command(
     clock: Callable[[], float],
     now: Callable[[], datetime],
 ) -> int:
-    if args.command == "status" and args.all_namespaces and (args.name or args.namespace):
+    viewing = args.command in ("status", "watch")
+    if viewing and args.all_namespaces and (args.name or args.namespace):
         raise UsageError("--all-namespaces cannot be combined with a NAME or --namespace")
     client = connect(args.kubeconfig, args.context)
     namespace: str = args.namespace or client.default_namespace
 
-    if args.command == "status":
+    if viewing:
         scope = None if args.all_namespaces else namespace
+        terminal = out.isatty()
         if args.watch:
             return watch_status(client, scope, args.name, output=args.output, out=out, now=now,
-                                interactive=args.output == "text" and out.isatty())
-        return show_status(client, scope, args.name, output=args.output, out=out, now=now)
+                                interactive=args.output == "text" and terminal, compact=args.all_namespaces,
+                                width=lambda: _columns(out, env), color=terminal)
+        return show_status(client, scope, args.name, output=args.output, out=out, now=now,
+                           compact=args.all_namespaces, width=_columns(out, env), color=terminal)
     if args.command == "wait":
         return wait_for(client, namespace, args.name, Goal(args.goal), timeout=args.timeout,
                         revision=args.revision, out=out, err=err, clock=clock, now=now)

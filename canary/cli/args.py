@@ -32,7 +32,10 @@ from canary.metricsserver.meshes import SERVED_MESHES
 __all__ = [
     "DEFAULT_PROVIDERS",
     "LOG_LEVELS",
+    "OPERATOR_COMMANDS",
+    "OUTPUTS",
     "build_parser",
+    "build_plugin_parser",
     "env_name",
     "kubeconfig_from_args",
     "server_settings_from_args",
@@ -41,6 +44,8 @@ __all__ = [
 
 DEFAULT_PROVIDERS = tuple(PROVIDERS)
 LOG_LEVELS = ("debug", "info", "warning", "error")
+#: ``status -o``: the view for people, or the status as data.
+OUTPUTS = ("text", "json", "yaml")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -205,24 +210,36 @@ def _add_porting(sub: argparse._SubParsersAction[_Parser]) -> None:
                                   "spec.provider (default: %(default)s)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="canary", description="Progressive delivery for Kubernetes: the controller and its "
-                                                "on-call tools.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-    _add_run(sub)
-    _add_metrics_server(sub)
-    _add_porting(sub)
+#: Adds one command to a parser's subcommands, given the options every cluster command shares.
+AddCommand = Callable[["argparse._SubParsersAction[_Parser]", _Parser], None]
 
-    common = _client_options()
+
+def _add_status(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
     status = sub.add_parser("status", parents=[common], help="show Canaries, their weight, checks and conditions",
                             description="Show each Canary's phase, traffic weight, failed checks, the value, "
-                                        "bounds and verdict of every check, and its conditions.")
-    status.add_argument("name", nargs="?", help="one Canary (default: all in the namespace)")
-    status.add_argument("-A", "--all-namespaces", action="store_true", help="Canaries in every namespace")
+                                        "bounds and verdict of every check, and its conditions; with -A, one "
+                                        "line per Canary.")
+    _status_arguments(status)
     status.add_argument("-w", "--watch", action="store_true", help="show again on every change until Ctrl-C")
-    status.add_argument("-o", "--output", choices=("text", "json"), default="text")
 
+
+def _status_arguments(status: _Parser) -> None:
+    status.add_argument("name", nargs="?", help="one Canary (default: all in the namespace)")
+    status.add_argument("-A", "--all-namespaces", action="store_true",
+                        help="Canaries in every namespace, one line each")
+    status.add_argument("-o", "--output", choices=OUTPUTS, default="text",
+                        help="json or yaml: the Canary's status as data (default: text)")
+
+
+def _add_watch(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
+    """``watch``: ``status --watch`` under its own name (``kubectl canary watch``)."""
+    watch = sub.add_parser("watch", parents=[common], help="show Canaries again on every change until Ctrl-C",
+                           description="The same as status --watch.")
+    _status_arguments(watch)
+    watch.set_defaults(watch=True)
+
+
+def _add_wait(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
     wait = sub.add_parser(
         "wait", parents=[common], help="wait until a release succeeds or fails (for CI)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -240,8 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     wait.add_argument("--timeout", type=wait_timeout, default=wait_timeout("10m"), metavar="DURATION",
                       help=f"e.g. 90s, 10m, 1h (default: 10m; {range_text(bounds.WAIT_TIMEOUT)})")
     wait.add_argument("--revision", metavar="CHECKSUM", help="only an outcome for this lastAppliedSpec counts")
-    add_report_parser(sub, common)
 
+
+def _add_on_call(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
     on_call = {
         "rollback": ("route all traffic back to the primary and fail the release", "sets", Annotation.ROLLBACK),
         "promote": ("promote the canary now, skipping the rest of the analysis", "sets", Annotation.PROMOTE),
@@ -257,6 +275,37 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("name")
         if command == "rollback":
             cmd.add_argument("--reason", metavar="TEXT", help="why; recorded in the Canary's status and events")
+
+
+#: The commands people on call use against a cluster, in help order: ``canary`` and the kubectl
+#: plugin both offer them. A new one is one function here (and its dispatch in app.py).
+OPERATOR_COMMANDS: tuple[AddCommand, ...] = (_add_status, _add_watch, _add_wait, add_report_parser, _add_on_call)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="canary", description="Progressive delivery for Kubernetes: the controller and its "
+                                                "on-call tools.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    _add_run(sub)
+    _add_metrics_server(sub)
+    _add_porting(sub)
+    common = _client_options()
+    for add in OPERATOR_COMMANDS:
+        add(sub, common)
+    return parser
+
+
+def build_plugin_parser() -> argparse.ArgumentParser:
+    """``kubectl canary``: the operator commands."""
+    parser = _Parser(prog="kubectl canary", description="Canary releases from kubectl: the on-call commands of "
+                                                        "canary. Flags as in kubectl, written after canary: "
+                                                        "--kubeconfig, --context, -n/--namespace, -A/--all-namespaces.")
+    parser.add_argument("--version", action="version", version=f"canary {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    common = _client_options()
+    for add in OPERATOR_COMMANDS:
+        add(sub, common)
     return parser
 
 

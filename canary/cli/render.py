@@ -1,38 +1,61 @@
-"""Plain-text views of a Canary for people on call. Pure: objects and ``now`` in, text out.
+"""Views of a Canary for people on call. Pure: objects and ``now`` in, rich renderables or text out.
 
 The input is the Canary exactly as the API server returns it (a mapping with ``metadata``,
 ``spec``, ``status``). A status the controller has not written yet, or a spec that no longer
 parses, still renders: this is the view people open when something is wrong.
+
+Layout is rich's: tables size their columns to the console's width and wrap the free text
+(messages) on word boundaries inside its column; :func:`to_text` renders for a given width.
 """
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
-from canary.domain.spec import AnalysisSpec, parse_analysis
+from rich.console import Console, Group, RenderableType
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
+
+from canary.domain.judge import ERROR_RATE, LATENCY, check_name
+from canary.domain.spec import BUILTIN_DURATION, BUILTIN_SUCCESS_RATE, AnalysisSpec, parse_analysis
 from canary.domain.status import Annotation, CanaryStatus, CheckKind, CheckResult, Condition, format_time
 from canary.errors import SpecError
 
 __all__ = [
+    "DEFAULT_WIDTH",
+    "Unit",
     "canary_json",
+    "canaries_view",
+    "canary_view",
+    "check_unit",
+    "compact_view",
     "format_age",
-    "format_bounds",
+    "format_count",
     "format_number",
+    "format_range",
+    "format_value",
     "progress_bar",
     "qualified_name",
     "read_status",
     "render_canaries",
     "render_canary",
+    "render_compact",
     "summary_line",
-    "table",
+    "to_text",
 ]
 
 _LABEL_WIDTH = 18
-_INDENT = "  "
+#: Wide enough that a full view rarely wraps, for output that is not a terminal (logs, pipes).
+DEFAULT_WIDTH = 120
+_VERDICT_STYLES = {"Pass": "green", "Fail": "bold red", "Error": "red", "NoData": "yellow", "Unavailable": "yellow"}
+_PHASE_STYLES = {"Succeeded": "green", "Failed": "bold red", "Progressing": "cyan", "Promoting": "cyan"}
 
 
 def qualified_name(obj: Mapping[str, Any]) -> str:
@@ -55,6 +78,18 @@ def progress_bar(weight: int, width: int = 10) -> str:
     return f"[{'#' * filled}{'.' * (width - filled)}] {pct}%"
 
 
+class Unit(StrEnum):
+    """What a check's number measures, as far as the CLI can tell from the check's type."""
+
+    NONE = ""
+    PERCENT = "%"
+    MILLISECONDS = "ms"
+
+
+#: Decimals shown per unit: a success rate near its bound needs two, a p99 in ms one.
+_DECIMALS = {Unit.PERCENT: 2, Unit.MILLISECONDS: 1}
+
+
 def format_number(value: float) -> str:
     if math.isnan(value):
         return "NaN"
@@ -65,16 +100,32 @@ def format_number(value: float) -> str:
     return f"{value:.6g}"
 
 
-def format_bounds(value: float | None, low: float | None, high: float | None) -> str:
-    """``99.2 >= 99``, ``512 <= 500``, ``1 <= 3 <= 5``; ``-`` stands for a missing value."""
-    shown = "-" if value is None else format_number(value)
+def format_value(value: float | None, unit: Unit = Unit.NONE) -> str:
+    """``99.25%``, ``612.4ms``, ``0.333333``; ``-`` for no value."""
+    if value is None:
+        return "-"
+    if unit is Unit.NONE or not math.isfinite(value):
+        return format_number(value) + unit.value
+    shown = f"{value:.{_DECIMALS[unit]}f}".rstrip("0").rstrip(".")
+    return ("0" if shown == "-0" else shown) + unit.value
+
+
+def format_range(low: float | None, high: float | None, unit: Unit = Unit.NONE) -> str:
+    """A check's bounds: ``>= 99%``, ``<= 500ms``, ``10ms .. 250.5ms``; ``-`` when unbounded."""
     if low is not None and high is not None:
-        return f"{format_number(low)} <= {shown} <= {format_number(high)}"
+        return f"{format_value(low, unit)} .. {format_value(high, unit)}"
     if low is not None:
-        return f"{shown} >= {format_number(low)}"
+        return f">= {format_value(low, unit)}"
     if high is not None:
-        return f"{shown} <= {format_number(high)}"
-    return shown
+        return f"<= {format_value(high, unit)}"
+    return "-"
+
+
+def format_count(value: float | None) -> str:
+    """Requests are whole: Prometheus' ``increase()`` extrapolates to fractions, people count."""
+    if value is None or not math.isfinite(value):
+        return "-"
+    return str(round(value))
 
 
 def format_age(delta: timedelta) -> str:
@@ -95,17 +146,25 @@ def format_age(delta: timedelta) -> str:
     return "".join(parts)
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    """Left-aligned columns two spaces apart, without trailing blanks."""
-    widths = [len(h) for h in headers]
-    for row in rows:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
-    lines = []
-    for row in (headers, *rows):
-        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row)]
-        lines.append("  ".join(cells).rstrip())
-    return lines
+def to_text(renderable: RenderableType, width: int = DEFAULT_WIDTH) -> str:
+    """``renderable`` as plain text ``width`` columns wide, without styles or trailing blanks."""
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, color_system=None, force_terminal=False, highlight=False,
+                      markup=False, emoji=False, soft_wrap=False)
+    console.print(renderable)
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
+
+
+def _table(*columns: str, wrap: str = "MESSAGE") -> Table:
+    """Columns two spaces apart; only the ``wrap`` column wraps (on words), the others never."""
+    table = Table(box=None, pad_edge=False, show_edge=False, padding=(0, 1), header_style="bold")
+    for column in columns:
+        table.add_column(column, no_wrap=column != wrap, overflow="fold")
+    return table
+
+
+def _styled(text: str, styles: Mapping[str, str]) -> Text:
+    return Text(text, style=styles.get(text, ""))
 
 
 @dataclass(frozen=True)
@@ -115,6 +174,8 @@ class _Analysis:
     iterations: int | None
     error_limit: int | None = None
     no_data_limit: int | None = None
+    #: Names of the spec's builtin metrics (no templateRef); None when the spec does not parse.
+    builtins: frozenset[str] | None = None
 
 
 def _analysis(obj: Mapping[str, Any]) -> _Analysis:
@@ -127,7 +188,25 @@ def _analysis(obj: Mapping[str, Any]) -> _Analysis:
         return _Analysis(None, None, None)
     return _Analysis(parsed.threshold, None if parsed.blue_green else parsed.max_weight,
                      parsed.iterations if parsed.blue_green else None,
-                     parsed.consecutive_error_limit, parsed.consecutive_no_data_limit)
+                     parsed.consecutive_error_limit, parsed.consecutive_no_data_limit,
+                     frozenset(m.name for m in parsed.metrics if m.is_builtin))
+
+
+#: The builtin metrics and the judge's tests measure known things; a template's query may be anything.
+_UNITS = {
+    (CheckKind.METRIC, BUILTIN_SUCCESS_RATE): Unit.PERCENT,
+    (CheckKind.METRIC, BUILTIN_DURATION): Unit.MILLISECONDS,
+    (CheckKind.JUDGE, check_name(ERROR_RATE)): Unit.PERCENT,
+    (CheckKind.JUDGE, check_name(LATENCY)): Unit.MILLISECONDS,
+}
+
+
+def check_unit(check: CheckResult, builtins: frozenset[str] | None) -> Unit:
+    """The unit of a check's value: a metric named like a builtin counts only when it is one
+    (a templated metric may reuse the name); without a readable spec, the name decides."""
+    if check.kind is CheckKind.METRIC and builtins is not None and check.name not in builtins:
+        return Unit.NONE
+    return _UNITS.get((check.kind, check.name), Unit.NONE)
 
 
 def _when(value: datetime | None, now: datetime) -> str:
@@ -152,42 +231,52 @@ def _on_call(obj: Mapping[str, Any], status: CanaryStatus) -> list[str]:
     return shown
 
 
-def _check_rows(checks: Sequence[CheckResult]) -> list[list[str]]:
-    return [
-        [
-            c.name,
-            c.kind.value,
-            format_bounds(c.value, c.min, c.max),
-            c.verdict.value,
-            "-" if c.samples is None else format_number(c.samples),
-            c.message,
-        ]
-        for c in checks
-    ]
+def _checks_table(checks: Sequence[CheckResult], builtins: frozenset[str] | None) -> Table:
+    table = _table("NAME", "KIND", "VALUE", "RANGE", "VERDICT", "SAMPLES", "MESSAGE")
+    for c in checks:
+        unit = check_unit(c, builtins)
+        table.add_row(c.name, c.kind.value, format_value(c.value, unit), format_range(c.min, c.max, unit),
+                      _styled(c.verdict.value, _VERDICT_STYLES), format_count(c.samples), c.message)
+    return table
 
 
-def _judge_rows(checks: Sequence[CheckResult]) -> list[list[str]]:
-    def pair(canary: float | None, primary: float | None) -> str:
-        return f"{'-' if canary is None else format_number(canary)} / {'-' if primary is None else format_number(primary)}"
-    return [
-        [
-            c.name.removeprefix("judge/"),
-            pair(c.value, c.primary_value),
-            pair(c.samples, c.primary_samples),
-            "-" if c.evidence is None else f"{c.evidence:.3g} / {'-' if c.evidence_bound is None else f'{c.evidence_bound:.3g}'}",
-            c.verdict.value,
-            c.message,
-        ]
-        for c in checks
-    ]
+def _judge_table(checks: Sequence[CheckResult]) -> Table:
+    table = _table("TEST", "VALUE", "REQUESTS", "EVIDENCE", "VERDICT", "MESSAGE")
+    for c in checks:
+        unit = check_unit(c, None)
+        evidence = "-" if c.evidence is None else (
+            f"{c.evidence:.3g} / {'-' if c.evidence_bound is None else f'{c.evidence_bound:.3g}'}")
+        table.add_row(c.name.removeprefix("judge/"),
+                      f"{format_value(c.value, unit)} / {format_value(c.primary_value, unit)}",
+                      f"{format_count(c.samples)} / {format_count(c.primary_samples)}",
+                      evidence, _styled(c.verdict.value, _VERDICT_STYLES), c.message)
+    return table
 
 
-def _condition_rows(conditions: Sequence[Condition]) -> list[list[str]]:
-    return [[c.type.value, "True" if c.status else "False", c.reason, c.message] for c in conditions]
+def _without_repeat(message: str, reason: str) -> str:
+    """A condition's message without the Canary's message, which the view has shown already: a
+    failed Canary's reason also opens its Ready, Stalled and Promoted conditions' messages."""
+    if not reason or not message.startswith(reason):
+        return message
+    return "see Message" + message.removeprefix(reason)
 
 
-def render_canary(obj: Mapping[str, Any], now: datetime) -> str:
-    """The full view of one Canary, as ``canary status NAME`` prints it."""
+def _conditions_table(conditions: Sequence[Condition], reason: str) -> Table:
+    table = _table("TYPE", "STATUS", "REASON", "MESSAGE")
+    for c in conditions:
+        table.add_row(c.type.value, "True" if c.status else "False", c.reason, _without_repeat(c.message, reason))
+    return table
+
+
+def _section(title: str, body: RenderableType | None) -> list[RenderableType]:
+    """``  Title:`` and the body indented under it."""
+    if body is None:
+        return []
+    return [Text(f"  {title}:"), Padding(body, (0, 0, 0, 4))]
+
+
+def canary_view(obj: Mapping[str, Any], now: datetime) -> RenderableType:
+    """The full view of one Canary, as ``canary status NAME`` shows it."""
     status = read_status(obj)
     analysis = _analysis(obj)
     phase = status.phase.value if status.phase else "Unknown (no status from the controller yet)"
@@ -195,8 +284,8 @@ def render_canary(obj: Mapping[str, Any], now: datetime) -> str:
     if analysis.max_weight is not None:
         weight += f" (max {analysis.max_weight}%)"
 
-    fields: list[tuple[str, str]] = [
-        ("Phase", phase),
+    fields: list[tuple[str, str | Text]] = [
+        ("Phase", _styled(phase, _PHASE_STYLES)),
         ("Weight", weight),
         ("Failed checks", _ratio(status.failed_checks, analysis.threshold)),
         ("Iterations", _ratio(status.iterations, analysis.iterations)),
@@ -216,34 +305,66 @@ def render_canary(obj: Mapping[str, Any], now: datetime) -> str:
     on_call = _on_call(obj, status)
     if on_call:
         fields.append(("On-call", ", ".join(on_call)))
-
-    lines = [f"Canary {qualified_name(obj)}"]
-    lines += [f"{_INDENT}{(label + ':').ljust(_LABEL_WIDTH)}{value}" for label, value in fields]
     checks = [c for c in status.checks if c.kind is not CheckKind.JUDGE]
     judged = [c for c in status.checks if c.kind is CheckKind.JUDGE]
+    if not checks and not judged:
+        fields.append(("Checks", "none yet"))
+
+    grid = Table.grid()
+    grid.add_column(width=_LABEL_WIDTH, no_wrap=True)
+    grid.add_column(overflow="fold")
+    for label, value in fields:
+        grid.add_row(f"{label}:", value)
+
+    parts: list[RenderableType] = [Text(f"Canary {qualified_name(obj)}", style="bold"), Padding(grid, (0, 0, 0, 2))]
     if checks:
-        lines.append(f"{_INDENT}Checks:")
-        headers = ["NAME", "KIND", "VALUE", "VERDICT", "SAMPLES", "MESSAGE"]
-        lines += [_INDENT * 2 + line for line in table(headers, _check_rows(checks))]
-    elif not judged:
-        lines.append(f"{_INDENT}Checks:           none yet")
+        parts += _section("Checks", _checks_table(checks, analysis.builtins))
     if judged:
         # The judge compares the versions: each number is shown for the canary, then the primary.
-        lines.append(f"{_INDENT}Judge (canary / primary, this step; evidence over the run / needed to roll back):")
-        headers = ["TEST", "VALUE", "REQUESTS", "EVIDENCE", "VERDICT", "MESSAGE"]
-        lines += [_INDENT * 2 + line for line in table(headers, _judge_rows(judged))]
+        parts += _section("Judge (canary / primary, this step; evidence over the run / needed to roll back)",
+                          _judge_table(judged))
     if status.conditions:
-        lines.append(f"{_INDENT}Conditions:")
-        lines += [_INDENT * 2 + line for line in table(["TYPE", "STATUS", "REASON", "MESSAGE"],
-                                                       _condition_rows(status.conditions))]
+        parts += _section("Conditions", _conditions_table(status.conditions, status.message))
     else:
-        lines.append(f"{_INDENT}Conditions:       none")
-    return "\n".join(lines)
+        parts.append(Text(f"  {'Conditions:'.ljust(_LABEL_WIDTH)}none"))
+    return Group(*parts)
 
 
-def render_canaries(objs: Sequence[Mapping[str, Any]], now: datetime) -> str:
-    ordered = sorted(objs, key=qualified_name)
-    return "\n\n".join(render_canary(o, now) for o in ordered)
+def canaries_view(objs: Sequence[Mapping[str, Any]], now: datetime) -> RenderableType:
+    """Full views one after the other, by namespace and name, a blank line apart."""
+    views: list[RenderableType] = []
+    for obj in sorted(objs, key=qualified_name):
+        if views:
+            views.append(Text(""))
+        views.append(canary_view(obj, now))
+    return Group(*views)
+
+
+def compact_view(objs: Sequence[Mapping[str, Any]], now: datetime) -> RenderableType:
+    """One line per Canary (``-A``): where each release stands, and the Canary's message."""
+    table = _table("NAMESPACE", "NAME", "PHASE", "WEIGHT", "FAILED", "SINCE", "MESSAGE")
+    for obj in sorted(objs, key=qualified_name):
+        meta = obj.get("metadata") or {}
+        status = read_status(obj)
+        analysis = _analysis(obj)
+        since = "-" if status.last_transition_time is None else format_age(now - status.last_transition_time)
+        table.add_row(str(meta.get("namespace", "")), str(meta.get("name", "")),
+                      _styled(status.phase.value if status.phase else "Unknown", _PHASE_STYLES),
+                      f"{status.canary_weight}%", _ratio(status.failed_checks, analysis.threshold), since,
+                      status.message)
+    return table
+
+
+def render_canary(obj: Mapping[str, Any], now: datetime, width: int = DEFAULT_WIDTH) -> str:
+    return to_text(canary_view(obj, now), width)
+
+
+def render_canaries(objs: Sequence[Mapping[str, Any]], now: datetime, width: int = DEFAULT_WIDTH) -> str:
+    return to_text(canaries_view(objs, now), width)
+
+
+def render_compact(objs: Sequence[Mapping[str, Any]], now: datetime, width: int = DEFAULT_WIDTH) -> str:
+    return to_text(compact_view(objs, now), width)
 
 
 def summary_line(obj: Mapping[str, Any]) -> str:

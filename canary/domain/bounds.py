@@ -180,6 +180,9 @@ METRICS_ITEMS = CountBound(
 WEBHOOKS_ITEMS = CountBound(
     "spec.analysis.webhooks", 0, 20, "calls per tick; bounds the time of one tick and the CEL rules' cost",
 )
+ALERTS_ITEMS = CountBound(
+    "spec.analysis.alerts", 0, 10, "chat posts per event; bounds the posts one release step can cause",
+)
 MATCH_ITEMS = CountBound(
     "spec.analysis.match", 0, 8, "A/B conditions (any one suffices); Gateway API allows 8 matches per rule",
 )
@@ -227,7 +230,7 @@ CANARY_COUNTS: tuple[CountBound, ...] = (
     PRIMARY_SCALER_MAX_REPLICAS,
 )
 CANARY_LISTS: tuple[CountBound, ...] = (
-    STEP_WEIGHTS_ITEMS, METRICS_ITEMS, WEBHOOKS_ITEMS, MATCH_ITEMS, GATEWAY_REFS_ITEMS, HOSTS_ITEMS,
+    STEP_WEIGHTS_ITEMS, METRICS_ITEMS, WEBHOOKS_ITEMS, ALERTS_ITEMS, MATCH_ITEMS, GATEWAY_REFS_ITEMS, HOSTS_ITEMS,
     REQUEST_HEADERS_REMOVE_ITEMS, RESPONSE_HEADERS_REMOVE_ITEMS,
 )
 #: Bounds that live only in this process (a query parameter, command-line flags).

@@ -136,8 +136,9 @@ CANARY_FIELDS: tuple[FieldSupport, ...] = (
     _ok("spec.analysis.threshold", "failed checks before rollback"),
     _ok("spec.analysis.primaryReadyThreshold", "percent of the primary's pods that must be available (default 100)"),
     _ok("spec.analysis.canaryReadyThreshold", "percent of the canary's pods that must be available (default 100)"),
-    _no("spec.analysis.alerts", "chat alerts (AlertProvider) come with the operator-toolbox issue; until then use "
-                                "a webhook of type event"),
+    _ok("spec.analysis.alerts", "chat alerts through a canary.dev AlertProvider (name, severity info|warn|error, "
+                                "providerRef); without alerts, the controller's default provider (--slack-url, "
+                                "--msteams-url)"),
     _ok("spec.analysis.metrics", "metric checks"),
     _ok("spec.analysis.webhooks", "gates, checks and notifications"),
     _gw("spec.analysis.match", "A/B: requests matching these header, cookie or query conditions go to the "
@@ -160,8 +161,8 @@ CANARY_FIELDS: tuple[FieldSupport, ...] = (
     _ok("spec.analysis.webhooks[].url", "where it is POSTed"),
     _ok("spec.analysis.webhooks[].timeout", "per attempt (default 10s)"),
     _ok("spec.analysis.webhooks[].metadata", "sent in the payload"),
-    _ok("spec.analysis.webhooks[].muteAlert", "no alerts are sent yet (spec.analysis.alerts is refused), so "
-                                              "there is nothing to mute"),
+    _ok("spec.analysis.webhooks[].muteAlert", "a gate of this hook that holds the release sends no warn "
+                                              "alert"),
 )
 
 METRIC_TEMPLATE_FIELDS: tuple[FieldSupport, ...] = (

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from canary.domain import bounds
+from canary.domain.alerts import AlertSpec, parse_alerts
 from canary.domain.autoscaler_spec import AutoscalerRef, parse_autoscaler_ref
 from canary.domain.durations import parse_duration
 from canary.domain.flagger_fields import CANARY_FIELDS, METRIC_TEMPLATE_FIELDS, refuse_flagger_only_fields
@@ -141,6 +142,8 @@ class WebhookSpec:
     timeout: timedelta = timedelta(seconds=10)
     retries: int = 0
     metadata: Mapping[str, str] = field(default_factory=dict)
+    #: Flagger's muteAlert: a gate of this hook that holds the release sends no chat alert.
+    mute_alert: bool = False
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,7 @@ class AnalysisSpec:
     mirror_weight: int | None = None
     session_affinity: SessionAffinity | None = None
     judge: JudgeSpec | None = None
+    alerts: tuple[AlertSpec, ...] = ()
 
     @property
     def route_options(self) -> tuple[str, ...]:
@@ -268,6 +272,7 @@ def parse_webhook(raw: Mapping[str, Any], path: str) -> WebhookSpec:
         timeout=timeout,
         retries=integer(raw.get("retries", 0), f"{path}.retries", bounds.WEBHOOK_RETRIES),
         metadata=string_map(raw.get("metadata"), f"{path}.metadata"),
+        mute_alert=flag(raw, "muteAlert", path),
     )
 
 
@@ -377,6 +382,7 @@ def parse_analysis(raw: Mapping[str, Any], path: str = "spec.analysis") -> Analy
         mirror_weight=mirror_weight,
         session_affinity=parse_session_affinity(raw.get("sessionAffinity"), f"{path}.sessionAffinity"),
         judge=parse_judge(raw.get("judge"), f"{path}.judge"),
+        alerts=parse_alerts(raw.get("alerts"), f"{path}.alerts"),
     )
 
 

@@ -26,14 +26,16 @@ from canary.domain.actions import (
     Action, EnsurePrimary, EnsurePrimaryScaler, EnsureServices, Event, Notify, PauseTargetScaler, PromotePrimary,
     RestoreTarget, ScaleCanary, SetFinalizer, SetRoute,
 )
-from canary.domain.event_facts import FACTS_ANNOTATION, EventFacts
-from canary.domain.spec import CanarySpec, WebhookSpec, WebhookType
+from canary.domain.event_facts import EventFacts
+from canary.domain.spec import CanarySpec, WebhookType
 from canary.domain.status import CanaryStatus, Phase
-from canary.errors import Conflict, NotFound, RouterError
+from canary.errors import Conflict, DeliveryError, NotFound, RouterError
 from canary.kube.api import (
     CANARY_GROUP, CANARY_PLURAL, CANARY_VERSION, JSON_PATCH, MERGE_PATCH, REVERT_FINALIZER, KubeApi,
 )
+from canary.kube.alerting import Alerting
 from canary.kube.cache import ClusterCache, Kind, ObjectKey, resource_version
+from canary.kube.events import KubernetesEvents
 from canary.kube.observe import Observation, companion_current, companion_key
 from canary.kube.revision import REVISION_ANNOTATION, ConfigRef, data_digest
 from canary.kube.scalers import KEDA_PAUSED_REPLICAS, SCALER_RESOURCES, primary_scaler, scaler_keys
@@ -43,12 +45,14 @@ from canary.kube.workloads import (
     MANAGED_BY, config_copy, discovered_ports, match_labels, owner_reference, primary_name, service_bodies,
     service_matches,
 )
+from canary.notify.base import Notice, Notifier
+from canary.notify.event_hooks import EventHook
+from canary.notify.outbox import Outbox
 from canary.notify.webhooks import WebhookPayload, notify
 from canary.routers.base import Companion, RouteResource, Router, RouteTarget
 from canary.telemetry import bind_canary
 
 T = TypeVar("T")
-COMPONENT = "canary-controller"
 
 
 class StaleWrite(Conflict):
@@ -116,11 +120,21 @@ def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, An
     return patch
 
 
+class _Uncounted:
+    def notification_dropped(self, system: str) -> None:
+        pass
+
+
 class Executor:
-    def __init__(self, api: KubeApi, cache: ClusterCache, session: aiohttp.ClientSession) -> None:
+    def __init__(self, api: KubeApi, cache: ClusterCache, session: aiohttp.ClientSession, *,
+                 outbox: Outbox | None = None, alerts: Alerting | None = None) -> None:
         self.api = api
         self.cache = cache
         self.session = session
+        self.events: Notifier = KubernetesEvents(api)
+        # Without an outbox of the operator's (tests that only drive actions), drops go uncounted.
+        self.outbox = outbox if outbox is not None else Outbox(_Uncounted())
+        self.alerts = alerts
 
     async def write_status(self, canary: Mapping[str, Any], old: CanaryStatus,
                            new: CanaryStatus) -> Mapping[str, Any] | None:
@@ -482,41 +496,27 @@ class Executor:
 
     # --- events and notifications ------------------------------------------------------------
 
-    async def record(self, canary: Mapping[str, Any], hooks: Sequence[WebhookSpec], event: Event,
+    async def record(self, canary: Mapping[str, Any], spec: CanarySpec | None, event: Event,
                      status: CanaryStatus) -> None:
-        """A Kubernetes Event on the Canary, plus the ``event`` webhooks (fire and forget)."""
+        """Tell every notifier about ``event``: the Kubernetes Event now, in order with the pass's
+        other writes; the ``event`` webhooks and chat alerts through the outbox, never waited on."""
         meta = canary["metadata"]
         namespace, name = str(meta["namespace"]), str(meta["name"])
         log = bind_canary(namespace, name)
         (log.warning if event.warning else log.info)(event.message, reason=event.reason, phase=str(status.phase))
-        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        body = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"generateName": f"{name}.", "namespace": namespace,
-                         "annotations": {FACTS_ANNOTATION: EventFacts.of(status).to_annotation()}},
-            "involvedObject": {"apiVersion": f"{CANARY_GROUP}/{CANARY_VERSION}", "kind": "Canary",
-                               "name": name, "namespace": namespace, "uid": meta.get("uid")},
-            "reason": event.reason,
-            "message": event.message[:1024],
-            "type": "Warning" if event.warning else "Normal",
-            "source": {"component": COMPONENT},
-            "reportingComponent": COMPONENT,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }
+        notice = Notice(namespace=namespace, name=name, reason=event.reason, message=event.message,
+                        warning=event.warning, facts=EventFacts.of(status), time=datetime.now(timezone.utc),
+                        uid=meta.get("uid"))
         try:
-            await self.api.call(self.api.core.create_namespaced_event, namespace, body)
-        except Exception as exc:  # noqa: BLE001 - an Event that cannot be posted must not stop a release
+            await self.events.post(notice)
+        except DeliveryError as exc:  # an Event that cannot be posted must not stop a release
             log.warning("event not recorded", reason=event.reason, error=str(exc))
-        if hooks:
-            payload = WebhookPayload.for_event(
-                name=name, namespace=namespace, phase=status.phase or Phase.INITIALIZING,
-                checksum=status.last_applied_spec, message=event.message,
-                event_type="Warning" if event.warning else "Normal",
-            )
-            _background(notify(self.session, hooks, payload))
+        if spec is None:
+            return
+        for hook in spec.analysis.hooks(WebhookType.EVENT):
+            self.outbox.submit(EventHook(self.session, hook), notice)
+        if self.alerts is not None:
+            self.alerts.alert(spec, notice)
 
     def _notify(self, target: Target, hook_type: WebhookType, status: CanaryStatus) -> None:
         hooks = target.spec.analysis.hooks(hook_type)

@@ -16,8 +16,10 @@ from kubernetes import config as k8s_config
 from canary import __version__
 from canary.config import Settings
 from canary.errors import ApiError
+from canary.kube.alerting import Alerting, default_target
 from canary.kube.api import KubeApi
 from canary.kube.cache import ClusterCache
+from canary.kube.events import KubernetesEvents
 from canary.kube.execute import Executor
 from canary.kube.handlers import register
 from canary.kube.leader import LeaseApi, LeadershipLost, default_identity, guard_for, hold_leadership
@@ -27,6 +29,7 @@ from canary.kube.reconciler import ReconcilerRegistry, Services
 from canary.kube.routes import RouterDirectory
 from canary.metrics.engine import MetricsEngine
 from canary.metrics.smi import FetchError
+from canary.notify.outbox import Outbox
 from canary.telemetry import ControllerMetrics, configure_logging, serve_http
 
 def load_kube_config(kubeconfig: str | None) -> k8s.ApiClient:
@@ -96,8 +99,12 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         async with aiohttp.ClientSession() as session:
             cache = ClusterCache()
             engine = MetricsEngine(settings.metrics, smi_fetch=smi_fetcher(api))
+            outbox = Outbox(metrics)
+            events = KubernetesEvents(api)
+            alerting = Alerting(api, session, outbox, events, default_target(settings.alerts))
             services = Services(
-                settings=settings, cache=cache, executor=Executor(api, cache, session),
+                settings=settings, cache=cache, executor=Executor(api, cache, session, outbox=outbox,
+                                                                  alerts=alerting),
                 probes=ProbeRunner(api, cache, session, engine, settings.metrics),
                 routers=RouterDirectory(api, settings), metrics=metrics,
             )
@@ -116,6 +123,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await operator
                 await reconcilers.stop_all()
+                await outbox.close()
                 engine.close()
     finally:
         leader_stop.set()

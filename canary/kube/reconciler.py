@@ -25,7 +25,7 @@ from canary.config import Settings
 from canary.domain.actions import SetFinalizer
 from canary.domain.machine import Decision, NeedProbes, Probe, decide, decide_invalid
 from canary.domain.observed import Problem
-from canary.domain.spec import WebhookType, parse_canary_spec
+from canary.domain.spec import parse_canary_spec
 from canary.domain.status import CanaryStatus, CheckResult
 from canary.errors import ApiError, CanaryError, SpecError
 from canary.kube.api import REVERT_FINALIZER
@@ -218,9 +218,8 @@ class CanaryReconciler:
             services.cache.refresh(self.key, stored, resource_version(canary))
             if target is not None:
                 target.written[self.key] = resource_version(stored)
-        hooks = target.spec.analysis.hooks(WebhookType.EVENT) if target is not None else ()
         for event in decision.events:
-            await services.executor.record(canary, hooks, event, new)
+            await services.executor.record(canary, target.spec if target is not None else None, event, new)
         if target is not None:
             for action in decision.actions:
                 await services.executor.run(target, action, new)

@@ -15,7 +15,7 @@ from canary.cli.errors import ClusterError, ExitCode
 from canary.config import Settings
 from tests.cli.fakes import NOW, FakeCanaryClient, canary, confirming_controller
 
-COMMANDS = ["run", "status", "wait", "rollback", "promote", "pause", "resume", "retry"]
+COMMANDS = ["run", "status", "watch", "wait", "rollback", "promote", "pause", "resume", "retry"]
 
 
 def test_top_level_help(capsys: pytest.CaptureFixture[str]) -> None:
@@ -124,7 +124,9 @@ def test_status_all_namespaces_end_to_end() -> None:
     client = FakeCanaryClient(canary(), canary(name="b", namespace="other"))
     code, out, _, _ = _execute(["status", "-A"], client)
     assert code == ExitCode.OK
-    assert "Canary default/podinfo" in out and "Canary other/b" in out
+    # One line per Canary under a header, as kubectl get -A prints.
+    assert [line.split()[:2] for line in out.splitlines()] == [["NAMESPACE", "NAME"], ["default", "podinfo"],
+                                                               ["other", "b"]]
 
 
 def test_missing_canary_exits_3() -> None:
@@ -179,3 +181,15 @@ def test_timeouts_at_the_edges_are_accepted(command: str, ceiling: float) -> Non
     extra = ["--for", "succeeded"] if command == "wait" else []
     for text, seconds in (("1s", 1.0), (f"{int(ceiling // 3600)}h", ceiling)):
         assert build_parser().parse_args([command, "x", "--timeout", text, *extra]).timeout == seconds
+
+
+def test_status_text_fits_columns_when_not_a_terminal() -> None:
+    long = " ".join(["the canary answered with errors"] * 6)
+    client = FakeCanaryClient(canary(status={"phase": "Failed", "message": long}))
+    out = io.StringIO()
+    code = execute(["status", "podinfo"], connect=_Connections(client), env={"COLUMNS": "60"}, stdout=out,
+                   now=lambda: NOW)
+    assert code == ExitCode.OK
+    lines = out.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 60 < len(long)
+    assert sum(1 for line in lines if "answered" in line) >= 3  # the message, wrapped over several lines

@@ -181,11 +181,12 @@ def test_a_refused_provider_is_reported_with_the_parsers_words() -> None:
 
 
 def test_every_refused_field_is_named_not_only_the_parsers_first() -> None:
-    doc = canary(threshold=0, alerts=[{"name": "x", "providerRef": {"name": "slack"}}])
+    doc = canary(threshold=0)
     doc["spec"]["ingressRef"] = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "podinfo"}
+    doc["spec"]["upstreamRef"] = {"apiVersion": "gloo.solo.io/v1", "kind": "Upstream", "name": "podinfo"}
     code, _, err = run(["lint", "-f", "-"], stdin=yaml.safe_dump(doc))
     assert code == ExitCode.REFUSED
-    for field in ("spec.ingressRef", "spec.analysis.alerts", "spec.analysis.threshold"):
+    for field in ("spec.ingressRef", "spec.upstreamRef", "spec.analysis.threshold"):
         assert f"refused {field}: " in err, err
     assert "Flagger read a threshold of 0 or less as 1" in err
     assert "Canary test/podinfo: refused (3 fields)" in err

@@ -215,6 +215,7 @@ def test_lists_agree_at_the_edges(where: str) -> None:
         "spec.analysis.stepWeights": lambda n: list(range(1, n + 1)),
         "spec.analysis.metrics": lambda n: [{"name": "request-success-rate", "thresholdRange": {"min": 99}}] * n,
         "spec.analysis.webhooks": lambda n: [{"name": "h", "url": "http://h.test/"}] * n,
+        "spec.analysis.alerts": lambda n: [{"name": f"a{i}", "providerRef": {"name": "p"}} for i in range(n)],
         "spec.analysis.match": lambda n: [{"headers": {"x-canary": {"exact": "insider"}}}] * n,
         "spec.service.gatewayRefs": lambda n: [{"name": "public"}] * n,
         "spec.service.hosts": lambda n: ["app.example.test"] * n,

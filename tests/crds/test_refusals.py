@@ -178,6 +178,14 @@ CASES = [
     Bad("metric-thresholdRange-min-above-max", {f"{M0}.thresholdRange": {"min": 99, "max": 95.5}},
         f"{M0}.thresholdRange"),
     Bad("metric-thresholdRange-min-not-a-number", {f"{M0}.thresholdRange.min": "99"}, f"{M0}.thresholdRange.min"),
+    # alerts
+    Bad("alerts-too-many", {f"{A}.alerts": [{"name": f"a{i}", "providerRef": {"name": "p"}} for i in range(11)]},
+        f"{A}.alerts"),
+    Bad("alert-severity-unknown", {f"{A}.alerts": [{"name": "a", "severity": "critical", "providerRef": {"name": "p"}}]},
+        f"{A}.alerts[0].severity"),
+    Bad("alert-name-empty", {f"{A}.alerts": [{"name": "", "providerRef": {"name": "p"}}]}, f"{A}.alerts[0].name"),
+    Bad("alert-providerRef-name-empty", {f"{A}.alerts": [{"name": "a", "providerRef": {"name": ""}}]},
+        f"{A}.alerts[0].providerRef.name"),
     # webhooks
     Bad("webhooks-too-many", {f"{A}.webhooks": [HOOK] * 21}, f"{A}.webhooks"),
     Bad("webhook-name-missing", {f"{W0}.name": DELETE}, f"{W0}.name"),

@@ -52,7 +52,8 @@ def all_nodes(kind: str) -> list[tuple[str, Mapping[str, Any]]]:
 
 def test_each_file_holds_exactly_one_crd() -> None:
     files = sorted(CRD_DIR.glob("*.yaml"))
-    assert [f.name for f in files] == ["canary.dev_canaries.yaml", "canary.dev_metrictemplates.yaml"]
+    assert [f.name for f in files] == ["canary.dev_alertproviders.yaml", "canary.dev_canaries.yaml",
+                                       "canary.dev_metrictemplates.yaml"]
     for path in files:
         docs = load_yaml_documents(path)
         assert len(docs) == 1, path
@@ -149,9 +150,9 @@ def test_unknown_fields_are_kept_only_where_kopf_writes(kind: str) -> None:
     # unsupported parts the parser refuses by name rather than the API server dropping them.
     refused_objects = {"spec.ingressRef", "spec.routeRef", "spec.upstreamRef",
                        "spec.service.trafficPolicy", "spec.service.match[]", "spec.service.retries",
-                       "spec.service.corsPolicy", "spec.analysis.alerts[]"}
+                       "spec.service.corsPolicy"}
     assert refused_objects <= {p.removesuffix("[]") for p in REFUSED_PATHS} | REFUSED_PATHS | {
-        "spec.service.match[]", "spec.analysis.alerts[]"}
+        "spec.service.match[]"}
     canary = {"status.kopf", "spec.canaryAnalysis", "spec.analysis.match[]", "spec.service.rewrite.uriRegexRewrite",
               *refused_objects}
     assert preserved == (canary if kind == "Canary" else set())

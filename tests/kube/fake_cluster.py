@@ -44,6 +44,7 @@ StoreKey = tuple[str, str, str]  # (kind, namespace, name)
 CUSTOM_KINDS: Mapping[str, str] = {
     f"{CANARY_PLURAL}.{CANARY_GROUP}": "Canary",
     f"metrictemplates.{CANARY_GROUP}": "MetricTemplate",
+    f"alertproviders.{CANARY_GROUP}": "AlertProvider",
     "trafficsplits.split.smi-spec.io": "TrafficSplit",
     "httproutes.gateway.networking.k8s.io": "HTTPRoute",
     # Read (never written) to learn what a Gateway's implementation supports.

@@ -274,7 +274,7 @@ async def test_events_are_accepted_by_the_client(api: KubeApi, transport: Transp
                                                  session: aiohttp.ClientSession) -> None:
     canary = canary_body()
     await Executor(api, ClusterCache(), session).record(
-        canary, (), Event("RouteRestored", "put back", warning=True), CanaryStatus(phase=Phase.INITIALIZED))
+        canary, None, Event("RouteRestored", "put back", warning=True), CanaryStatus(phase=Phase.INITIALIZED))
     sent = transport.sent[-1]
     assert sent.method == "POST" and sent.url.endswith(f"/api/v1/namespaces/{NS}/events")
     assert sent.body["involvedObject"] == {"apiVersion": "canary.dev/v1alpha1", "kind": "Canary", "name": "podinfo",
