@@ -71,14 +71,23 @@ def kube(env: Environment, request: pytest.FixtureRequest) -> Iterator[Kube]:
         k.delete_namespace()
 
 
+def _no_denied_requests(controllers: list[Controller]) -> None:
+    """The controllers ran with the chart's RBAC: a request it did not allow fails the scenario,
+    even one the controller only logged (see :data:`e2e.harness.controller.DENIED`)."""
+    denied = [line for ctl in controllers for line in ctl.denied_requests()]
+    assert not denied, ("the chart's RBAC refused requests of the controller (helm/canary/templates/rbac.yaml):\n"
+                        + "\n".join(denied[:20]))
+
+
 @pytest.fixture
 def start_controller(env: Environment, kube: Kube, request: pytest.FixtureRequest) -> Iterator[StartController]:
     """Start the controller for this test's namespace; its log is printed if the test fails."""
     started: list[Controller] = []
 
     def start(**options: Any) -> Controller:
-        opts = ControllerOptions(**{"kubeconfig": env.kubeconfig, "namespace": kube.namespace,
-                                    "prometheus_url": env.prometheus.url, **options})
+        # The chart's ServiceAccount and RBAC: a verb the chart lacks fails the scenario.
+        opts = ControllerOptions(**{"kubeconfig": env.controller_kubeconfig(kube.namespace),
+                                    "namespace": kube.namespace, "prometheus_url": env.prometheus.url, **options})
         ctl = Controller(opts, env.workdir / "logs", env.api)
         started.append(ctl)
         return ctl.start()
@@ -86,6 +95,7 @@ def start_controller(env: Environment, kube: Kube, request: pytest.FixtureReques
     yield start
     for ctl in started:
         ctl.stop()
+    _no_denied_requests(started)
     if request.node.stash.get(_FAILED, False):
         for ctl in started:
             print(f"\n--- controller log ({ctl.process.log_path if ctl.process else '-'}) ---\n{ctl.log_tail(120)}")
@@ -101,7 +111,7 @@ def start_replicas(env: Environment, kube: Kube, request: pytest.FixtureRequest)
     started: list[Replicas] = []
 
     def make(name: str) -> Controller:
-        opts = ControllerOptions(kubeconfig=env.kubeconfig, namespace=kube.namespace,
+        opts = ControllerOptions(kubeconfig=env.controller_kubeconfig(kube.namespace), namespace=kube.namespace,
                                  prometheus_url=env.prometheus.url)
         return Controller(opts, env.workdir / "logs", env.api, name=name)
 
@@ -113,6 +123,7 @@ def start_replicas(env: Environment, kube: Kube, request: pytest.FixtureRequest)
     yield start
     for replicas in started:
         replicas.stop()
+    _no_denied_requests([ctl for replicas in started for ctl in replicas.members])
     if request.node.stash.get(_FAILED, False):
         for replicas in started:
             for ctl in replicas.members:

@@ -216,7 +216,7 @@ def run_demo(env: Environment, traffic: Traffic, reports: Path | None = None) ->
     reports = reports or env.workdir / "reports"
     kube = Kube(env.api, NAMESPACE)
     kube.create_namespace()
-    controller = Controller(ControllerOptions(kubeconfig=env.kubeconfig, namespace=NAMESPACE,
+    controller = Controller(ControllerOptions(kubeconfig=env.controller_kubeconfig(NAMESPACE), namespace=NAMESPACE,
                                               prometheus_url=env.prometheus.url, mesh=traffic.controller_mesh()),
                             env.workdir / "logs", env.api)
     controller.start()

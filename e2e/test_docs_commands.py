@@ -276,7 +276,8 @@ class DocsScenario:
             # Pods need the default ServiceAccount, which the controller-manager creates.
             wait_for(lambda: exists(lambda: self.kube.core.read_namespaced_service_account("default", self.namespace)),
                      bool, timeout=30, what=f"ServiceAccount default in {self.namespace}")
-            options = ControllerOptions(kubeconfig=self.env.kubeconfig, namespace=self.namespace,
+            options = ControllerOptions(kubeconfig=self.env.controller_kubeconfig(self.namespace),
+                                        namespace=self.namespace,
                                         prometheus_url=self.env.prometheus.url)
             self.controller = Controller(options, self.env.workdir / "logs", self.env.api)
             self.controller.start()

@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from e2e.cluster.pki import ADMIN_USER
 from e2e.conftest import StartReplicas
 from e2e.harness.attribution import first_write, unattributed_writes, writes_by, writes_by_non_holders
 from e2e.harness.audit import AuditLog, AuditRecord
@@ -61,10 +60,11 @@ def _sync(audit: AuditLog, kube: Kube, since: int) -> list[AuditRecord]:
                           since=since, timeout=30, what=f"the fence write {fence}")
 
 
-def _attributable(records: Sequence[AuditRecord], replicas: Replicas, namespace: str) -> None:
-    """Fail unless the controllers' writes name their replica: the proofs below stand on it."""
+def _attributable(records: Sequence[AuditRecord], replicas: Replicas, namespace: str, user: str) -> None:
+    """Fail unless the controllers' writes (those with their credentials, ``user``) name their
+    replica: the proofs below stand on it."""
     agents = sorted({r.user_agent for r in records if r.is_write and r.namespace == namespace
-                     and r.user == ADMIN_USER and not r.user_agent.startswith(HARNESS_USER_AGENT)})
+                     and r.user == user and not r.user_agent.startswith(HARNESS_USER_AGENT)})
     named = {r.controller_identity for r in records if r.controller_identity}
     unknown = named - set(replicas.identities())
     assert named, (
@@ -73,7 +73,7 @@ def _attributable(records: Sequence[AuditRecord], replicas: Replicas, namespace:
         f"made with the controllers' credentials: {agents}"
     )
     assert not unknown, f"writes name identities that are none of the replicas {sorted(replicas.identities())}: {unknown}"
-    stray = unattributed_writes(records, namespace=namespace, user=ADMIN_USER, harness_agent=HARNESS_USER_AGENT)
+    stray = unattributed_writes(records, namespace=namespace, user=user, harness_agent=HARNESS_USER_AGENT)
     assert not stray, "writes with the controllers' credentials that name no replica:\n" + _lines(stray)
 
 
@@ -137,7 +137,7 @@ def test_a_leader_frozen_past_its_lease_writes_nothing_after_it_resumes(
     assert not old.holds_lease(), "the old leader must not take the Lease back"
     assert replicas.holder() == new.identity
 
-    _attributable(records, replicas, kube.namespace)
+    _attributable(records, replicas, kube.namespace, env.controller_user)
     assert writes_by(records, new.identity, after=paused_wall), f"the new leader {new.identity} wrote nothing"
     late = writes_by(records, old.identity, after=resumed_wall)
     assert not late, f"the old leader {old.identity} wrote after it resumed:\n" + _lines(late)
@@ -195,7 +195,7 @@ def test_b_failover_after_the_leader_is_killed_and_only_one_replica_acts(
     to_lease = [r[3] for r in rounds]
     print(summary("failover to the Lease", to_lease))
     records = _sync(audit, kube, since)
-    _attributable(records, replicas, kube.namespace)
+    _attributable(records, replicas, kube.namespace, env.controller_user)
     to_first_write: list[float] = []
     for killed_wall, dead, new, _ in rounds:
         act = first_write(records, new.identity, namespace=kube.namespace, lease=LEASE_NAME, after=killed_wall)

@@ -27,6 +27,7 @@ class Versions:
     traefik: str
     gateway_api: str
     """The Gateway API release whose standard CRDs are installed for Traefik (its go.mod's)."""
+    helm: str
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class Binaries:
     prometheus: Path
     traefik: Path
     """The real gateway of the Gateway API scenarios; its CRDs are beside it (:attr:`traefik_crds`)."""
+    helm: Path
+    """Renders and lints the chart (``tests/chart``) and the RBAC the e2e controller runs under."""
 
     @property
     def traefik_crds(self) -> TraefikCRDs:
@@ -114,6 +117,7 @@ def read_versions(path: Path = VERSIONS_FILE) -> Versions:
             kwok=values["KWOK_VERSION"],
             traefik=values["TRAEFIK_VERSION"],
             gateway_api=values["GATEWAY_API_VERSION"],
+            helm=values["HELM_VERSION"],
         )
     except KeyError as exc:
         raise E2ESetupError(f"{path} does not set {exc.args[0]}") from exc
@@ -144,6 +148,7 @@ def expected_binaries(cache: Path | None = None, versions: Versions | None = Non
         kwok=cache / f"kwok-{versions.kwok}" / "kwok",
         prometheus=_system_binary("prometheus"),
         traefik=cache / f"traefik-{versions.traefik}" / "traefik",
+        helm=cache / f"helm-{versions.helm}" / "helm",
     )
 
 

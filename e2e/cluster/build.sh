@@ -5,6 +5,7 @@
 #   etcd                                                     from go.etcd.io/etcd/server/v3, same module
 #   kwok (+ its fast Pod ready/complete stages)              from sigs.k8s.io/kwok
 #   traefik (+ the Gateway API standard CRDs and Traefik's)  from github.com/traefik/traefik/v3 (wrapper module)
+#   helm                                                     from helm.sh/helm/v4 (a plain go install)
 # and installs Prometheus from Debian. Prints where the binaries are on success.
 #
 # Why a wrapper module: k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them
@@ -28,6 +29,7 @@ cache="${CANARY_E2E_CACHE:-$HOME/.cache/canary-e2e}"
 kube_bin="$cache/kubernetes-$KUBERNETES_VERSION"
 kwok_bin="$cache/kwok-$KWOK_VERSION"
 traefik_bin="$cache/traefik-$TRAEFIK_VERSION"
+helm_bin="$cache/helm-$HELM_VERSION"
 GO="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
 
 step() { printf '\n==> [%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -277,6 +279,25 @@ for r in json.load(sys.stdin).get("Replace") or []:
   step "traefik $TRAEFIK_VERSION: built into $traefik_bin"
 }
 
+# helm, for the chart's lint and template tests (tests/chart) and for the RBAC the e2e controller
+# runs under (e2e/harness/chart.py). Its go.mod has no replace directives, so a plain go install
+# builds it; into a temporary directory first, so a killed build never leaves a half binary cached.
+build_helm() {
+  if [ -x "$helm_bin/helm" ]; then
+    step "helm $HELM_VERSION: cached in $helm_bin"
+    return
+  fi
+  need_go
+  step "helm $HELM_VERSION: go install helm.sh/helm/v4/cmd/helm (first time only; about 3 minutes on 2 cores with its module downloads)"
+  rm -rf "$helm_bin.tmp" && mkdir -p "$helm_bin.tmp"
+  # The version stamp is what `helm version` prints (else the module's pseudo-version).
+  run "build helm" "is the Go module proxy reachable?" \
+    env CGO_ENABLED=0 GOBIN="$helm_bin.tmp" "$GO" install -trimpath \
+    -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+  rm -rf "$helm_bin" && mv "$helm_bin.tmp" "$helm_bin"
+  step "helm $HELM_VERSION: built into $helm_bin"
+}
+
 install_debian() {
   local missing=()
   command -v prometheus > /dev/null || [ -x /usr/bin/prometheus ] || missing+=(prometheus)
@@ -310,5 +331,7 @@ fi
 # Not part of the control plane, so built for an external cluster too (--data-plane-only): it runs
 # here, against whichever API server the run uses.
 build_traefik
+# The unit tests of the chart need it whichever cluster the e2e suite uses.
+build_helm
 step "all binaries ready in $(( $(date +%s) - started ))s"
 echo "$cache"

@@ -8,11 +8,12 @@ namespace share that Lease, as replicas of one Deployment do (``e2e/harness/repl
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import sys
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubernetes import client
@@ -22,6 +23,11 @@ from e2e.processes import ManagedProcess, free_port, spawn, wait_until
 
 #: The Lease the controller holds in its namespace (``--lease-namespace``; the name is its default).
 LEASE_NAME = "canary-controller"
+#: How a refused request shows in the controller's log: the API server's own message for a 403
+#: ("... is forbidden: User ... cannot patch resource ..."), which our errors and kopf's carry,
+#: and kopf's warning when it gives up a watch it may not open. Some refusals are only logged
+#: (an Event not posted, a Gateway's features not checked), so the harness reads the log.
+DENIED = re.compile(r"is forbidden: User|Not enough permissions")
 
 
 @dataclass
@@ -62,6 +68,8 @@ class Controller:
     metrics_port: int = 0
     name: str = ""
     """Tells replicas in one namespace apart in log file names; empty for a lone controller."""
+    logs: list[Path] = field(default_factory=list)
+    """The log file of every start, in order."""
 
     def start(self, *, wait_for_lease: bool = True) -> Controller:
         """Start the process; by default return once it holds the Lease and kopf has listed.
@@ -73,6 +81,7 @@ class Controller:
         self.metrics_port = free_port()
         replica = f"-{self.name}" if self.name else ""
         log = self.log_dir / f"controller-{self.options.namespace}{replica}-{self.starts}.log"
+        self.logs.append(log)
         self.process = spawn("controller", _argv(self.options, self.metrics_port), log_path=log)
         if wait_for_lease:
             # A restarted controller waits for its dead predecessor's Lease to expire (15 s), as
@@ -127,6 +136,11 @@ class Controller:
 
     def log_tail(self, lines: int = 60) -> str:
         return self.process.log_tail(lines) if self.process else "(never started)"
+
+    def denied_requests(self) -> list[str]:
+        """Lines of any of its logs saying the API server refused a request for lack of RBAC."""
+        return [f"{log.name}: {line}" for log in self.logs if log.is_file()
+                for line in log.read_text(errors="replace").splitlines() if DENIED.search(line)]
 
 
 def lease_holder(api: client.ApiClient, namespace: str, name: str = LEASE_NAME) -> str | None:

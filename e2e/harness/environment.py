@@ -23,6 +23,7 @@ from e2e.cluster.binaries import Binaries, expected_binaries
 from e2e.crds import FLAVOURS, HTTPROUTE_CRD
 from e2e.crds.install import switch_flavour
 from e2e.harness.audit import AuditLog
+from e2e.harness.chart_rbac import ChartIdentity, install_chart_identity, metrics_server_kubeconfig
 from e2e.harness.metrics_server import SmiMetrics, start_smi_metrics
 from e2e.mesh.launcher import MeshProcess, start_mesh
 from e2e.podnet.launcher import PodNetwork, start_pod_network
@@ -59,8 +60,8 @@ POD_NETWORK_NEEDS_LOCAL_CLUSTER = (
     "this machine may neither claim nor route"
 )
 
-#: The harness's own requests say so, so the audit log tells them from the controller's, which use
-#: the same admin credentials.
+#: The harness's own requests say so, so the audit log tells them from other admin requests (the
+#: controller's have credentials of their own: :meth:`Environment.controller_kubeconfig`).
 HARNESS_USER_AGENT = "canary-e2e-harness"
 
 
@@ -94,6 +95,26 @@ class Environment:
     standard_httproute: bool = False
     """Whether the cluster's HTTPRoute CRD is the Gateway API standard one (set by :meth:`traefik`)
     rather than the simulated ``gatewayapi`` flavour's hand-written copy."""
+    chart_identity: ChartIdentity | None = None
+    """The chart's ServiceAccount once :meth:`controller_kubeconfig` applied its RBAC; None before."""
+
+    def controller_kubeconfig(self, namespace: str) -> Path:
+        """The kubeconfig a controller for ``namespace`` runs with: a token of the chart's
+        ServiceAccount, bound to the chart's RBAC (:mod:`e2e.harness.chart_rbac`), so every
+        scenario proves the chart grants what the controller does. Applied on first use."""
+        if self.chart_identity is None:
+            mark = time.monotonic()
+            self.chart_identity = install_chart_identity(self.api, self.kubeconfig, self.workdir / "chart")
+            self.timings["chart_rbac"] = time.monotonic() - mark
+        self.chart_identity.grant_lease(self.api, namespace)
+        return self.chart_identity.kubeconfig
+
+    @property
+    def controller_user(self) -> str:
+        """The user the API server sees on the controller's requests (after :meth:`controller_kubeconfig`)."""
+        if self.chart_identity is None:
+            raise E2ESetupError("no controller has been given credentials yet (controller_kubeconfig)")
+        return self.chart_identity.user
 
     def smi_metrics(self) -> SmiMetrics:
         """``canary metrics-server`` registered as ``v1alpha1.metrics.smi-spec.io``, started on
@@ -109,7 +130,8 @@ class Environment:
             smi = start_smi_metrics(
                 self.workdir / "metrics-server",
                 api=self.api,
-                kubeconfig=self.kubeconfig,
+                # The chart's metrics-server ServiceAccount and RBAC, as for the controller.
+                kubeconfig=metrics_server_kubeconfig(self.api, self.kubeconfig, self.workdir / "chart"),
                 prometheus_url=self.prometheus.url,
                 requestheader_ca=self.control_plane.pki.front_proxy_ca.cert,
             )

@@ -10,7 +10,8 @@ What :func:`start_smi_metrics` sets up, in this order (and tears down in reverse
    tests that talk to the server directly).
 3. The server process (``python -m canary metrics-server``) bound to that address. It trusts
    the control plane's front-proxy CA for the requestheader flow, reads the cluster with the
-   admin kubeconfig and queries the session's Prometheus on 127.0.0.1.
+   kubeconfig it is given (the environment gives it the chart's metrics-server ServiceAccount:
+   ``e2e/harness/chart_rbac.py``) and queries the session's Prometheus on 127.0.0.1.
 4. In the cluster: Namespace ``canary-system``, a Service without selector, an EndpointSlice
    that points at the server (the API server's aggregator resolves endpoints through
    EndpointSlices in 1.34), and the APIService ``v1alpha1.metrics.smi-spec.io`` whose
