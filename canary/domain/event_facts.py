@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
-from canary.domain.status import CanaryStatus, CheckResult, Phase, Verdict
+from canary.domain.status import CanaryStatus, CheckResult, Phase, Verdict, parse_time
 
 __all__ = ["FACTS_ANNOTATION", "EventFacts", "FactsError"]
 
@@ -42,6 +43,9 @@ class EventFacts:
     checks: tuple[CheckResult, ...]
     #: Why the last run ended, once it has (status.message).
     message: str = ""
+    #: When the Event was recorded, to the microsecond: an Event's own timestamps have one-second
+    #: resolution, too coarse to order a tick's steps on a timeline.
+    time: datetime | None = None
 
     @classmethod
     def of(cls, status: CanaryStatus) -> EventFacts:
@@ -72,6 +76,8 @@ class EventFacts:
         }
         if self.message:
             body["message"] = self.message
+        if self.time is not None:
+            body["time"] = self.time.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
         return json.dumps(body, separators=(",", ":"), sort_keys=True)
 
     @classmethod
@@ -97,6 +103,7 @@ class EventFacts:
                 revision=str(body.get("revision", "")),
                 checks=tuple(CheckResult.from_dict(c) for c in checks),
                 message=str(body.get("message", "")),
+                time=parse_time(body.get("time")),
             )
         except (TypeError, ValueError, AttributeError) as exc:
             raise FactsError(f"{FACTS_ANNOTATION} does not hold event facts: {exc}") from exc

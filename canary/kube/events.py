@@ -9,6 +9,7 @@ failed write is logged and the release goes on.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from canary.errors import DeliveryError
@@ -30,7 +31,7 @@ def event_body(notice: Notice) -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {"generateName": f"{notice.name}.", "namespace": notice.namespace,
-                     "annotations": {FACTS_ANNOTATION: notice.facts.to_annotation()}},
+                     "annotations": {FACTS_ANNOTATION: replace(notice.facts, time=notice.time).to_annotation()}},
         "involvedObject": {"apiVersion": f"{CANARY_GROUP}/{CANARY_VERSION}", "kind": "Canary",
                            "name": notice.name, "namespace": notice.namespace, "uid": notice.uid},
         "reason": notice.reason,

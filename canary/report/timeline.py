@@ -134,13 +134,14 @@ class Timeline:
         return (self.end - self.start).total_seconds()
 
 
-def _order(event: Mapping[str, Any]) -> tuple[datetime, int]:
+def _order(event: Mapping[str, Any], facts: EventFacts) -> tuple[datetime, int]:
     meta = event.get("metadata") or {}
-    when = (parse_time(event.get("firstTimestamp")) or parse_time(event.get("eventTime"))
+    when = (facts.time or parse_time(event.get("firstTimestamp")) or parse_time(event.get("eventTime"))
             or parse_time(meta.get("creationTimestamp")))
     assert when is not None  # read_events drops Events without a time first
-    # Event times have one-second resolution, and a decision often writes two Events in the
-    # same second (CheckFailed, then RolledBack): the API server's write order breaks the tie.
+    # Events of older controllers have only their one-second timestamps, and a decision often
+    # writes two Events in the same second (CheckFailed, then RolledBack): the API server's
+    # write order breaks the tie.
     version = str(meta.get("resourceVersion") or "0")
     return when, int(version) if version.isdigit() else 0
 
@@ -161,10 +162,10 @@ def read_events(events: Iterable[Mapping[str, Any]]) -> tuple[list[Recorded], li
             notes.append(f"skipped Event {name} ({reason}): no canary.dev/facts annotation")
             continue
         meta = event.get("metadata") or {}
-        if not (event.get("firstTimestamp") or event.get("eventTime") or meta.get("creationTimestamp")):
+        if not (facts.time or event.get("firstTimestamp") or event.get("eventTime") or meta.get("creationTimestamp")):
             notes.append(f"skipped Event {name} ({reason}): no time")
             continue
-        order = _order(event)
+        order = _order(event, facts)
         kept.append((order, Recorded(time=order[0], reason=reason, message=str(event.get("message") or ""),
                                      warning=event.get("type") == "Warning", facts=facts)))
     kept.sort(key=lambda pair: pair[0])

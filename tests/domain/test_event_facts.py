@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import pytest
@@ -58,3 +59,10 @@ def test_garbage_is_refused_with_the_annotation_named(raw: str, says: str) -> No
     with pytest.raises(FactsError, match=says) as caught:
         EventFacts.from_event({"metadata": {"annotations": {FACTS_ANNOTATION: raw}}})
     assert FACTS_ANNOTATION in str(caught.value)
+
+
+def test_the_recording_time_keeps_its_microseconds() -> None:
+    at = _NOW.replace(microsecond=250_001)
+    raw = replace(EventFacts.of(_status()), time=at).to_annotation()
+    assert '"time":"2026-12-07T07:00:00.250001Z"' in raw
+    assert EventFacts.from_annotation(raw).time == at

@@ -227,6 +227,7 @@ async def test_a_failing_metric_rolls_back_routing_before_scaling_down() -> None
     # The rollback's Event carries what it knew for notifiers and `canary report`.
     facts = EventFacts.from_event(rollback)
     assert facts is not None and facts.phase is Phase.FAILED and facts.canary_weight == 0
+    assert facts.time is not None and facts.time.isoformat().startswith(rollback["firstTimestamp"][:19])
     [fact] = facts.failing_checks
     assert (fact.name, fact.value, fact.min, fact.verdict) == ("request-success-rate", 97.5, 99, Verdict.FAIL)
     ready, reason, _ = r.condition(ConditionType.STALLED)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from canary.domain.event_facts import FACTS_ANNOTATION
+from canary.domain.event_facts import FACTS_ANNOTATION, EventFacts
 from canary.domain.status import Phase, Verdict
 from canary.report.timeline import RunNotFound, pick_run, read_events, runs, timeline
 from tests.report.releases import FAULTY, HEALTHY, Recorder, at, healthy_then_faulty
@@ -105,3 +105,16 @@ def test_a_retry_of_the_same_revision_is_a_run_of_its_own() -> None:
     assert [[e.reason for e in run] for run in runs(recorded)] == [["Started", "RolledBack"], ["Retry", "Advanced"]]
     retried = timeline(pick_run(recorded, FAULTY))
     assert retried.start == at(10) and retried.rollback is None
+
+
+def test_the_facts_time_orders_events_within_one_second_against_the_write_order() -> None:
+    # A controller writes its own microsecond time into the facts; it wins over the Event's
+    # one-second timestamp and over resourceVersion (the API server may list in any order).
+    record = Recorder()
+    for offset, reason in ((0.7, "Promoting"), (0.2, "Advanced")):
+        facts = EventFacts(phase=Phase.PROGRESSING, canary_weight=60, iterations=0, failed_checks=0,
+                           revision=HEALTHY, checks=(), time=at(10 + offset))
+        record.raw(10, reason, {FACTS_ANNOTATION: facts.to_annotation()})
+    recorded, notes = read_events(record.events)
+    assert notes == []
+    assert [(r.reason, r.time) for r in recorded] == [("Advanced", at(10.2)), ("Promoting", at(10.7))]
