@@ -35,6 +35,11 @@ TOGGLES: dict[str, dict[str, Any]] = {
     "no-pdb": {"podDisruptionBudget": {"enabled": False}},
     "one-replica-no-election": {"replicaCount": 1, "leaderElection": {"enabled": False}},
     "watch-namespaces": {"watchNamespaces": ["shop", "payments"]},
+    "slack": {"slack": {"url": "https://hooks.slack.com/services/T0/B0/x", "channel": "#releases", "user": "rollouts",
+                        "proxy": "http://proxy.infra:3128"}},
+    "slack-secret": {"slack": {"existingSecret": "chat-hooks", "existingSecretKey": "slack"}},
+    "msteams": {"msteams": {"url": "https://example.webhook.office.com/webhookb2/x", "proxy": "https://proxy.infra"}},
+    "msteams-secret": {"msteams": {"existingSecret": "chat-hooks"}},
     "name-override": {**EVERYTHING_ON, "nameOverride": "rollouts"},
     "fullname-override": {**EVERYTHING_ON, "fullnameOverride": "ctl"},
     "placement": {
