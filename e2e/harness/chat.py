@@ -11,8 +11,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from e2e.harness.loopback import QuietHandler, serve_loopback
 
 
 @dataclass
@@ -40,7 +41,7 @@ class ChatReceiver:
 def serve_chat() -> Iterator[ChatReceiver]:
     state = ChatReceiver()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             try:
@@ -50,14 +51,6 @@ def serve_chat() -> Iterator[ChatReceiver]:
             self.send_response(state.record(self.path, body))
             self.end_headers()
 
-        def log_message(self, *_: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.base = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve_loopback(Handler) as base:
+        state.base = base
         yield state
-    finally:
-        server.shutdown()
