@@ -97,13 +97,20 @@ def _two_context_kubeconfig(source: Path, target: Path, namespace: str) -> Path:
     return target
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Watching:
     """``kubectl canary watch ...`` running in the background, its output collected line by line."""
 
     def __init__(self, kubectl: Kubectl, *args: str) -> None:
+        # Ctrl-C must reach the plugin as a user's would, whatever the runner's disposition: a
+        # shell without job control starts background jobs (`make test &`) with SIGINT ignored,
+        # children inherit that, and Python then installs no KeyboardInterrupt handler.
         self.proc = subprocess.Popen(["kubectl", "canary", "watch", *args], env=kubectl.environ(),
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True)
+                                     text=True, preexec_fn=_default_sigint)
         self.lines: list[str] = []
         self.errors: list[str] = []
         self._readers = [self._drain(self.proc.stdout, self.lines), self._drain(self.proc.stderr, self.errors)]
