@@ -48,7 +48,7 @@ cluster-build:
 	@e2e/cluster/build.sh $${E2E_KUBECONFIG:+--data-plane-only} > /dev/null
 
 e2e: $(STAMP) cluster-build
-	$(BIN)/python -m pytest e2e -p no:cacheprovider
+	$(BIN)/python -m pytest e2e -p no:cacheprovider --durations=15
 
 # The fault suite (pytest marker `chaos`): `make e2e` runs it at a small size, this at full size
 # (E2E_CHAOS=full: more kills, longer outages). -rP prints each passed scenario's figures.
