@@ -36,6 +36,7 @@ from e2e.traefik.cluster import (
     install_traefik_crds,
     standard_httproute,
     wait_gateway_programmed,
+    wait_routes_watched,
 )
 from e2e.traefik.gateway import TraefikGateway
 from e2e.traefik.launcher import start_traefik
@@ -156,6 +157,9 @@ class Environment:
             switch_flavour(self.api, "gatewayapi", replacements={HTTPROUTE_CRD: standard_httproute(crds)})
             self.flavour = "gatewayapi"
             self.standard_httproute = True
+            if self.gateway is not None:
+                # Traefik ran while HTTPRoute was gone: its watch may be in back-off.
+                wait_routes_watched(self.api)
         if self.gateway is None:
             mark = time.monotonic()
             install_traefik_crds(self.api, crds)

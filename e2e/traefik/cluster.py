@@ -10,6 +10,8 @@ standard file in place of the flavour's copy; see :func:`standard_httproute`.
 
 from __future__ import annotations
 
+import contextlib
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -130,3 +132,63 @@ def wait_gateway_programmed(api: client.ApiClient, *, timeout: float = READY_TIM
         wait_until(programmed, timeout=timeout, what=f"Gateway {GATEWAY_NAMESPACE}/{GATEWAY_NAME} to be Accepted and Programmed by Traefik")
     except E2ESetupError as exc:
         raise GatewayNotProgrammedError(str(exc)) from exc
+
+
+class RoutesNotWatchedError(E2ESetupError):
+    """Traefik did not accept a probe HTTPRoute in time: it is not watching HTTPRoutes."""
+
+
+#: The back-off client-go's reflector reaches while a watched resource is missing is 30 s, plus jitter.
+ROUTES_WATCHED_TIMEOUT = 90.0
+
+
+def _probe_route(name: str) -> dict[str, Any]:
+    # No backendRefs: Traefik accepts the route without any Service, and nothing routes to it
+    # (its hostname is under .invalid, which never resolves).
+    return {
+        "apiVersion": f"{GATEWAY_GROUP}/{GATEWAY_VERSION}",
+        "kind": "HTTPRoute",
+        "metadata": {"name": name, "namespace": GATEWAY_NAMESPACE},
+        "spec": {
+            "parentRefs": [{"name": GATEWAY_NAME, "namespace": GATEWAY_NAMESPACE}],
+            "hostnames": [f"{name}.invalid"],
+            "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}]}],
+        },
+    }
+
+
+def _accepted_by_traefik(route: dict[str, Any]) -> bool:
+    for parent in (route.get("status") or {}).get("parents") or []:
+        if parent.get("controllerName") != CONTROLLER_NAME:
+            continue
+        if any(c.get("type") == "Accepted" and c.get("status") == "True" for c in parent.get("conditions") or []):
+            return True
+    return False
+
+
+def wait_routes_watched(api: client.ApiClient, *, timeout: float = ROUTES_WATCHED_TIMEOUT) -> None:
+    """Wait until a running Traefik sees HTTPRoutes again: it accepts a fresh probe route.
+
+    A scenario that switches to an SMI flavour deletes the HTTPRoute CRD while Traefik runs. Its
+    watch of HTTPRoutes then fails, and client-go retries with a back-off that grows to 30 s, so
+    once the CRD is back Traefik may notice new routes only that much later: a scenario that
+    expected its route applied within seconds waited in vain (CI, twice). A route Traefik has
+    accepted proves the watch is live again.
+    """
+    custom = client.CustomObjectsApi(api)
+    name = f"canary-e2e-probe-{secrets.token_hex(3)}"
+    custom.create_namespaced_custom_object(GATEWAY_GROUP, GATEWAY_VERSION, GATEWAY_NAMESPACE, "httproutes",
+                                           _probe_route(name))
+
+    def accepted() -> bool:
+        route = custom.get_namespaced_custom_object(GATEWAY_GROUP, GATEWAY_VERSION, GATEWAY_NAMESPACE,
+                                                    "httproutes", name)
+        return isinstance(route, dict) and _accepted_by_traefik(route)
+
+    try:
+        wait_until(accepted, timeout=timeout, what=f"Traefik to accept the probe HTTPRoute {GATEWAY_NAMESPACE}/{name}")
+    except E2ESetupError as exc:
+        raise RoutesNotWatchedError(str(exc)) from exc
+    finally:
+        with contextlib.suppress(client.ApiException):
+            custom.delete_namespaced_custom_object(GATEWAY_GROUP, GATEWAY_VERSION, GATEWAY_NAMESPACE, "httproutes", name)
