@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from canary.cli.client import WatchEvent
+from canary.cli.client import CanaryClient, WatchEvent
 from canary.cli.errors import CanaryNotFound
 from canary.domain.status import Annotation
 
@@ -156,3 +156,15 @@ def confirming_controller(phase_after: Mapping[str, str] | None = None) -> Contr
 
 def silent_controller(obj: dict[str, Any]) -> None:
     return None
+
+
+class Connections:
+    """The CLI's ``connect``: hands out ``client`` and records the kubeconfig and context asked for."""
+
+    def __init__(self, client: FakeCanaryClient) -> None:
+        self.client = client
+        self.calls: list[tuple[str | None, str | None]] = []
+
+    def __call__(self, kubeconfig: str | None, context: str | None) -> CanaryClient:
+        self.calls.append((kubeconfig, context))
+        return self.client

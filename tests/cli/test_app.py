@@ -13,7 +13,7 @@ from canary.cli.args import build_parser
 from canary.cli.client import CanaryClient
 from canary.cli.errors import ClusterError, ExitCode
 from canary.config import Settings
-from tests.cli.fakes import NOW, FakeCanaryClient, canary, confirming_controller
+from tests.cli.fakes import NOW, Connections, FakeCanaryClient, canary, confirming_controller
 
 COMMANDS = ["run", "status", "watch", "wait", "rollback", "promote", "pause", "resume", "retry"]
 
@@ -85,19 +85,9 @@ def test_run_hands_settings_to_the_operator(monkeypatch: pytest.MonkeyPatch) -> 
     assert os.environ["KUBECONFIG"] == "/tmp/kc"
 
 
-class _Connections:
-    def __init__(self, client: FakeCanaryClient) -> None:
-        self.client = client
-        self.calls: list[tuple[str | None, str | None]] = []
-
-    def __call__(self, kubeconfig: str | None, context: str | None) -> CanaryClient:
-        self.calls.append((kubeconfig, context))
-        return self.client
-
-
-def _execute(argv: list[str], client: FakeCanaryClient) -> tuple[int, str, str, _Connections]:
+def _execute(argv: list[str], client: FakeCanaryClient) -> tuple[int, str, str, Connections]:
     out, err = io.StringIO(), io.StringIO()
-    connect = _Connections(client)
+    connect = Connections(client)
     code = execute(argv, connect=connect, env={"USER": "bob"}, stdout=out, stderr=err, clock=client.clock,
                    now=lambda: NOW)
     return code, out.getvalue(), err.getvalue(), connect
@@ -187,7 +177,7 @@ def test_status_text_fits_columns_when_not_a_terminal() -> None:
     long = " ".join(["the canary answered with errors"] * 6)
     client = FakeCanaryClient(canary(status={"phase": "Failed", "message": long}))
     out = io.StringIO()
-    code = execute(["status", "podinfo"], connect=_Connections(client), env={"COLUMNS": "60"}, stdout=out,
+    code = execute(["status", "podinfo"], connect=Connections(client), env={"COLUMNS": "60"}, stdout=out,
                    now=lambda: NOW)
     assert code == ExitCode.OK
     lines = out.getvalue().splitlines()

@@ -13,26 +13,15 @@ import pytest
 from canary.cli import plugin
 from canary.cli.app import execute
 from canary.cli.args import build_plugin_parser
-from canary.cli.client import CanaryClient
 from canary.cli.errors import ExitCode
-from tests.cli.fakes import NOW, FakeCanaryClient, canary, confirming_controller
+from tests.cli.fakes import NOW, Connections, FakeCanaryClient, canary, confirming_controller
 
 PLUGIN_COMMANDS = ["status", "watch", "wait", "report", "rollback", "promote", "pause", "resume", "retry"]
 
 
-class _Connections:
-    def __init__(self, client: FakeCanaryClient) -> None:
-        self.client = client
-        self.calls: list[tuple[str | None, str | None]] = []
-
-    def __call__(self, kubeconfig: str | None, context: str | None) -> CanaryClient:
-        self.calls.append((kubeconfig, context))
-        return self.client
-
-
-def _kubectl_canary(argv: list[str], client: FakeCanaryClient) -> tuple[int, str, str, _Connections]:
+def _kubectl_canary(argv: list[str], client: FakeCanaryClient) -> tuple[int, str, str, Connections]:
     out, err = io.StringIO(), io.StringIO()
-    connect = _Connections(client)
+    connect = Connections(client)
     code = execute(plugin.hoist_global_flags(argv), connect=connect, env={"USER": "bob"}, stdout=out, stderr=err,
                    clock=client.clock, now=lambda: NOW, build=build_plugin_parser, prog=plugin.PROG)
     return code, out.getvalue(), err.getvalue(), connect

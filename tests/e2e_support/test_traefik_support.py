@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import pytest
 
 from e2e.cluster.binaries import binaries_missing, expected_binaries, read_versions
+from e2e.harness.loopback import QuietHandler, serve_loopback
 from e2e.traefik.gateway import TraefikGateway, TraefikMetricsError
 from e2e.traefik.launcher import DURATION_BUCKETS, TraefikProcess, traefik_argv
 
@@ -36,7 +35,7 @@ traefik_service_request_duration_seconds_count{code="200",method="GET",protocol=
 
 
 def _serve(status: int, body: str) -> Iterator[str]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:  # noqa: N802
             data = body.encode()
             self.send_response(status)
@@ -45,17 +44,8 @@ def _serve(status: int, body: str) -> Iterator[str]:
             self.end_headers()
             self.wfile.write(data)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/metrics"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_loopback(Handler) as base:
+        yield f"{base}/metrics"
 
 
 @pytest.fixture
