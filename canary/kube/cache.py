@@ -1,8 +1,9 @@
 """In-memory copies of the watched objects: every read the controller makes comes from here.
 
 kopf's watch streams feed ``put``/``remove``; reconciliations read without API calls, which is
-what makes an idle Canary cost nothing. ConfigMaps and Secrets are kept only as digests of
-their data, never the data itself.
+what makes an idle Canary cost nothing. Every object is stored as its projection (see
+``projection``: only what decisions and writes read); ConfigMaps and Secrets only as digests
+of their data, never the data itself.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from canary.kube.projection import project
 from canary.kube.revision import ConfigRef, data_digest
 
 
@@ -59,7 +61,7 @@ class ClusterCache:
             self._digests[key] = data_digest(body)
             self._versions[key] = resource_version(body) or ""
         else:
-            self._objects[key] = body
+            self._objects[key] = project(key.kind, body)
 
     def remove(self, key: ObjectKey) -> None:
         self._objects.pop(key, None)
