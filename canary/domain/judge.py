@@ -14,8 +14,6 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from canary.domain.bounds import METRIC_INTERVAL
-
-from canary.domain.judge_math import StepEvents, joint_error_log_evidence, latency_log_evidence
 from canary.domain.judge_spec import JudgeSpec
 from canary.domain.samples import ArmSample, Comparison
 from canary.domain.status import CheckKind, CheckResult, JudgeState, Verdict
@@ -130,6 +128,10 @@ def _error_rate(judge: JudgeSpec, comparison: Comparison, state: JudgeState, now
     quiet = _no_canary_traffic(base, comparison)
     if quiet is not None:
         return quiet
+    # Imported here, not at the top: judge_math needs numpy and scipy, about 30 MiB of the
+    # controller's memory, which only a controller with a Canary that uses the judge should pay.
+    from canary.domain.judge_math import StepEvents, joint_error_log_evidence
+
     steps = [StepEvents.of(*step) for step in state.error_steps]
     steps.append(StepEvents.of(canary.failures, primary.failures, canary.requests, primary.requests))
     total = max(min(joint_error_log_evidence(steps, settings.tolerance), _LOG_CAP), -_LOG_CAP)
@@ -162,6 +164,8 @@ def _latency(judge: JudgeSpec, comparison: Comparison, state: JudgeState, now: d
     base = replace(base, samples=canary.total, primary_samples=primary.total)
     if canary.total <= 0:
         return base.with_verdict(Verdict.NO_DATA, "no data: the canary served no requests in this step")
+    from canary.domain.judge_math import latency_log_evidence  # numpy and scipy: see _error_rate
+
     found = latency_log_evidence(canary, primary, settings.tolerance)
     total = _total(LATENCY, found.log_e, state)
     p99_canary, p99_primary = canary.quantile(_LATENCY_QUANTILE), primary.quantile(_LATENCY_QUANTILE)
