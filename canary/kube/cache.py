@@ -31,7 +31,8 @@ class Kind(StrEnum):
     ROUTE = "Route"  # TrafficSplit or HTTPRoute; ``name`` carries the API group as a prefix
 
 
-@dataclass(frozen=True, order=True)
+# Slotted: the cache holds a few keys for every object and every dependency edge.
+@dataclass(frozen=True, order=True, slots=True)
 class ObjectKey:
     kind: Kind
     namespace: str
