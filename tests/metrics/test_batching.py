@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -31,8 +33,8 @@ from .conftest import FakeServer, Received, Reply, builtin_request, make_setting
 NEVER = 3600.0
 
 
-def engine_for(settings: MetricsSettings, kinds: list[QueryKind], **batcher: float) -> MetricsEngine:
-    return MetricsEngine(settings, on_query=kinds.append, batcher=BuiltinBatcher(**batcher))  # type: ignore[arg-type]
+def engine_for(settings: MetricsSettings, kinds: list[QueryKind], **batcher: Any) -> MetricsEngine:
+    return MetricsEngine(settings, on_query=kinds.append, batcher=BuiltinBatcher(**batcher))
 
 
 def canaries(metric: str, *targets: tuple[str, str]) -> list[MeasureRequest]:
@@ -101,8 +103,10 @@ async def test_latency_buckets_are_fanned_out_per_canary(server: FakeServer, set
     assert isinstance(b, Measurement) and b.samples == 10 and b.value == 500.0  # in +Inf: the last finite bound
 
 
-async def test_traefik_services_are_summed_over_ports_and_providers_per_canary(start_server) -> None:  # type: ignore[no-untyped-def]
-    server: FakeServer = start_server()
+async def test_traefik_services_are_summed_over_ports_and_providers_per_canary(
+    start_server: Callable[[], FakeServer],
+) -> None:
+    server = start_server()
     settings = make_settings(server.url, mesh=Mesh.TRAEFIK)
     server.respond(Reply(body=vector(
         ({"service": service_label("shop", "a-canary", 80), "le": "0.1"}, "3"),
