@@ -150,8 +150,14 @@ def _bounded(kind: type[_E], value: str, fallback: _E | None) -> str:
         return fallback.value if fallback is not None else UNKNOWN_LABEL
 
 
+#: The kinds of metric query (canary.metrics.prometheus.QueryKind's values; telemetry does not
+#: import the metrics layer).
+_QUERY_KINDS = frozenset({"batched", "single"})
+
 #: Runs last from minutes to hours; buckets up to 8h cover slow blue/green soak tests.
 _RUN_BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0)
+# Fine below the 100 ms target (issue 13), coarse beyond it.
+_LATENESS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 _Series = tuple[Gauge | Counter | Histogram, tuple[str, ...]]
 
@@ -189,13 +195,26 @@ class ControllerMetrics:
                                (*key, "check"), registry=r)
         self.check_max = Gauge("canary_check_max", "Upper bound of a metric check; absent when it has none.",
                                (*key, "check"), registry=r)
-        # The one series about the replica rather than a Canary: forget() never touches it.
+        # Series about the replica rather than a Canary: forget() never touches them.
+        # How late a pass the controller planned (an analysis tick, a readiness poll, a judge's
+        # look) started: the event loop's backlog, as the Canaries feel it.
+        self.tick_lateness = Histogram(
+            "canary_tick_lateness_seconds", "How long after its planned moment a planned reconciliation started.",
+            buckets=_LATENESS_BUCKETS, registry=r)
         self.leader = Gauge("canary_leader", "1 while this replica holds the leader Lease, else 0.", registry=r)
         # By chat system only: a drop is about a destination, and per-Canary series would
         # outlive the Canaries they name.
         self.notifications_dropped = Counter(
             "canary_notifications_dropped", "Notifications given up on (retries spent or queue full), by system.",
             ("system",), registry=r)
+        # By kind only (batched: one query for several Canaries' builtin check; single: one
+        # Canary's); the provider label is the provider type, never an address.
+        self.metric_queries = Counter(
+            "canary_metric_queries", "PromQL queries sent to metric providers, by provider and kind.",
+            ("provider", "kind"), registry=r)
+        for kind in sorted(_QUERY_KINDS):
+            # Exported at 0 from the start, so that increase() sees the first query.
+            self.metric_queries.labels("prometheus", kind)
         # prometheus_client has no public "remove every series matching these labels" in all
         # supported versions, so the label sets each Canary created are remembered here.
         self._series: dict[tuple[str, str], set[_Series]] = {}
@@ -300,12 +319,19 @@ class ControllerMetrics:
         self._touch(self.run_duration, namespace, name, label)
         self.run_duration.labels(namespace, name, label).observe(max(duration.total_seconds(), 0.0))
 
+    def tick_late(self, seconds: float) -> None:
+        self.tick_lateness.observe(seconds)
+
     def reconcile_failed(self, namespace: str, name: str) -> None:
         self._touch(self.reconcile_errors, namespace, name)
         self.reconcile_errors.labels(namespace, name).inc()
 
     def notification_dropped(self, system: str) -> None:
         self.notifications_dropped.labels(system).inc()
+
+    def metric_query_sent(self, kind: str, provider: str = "prometheus") -> None:
+        """Count one PromQL query; ``kind`` is ``batched`` or ``single``, anything else ``other``."""
+        self.metric_queries.labels(provider, kind if kind in _QUERY_KINDS else UNKNOWN_LABEL).inc()
 
     def forget(self, namespace: str, name: str) -> None:
         """Drop every series of a deleted Canary."""
