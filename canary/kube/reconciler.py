@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
@@ -71,7 +72,12 @@ class CanaryReconciler:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name=f"canary:{self.key.namespace}/{self.key.name}")
+            # In a context of its own: started from kopf's handler for the Canary's first event,
+            # the task would otherwise inherit kopf's context variables for that call, and with
+            # them keep that event's whole raw body (managedFields and all) for as long as the
+            # Canary exists, next to the cache's projection of it.
+            self._task = asyncio.create_task(self._loop(), name=f"canary:{self.key.namespace}/{self.key.name}",
+                                             context=contextvars.Context())
             self._wake.set()
 
     def wake(self) -> None:
