@@ -199,6 +199,7 @@ class ControlPlane:
         server: str,
         detached: bool,
         audit: bool = False,
+        audit_reads: bool = False,
         pod_cidr: PodCidrLease,
     ) -> None:
         self.workdir = workdir
@@ -208,6 +209,8 @@ class ControlPlane:
         self.detached = detached
         self.audit_log: Path | None = workdir / AUDIT_LOG if audit else None
         """The API server's audit log of writes (:mod:`e2e.cluster.audit`); None when not audited."""
+        self.audit_reads = audit and audit_reads
+        """Whether the audit log records reads too (a bench counting requests by verb), not only writes."""
         self.processes: dict[str, ManagedProcess] = {}
         self.startup_seconds: float | None = None
         self._started_at = _utc_now()
@@ -230,10 +233,12 @@ class ControlPlane:
         binaries: Binaries | None = None,
         timeout: float = _START_TIMEOUT,
         audit: bool = True,
+        audit_reads: bool = False,
     ) -> ControlPlane:
         """Start every component in ``workdir`` and return once ``nodes`` Nodes are Ready.
 
-        ``audit`` makes the API server log every write to :attr:`audit_log`.
+        ``audit`` makes the API server log every write to :attr:`audit_log`; ``audit_reads`` every
+        read as well (a larger log: for benches that count requests, not for the scenarios).
 
         Anything still running from an earlier start in the same ``workdir`` is stopped first.
         Each wait is bounded by ``timeout`` seconds; on failure, whatever was started is stopped
@@ -254,6 +259,7 @@ class ControlPlane:
         )
         plane = cls(
             workdir=workdir, pki=pki, kubeconfig=kubeconfig, server=server, detached=detach, audit=audit,
+            audit_reads=audit_reads,
             pod_cidr=lease_pod_cidr(),
         )
         try:
@@ -352,7 +358,7 @@ class ControlPlane:
                 # There is no kube-proxy, so ClusterIPs lead nowhere: dial an endpoint instead.
                 "--enable-aggregator-routing=true",
                 "--profiling=false",
-                *(audit_flags(workdir) if self.audit_log is not None else []),
+                *(audit_flags(workdir, reads=self.audit_reads) if self.audit_log is not None else []),
             ],
         )
         self._wait_apiserver_ready(apiserver, timeout)
