@@ -24,6 +24,7 @@ help:
 	@echo "make typecheck   mypy --strict on canary/, e2e/ and the dashboard builder"
 	@echo "make bench       API calls per step, idle cost, decide() latency, cache memory; then whole releases"
 	@echo "                 decided by the Flagger rule and the judge on seeded simulated traffic (bench/decisions.py)"
+	@echo "                 then 1000 Canaries, 100 of them releasing, on the local control plane (bench/scale.py)"
 	@echo "make clean       remove .venv and caches"
 
 $(STAMP): pyproject.toml
@@ -76,9 +77,12 @@ docs-tables: $(STAMP)
 argocd-snippet: $(STAMP)
 	$(BIN)/python -m e2e.harness.argocd_snippet
 
-bench: $(STAMP)
+# bench.scale needs the local control plane and Prometheus (cluster-build); it takes about 15 minutes at
+# its default size (1000 Canaries, 100 progressing) and prints its figures against issue 13's targets.
+bench: $(STAMP) cluster-build
 	$(BIN)/python -m bench.efficiency
 	$(BIN)/python -m bench.decisions
+	$(BIN)/python -m bench.scale
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache *.egg-info
