@@ -266,8 +266,8 @@ def run(args: argparse.Namespace, workdir: Path) -> Measured:
                                           prometheus_url=prometheus.url, metrics_port=metrics_port, log=log,
                                           extra=["--mesh", "linkerd", "--log-level", "info"])
             sampler = RssSampler(controller.pid)
-            sampler.start()
             try:
+                sampler.start()
                 def alive() -> None:
                     if controller.poll() is not None:
                         raise BenchError(f"the controller exited with code {controller.returncode}; "

@@ -50,7 +50,9 @@ from e2e.cluster.pki import FRONT_PROXY_CLIENT_NAME, ClusterPKI, KeyPair, genera
 from e2e.cluster.pod_cidr import PodCidrLease, kwok_cidr, lease_pod_cidr, reclaim_stale
 from e2e.processes import E2ESetupError, ManagedProcess, free_port, spawn, start_ticks, wait_until
 
-SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
+# Three Services per Canary: the scale bench's 1000 Canaries and the sharding scenario's 3000 need
+# thousands of ClusterIPs, so a /16 (the first address, 10.0.0.1, is still ``default/kubernetes``).
+SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/16"
 # kwok's default pod CIDR (10.0.0.1/24) overlaps the service range, and pod IPs that look like
 # ClusterIPs would make EndpointSlices confusing to read: each plane leases its own /20 of
 # 10.244.0.0/16 instead (e2e.cluster.pod_cidr), so parallel runs never share a pod address.
