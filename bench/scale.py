@@ -181,6 +181,7 @@ class Measured:
         cpu = per_minute(self.end.cpu - self.start.cpu, seconds)
         status_writes = sum(1 for r in self.records if is_status_write(r))
         events = sum(1 for r in self.records if is_event_creation(r))
+        conflicts = sum(1 for r in self.records if r.is_write and r.code == 409)
         prom_queries = _delta(self.start.prometheus, self.end.prometheus, "prometheus_http_requests_total",
                               handler="/api/v1/query")
         own_queries = _delta(self.start.controller, self.end.controller, QUERY_COUNTER)
@@ -202,6 +203,7 @@ class Measured:
             Row("status writes", f"{per_minute(status_writes, seconds):.1f} /min",
                 f"{a.progressing * 60 / a.interval:.0f}/min = one per progressing tick"),
             Row("Events created", f"{per_minute(events, seconds):.1f} /min"),
+            Row("writes refused as stale (409)", f"{per_minute(conflicts, seconds):.1f} /min"),
         ]
         if prom_queries is not None:
             rows.append(judged("PromQL instant queries per round per metric (Prometheus)",
@@ -281,7 +283,7 @@ def run(args: argparse.Namespace, workdir: Path) -> Measured:
                     return check
 
                 init_seconds = _wait(f"{args.canaries} Canaries to be Initialized", all_in("Initialized", names),
-                                     timeout=max(300.0, args.canaries * 0.6))
+                                     timeout=max(600.0, args.canaries * 1.2))
                 print(f"all {args.canaries} Canaries Initialized {init_seconds:.0f}s after the controller started",
                       flush=True)
                 _trigger(api, progressing)
