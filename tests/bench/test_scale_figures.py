@@ -21,6 +21,7 @@ from bench.scale_figures import (
     requests_by_verb_and_resource,
     status_write_gaps,
     sum_samples,
+    tick_to_tick,
 )
 from e2e.harness.audit import AuditRecord
 
@@ -116,6 +117,10 @@ def test_status_write_gaps_are_per_canary_and_skip_repeats_within_a_tick() -> No
     ]
     gaps = status_write_gaps(writes, ["a", "b"], interval=10.0)
     assert sorted(gaps) == pytest.approx([10.0, 10.1])
+
+
+def test_a_gap_of_a_tick_that_wrote_nothing_is_counted_apart() -> None:
+    assert tick_to_tick([10.0, 10.2, 20.1, 9.9, 14.9, 15.0], interval=10.0) == ([10.0, 10.2, 9.9, 14.9], 2)
 
 
 def test_a_judged_row_passes_at_the_target_and_fails_when_not_measured() -> None:
