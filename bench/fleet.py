@@ -59,6 +59,13 @@ def canary_phases(api: client.ApiClient, namespace: str) -> dict[str, str]:
             for item in listed.get("items", [])}
 
 
+def canary_weights(api: client.ApiClient, namespace: str) -> dict[str, int]:
+    """Each Canary's ``status.canaryWeight`` by name (0 before the controller wrote one)."""
+    listed: Any = client.CustomObjectsApi(api).list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+    return {str(item["metadata"]["name"]): int((item.get("status") or {}).get("canaryWeight") or 0)
+            for item in listed.get("items", [])}
+
+
 def phase_counts(phases: dict[str, str]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for phase in phases.values():

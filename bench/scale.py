@@ -55,8 +55,8 @@ from typing import Any
 
 from kubernetes import client
 
-from bench.fleet import (REPO, canary_phases, cpu_seconds, create_workloads, nodes_for, phase_counts, rss_mib,
-                         start_controller, stop_controller)
+from bench.fleet import (REPO, canary_phases, canary_weights, cpu_seconds, create_workloads, nodes_for,
+                         phase_counts, rss_mib, start_controller, stop_controller)
 from bench.scale_figures import (Row, SampleKey, bucket_deltas, histogram_buckets, histogram_quantile, in_window,
                                  is_event_creation, is_status_write, judged, parse_exposition, per_minute,
                                  percentile, render_table, requests_by_verb_and_resource, status_write_gaps,
@@ -80,8 +80,10 @@ BUILTIN_METRICS = 2  # request-success-rate and request-duration, each one query
 #: The checks' window: several scrapes, so increase() has data from the first tick.
 CHECK_WINDOW = "1m"
 SCRAPE_INTERVAL = "2s"
-#: Ticks of margin after the window, so no release reaches its last step while measured.
-SPARE_STEPS = 6
+#: Steps of margin beyond the window, so no release reaches its last step while measured: the
+#: first Canaries to step are ahead of the last by the time the window opens (a minute and
+#: more on a loaded machine).
+SPARE_STEPS = 30
 MAX_WEIGHT = 99
 
 
@@ -211,8 +213,8 @@ class Measured:
         else:
             rows.append(Row("PromQL queries (Prometheus)", "not measured", query_target, False))
         if own_queries is not None:
-            rows.append(judged(f"queries per round per metric ({QUERY_COUNTER})", own_queries / rounds / BUILTIN_METRICS,
-                               "", at_most=a.interval, target=query_target))
+            rows.append(judged(f"queries per round per metric ({QUERY_COUNTER})",
+                               own_queries / rounds / BUILTIN_METRICS, "", at_most=a.interval, target=query_target))
         else:
             rows.append(Row(f"queries per round ({QUERY_COUNTER})", "not exported by this controller"))
         if lateness and lateness[-1][1] > 0:
@@ -290,9 +292,16 @@ def run(args: argparse.Namespace, workdir: Path) -> Measured:
                 _trigger(api, progressing)
                 _wait(f"{args.progressing} Canaries to be Progressing", all_in("Progressing", progressing),
                       timeout=120.0 + args.progressing)
-                # One interval more: every progressing Canary is past its first step, ticking.
-                time.sleep(args.interval)
-                alive()
+
+                def stepping() -> bool:
+                    alive()
+                    weights = canary_weights(api, NAMESPACE)
+                    return all(weights.get(name, 0) > 0 for name in progressing)
+
+                # Only once every one has taken its first step (its canary Pods are ready) does
+                # each tick move the weight and write status: the window starts there.
+                _wait(f"{args.progressing} Canaries to take their first step", stepping,
+                      timeout=300.0 + args.progressing)
 
                 controller_metrics = f"http://127.0.0.1:{metrics_port}/metrics"
                 prometheus_metrics = f"{prometheus.url}/metrics"
@@ -335,7 +344,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--progressing must be between 1 and --canaries")
     if not 1 <= args.interval <= 3600:
         parser.error("--interval must be between 1 and 3600 seconds")
-    # The release must outlast the wait for Progressing, one settling interval and the window.
+    # The release must outlast the wait for every first step, and the window.
     steps = math.ceil(args.seconds / args.interval) + SPARE_STEPS
     if steps > MAX_WEIGHT:
         parser.error(f"--seconds {args.seconds:.0f} needs {steps} steps of 1% at --interval {args.interval}, more than "

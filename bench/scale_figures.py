@@ -52,7 +52,8 @@ def histogram_buckets(samples: Mapping[SampleKey, float], name: str) -> list[tup
     return sorted(by_bound.items())
 
 
-def bucket_deltas(before: Sequence[tuple[float, float]], after: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+def bucket_deltas(before: Sequence[tuple[float, float]],
+                  after: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
     """The observations between two scrapes of one histogram (a bound absent before counts from 0)."""
     earlier = dict(before)
     return [(bound, count - earlier.get(bound, 0.0)) for bound, count in after]

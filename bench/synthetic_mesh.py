@@ -99,7 +99,11 @@ class SyntheticMesh:
                 self.send_header("Content-Type", CONTENT_TYPE)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    # Prometheus gave up on a slow scrape (a loaded machine); it scrapes again.
+                    return
 
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base's name)
                 """Quiet: Prometheus scrapes every second."""
