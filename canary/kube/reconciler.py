@@ -7,7 +7,10 @@ and an on-call annotation is acted on as soon as its watch event arrives.
 Each pass decides from one snapshot of the caches, and every write is conditional on that
 snapshot (see ``execute``). The Canary's own status is no exception: there is no in-memory copy
 that outranks what the API server stores, so a status written by anyone else (another replica,
-a person) is what the next decision starts from. A refused write re-reads the object it was
+a person) is what the next decision starts from. The one thing kept in memory is a status that
+changed only in soft fields (a tick at a closed gate, a judge look) and was not written yet;
+it is used only while the stored status is still the one it was derived from (see
+``quiet_status``), and repeated Events are folded into one (``event_series``). A refused write re-reads the object it was
 refused for and decides again. An error the pass cannot get past is reported on the Canary as
 ``Stalled`` with its message, not retried in silence.
 """
@@ -30,10 +33,12 @@ from canary.domain.status import CanaryStatus, CheckResult
 from canary.errors import ApiError, CanaryError, SpecError
 from canary.kube.api import REVERT_FINALIZER
 from canary.kube.cache import ClusterCache, Kind, ObjectKey, resource_version
+from canary.kube.event_series import EventSeries
 from canary.kube.execute import Executor, StaleWrite, Target
 from canary.kube.fence import NotLeading
 from canary.kube.observe import observe
 from canary.kube.probes import ProbeRunner
+from canary.kube.quiet_status import QuietStatus
 from canary.kube.routes import RouterDirectory
 from canary.telemetry import ControllerMetrics, RunResult, bind_canary
 
@@ -68,6 +73,8 @@ class CanaryReconciler:
         self._passes = 0
         self._backoff = ERROR_BACKOFF
         self._failures = 0
+        self._quiet = QuietStatus()
+        self._events = EventSeries()
 
     def start(self) -> None:
         if self._task is None:
@@ -139,7 +146,8 @@ class CanaryReconciler:
             return None
         fresh_start = self._passes == 0
         self._passes += 1
-        status = CanaryStatus.from_dict(canary.get("status"))
+        stored = CanaryStatus.from_dict(canary.get("status"))
+        status = self._quiet.current(stored)
         now = now or datetime.now(timezone.utc)
         meta = canary["metadata"]
         try:
@@ -148,7 +156,7 @@ class CanaryReconciler:
             problem = Problem(exc.field, "InvalidSpec", str(exc))
             deleting_with_finalizer = bool(meta.get("deletionTimestamp")) and REVERT_FINALIZER in (
                 meta.get("finalizers") or ())
-            await self._apply(canary, None, status,
+            await self._apply(canary, None, stored,
                               decide_invalid(status, problem, int(meta.get("generation") or 0), now,
                                              deleting_with_finalizer=deleting_with_finalizer))
             return None
@@ -170,7 +178,7 @@ class CanaryReconciler:
             probes.update(await services.probes.run(result.probes, target, status, now))
             result = decide(spec, status, observation.observed, now, probes)
         decision = result
-        await self._apply(canary, target, status, decision)
+        await self._apply(canary, target, stored, decision)
         # ``is None``, not ``or``: a requeue of zero means "now", not "in ten minutes".
         return IDLE_RECHECK if decision.requeue_after is None else decision.requeue_after
 
@@ -199,19 +207,27 @@ class CanaryReconciler:
         try:
             # Inside the try: a status that cannot be read (hand-edited) is itself a reason the
             # pass fails, and rewriting it from defaults would lose what it holds.
-            status = CanaryStatus.from_dict(canary.get("status"))
-            await self._apply(canary, None, status, decide_invalid(status, problem, generation,
+            stored = CanaryStatus.from_dict(canary.get("status"))
+            status = self._quiet.current(stored)
+            await self._apply(canary, None, stored, decide_invalid(status, problem, generation,
                                                                    datetime.now(timezone.utc)))
         except Exception as report_exc:  # noqa: BLE001 - the log line is all that is left
             self.log.warning("could not report the failure on the Canary", error=str(report_exc))
 
     async def _apply(self, canary: Mapping[str, Any], target: Target | None, old: CanaryStatus,
                      decision: Decision) -> None:
+        """Carry out ``decision``; ``old`` is the status the API server stores (the diff is
+        against it, whatever status the decision was derived from)."""
         services = self.services
         new = decision.status
+        stored: Mapping[str, Any] | None = None
         # Status first: if we die after this line, the next reconciliation derives the same
-        # actions from it. Actions first would let a restart repeat a step.
-        stored = await services.executor.write_status(canary, old, new)
+        # actions from it. Actions first would let a restart repeat a step. A quiet status is
+        # held back: the actions of a status that differs from the stored one only in soft
+        # fields are the stored one's too, so a crash still derives them again.
+        if self._quiet.must_write(old, new):
+            stored = await services.executor.write_status(canary, old, new)
+            self._quiet.written()
         if stored is not None:
             # The watch delivers our own write a little later; until then the cache must not
             # hand the next pass the status we just replaced.
@@ -219,7 +235,11 @@ class CanaryReconciler:
             if target is not None:
                 target.written[self.key] = resource_version(stored)
         for event in decision.events:
-            await services.executor.record(canary, target.spec if target is not None else None, event, new)
+            await services.executor.record(canary, target.spec if target is not None else None, event, new,
+                                           self._events)
+        if not self._quiet.holding:
+            # Repeats are counted into their Event when the status is written, not more often.
+            await services.executor.flush_events(canary, self._events)
         if target is not None:
             for action in decision.actions:
                 await services.executor.run(target, action, new)
