@@ -68,7 +68,10 @@ class QuietStatus:
             return True
         if not only_soft_changes(stored, new):
             return True
-        passes = 1 if self._unwritten is None or self._unwritten.base != stored else self._unwritten.passes + 1
+        held = self._unwritten if self._unwritten is not None and self._unwritten.base == stored else None
+        if held is not None and held.status == new:
+            return False  # a pass that decided nothing new (a watch wake-up) is not a quiet pass
+        passes = 1 if held is None else held.passes + 1
         if passes >= self.write_every:
             return True
         self._unwritten = _Unwritten(base=stored, status=new, passes=passes)
