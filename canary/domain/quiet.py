@@ -19,7 +19,7 @@ from dataclasses import replace
 from canary.domain.event_facts import EventFacts
 from canary.domain.status import CanaryStatus, CheckResult, Condition
 
-__all__ = ["QUIET_WRITE_EVERY", "facts_repeat", "only_soft_changes"]
+__all__ = ["QUIET_WRITE_EVERY", "facts_repeat", "only_soft_changes", "repeat_key"]
 
 #: A quiet status is written anyway on the N-th quiet pass in a row, so what ``kubectl canary
 #: status`` shows (last analysis time, check values, the judge's last look) is at most N quiet
@@ -40,7 +40,13 @@ def only_soft_changes(old: CanaryStatus, new: CanaryStatus) -> bool:
 def facts_repeat(old: EventFacts, new: EventFacts) -> bool:
     """True when an Event with ``new`` facts tells nothing ``old`` did not (same phase, weight,
     counters, revision, message and check verdicts); only its time and measurements moved."""
-    return _hard_facts(old) == _hard_facts(new)
+    return repeat_key(old) == repeat_key(new)
+
+
+def repeat_key(facts: EventFacts) -> EventFacts:
+    """The part of ``facts`` a repeat must share: the facts without their time and soft check
+    fields (no query text either, so it is small enough to keep per Canary)."""
+    return replace(facts, time=None, checks=tuple(_hard_check(c) for c in facts.checks))
 
 
 def _hard(status: CanaryStatus) -> CanaryStatus:
@@ -53,10 +59,6 @@ def _hard(status: CanaryStatus) -> CanaryStatus:
         checks=tuple(_hard_check(c) for c in status.checks),
         conditions=tuple(_hard_condition(c) for c in status.conditions),
     )
-
-
-def _hard_facts(facts: EventFacts) -> EventFacts:
-    return replace(facts, time=None, checks=tuple(_hard_check(c) for c in facts.checks))
 
 
 _EPOCH_CHECK = CheckResult.from_dict({})

@@ -20,27 +20,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from canary.domain.quiet import facts_repeat
+from canary.domain.event_facts import EventFacts
+from canary.domain.quiet import repeat_key
 from canary.kube.events import EventGone, KubernetesEvents
 from canary.notify.base import Notice
 
 __all__ = ["EventSeries"]
 
+#: What a repeat must share with the last Event: reason, message, type, the Canary's uid, and
+#: the facts but for time and measured values.
+_Key = tuple[str, str, bool, str | None, EventFacts]
+
+
+def _key(notice: Notice) -> _Key:
+    return notice.reason, notice.message, notice.warning, notice.uid, repeat_key(notice.facts)
+
 
 @dataclass(frozen=True)
 class _Last:
+    """Kept small, for every Canary that ever recorded an Event: the latest occurrence itself
+    only while it is not written yet."""
+
     #: The stored Event's name; None when creating it failed (a repeat then creates one).
     name: str | None
-    first: Notice
-    latest: Notice
+    key: _Key
     #: Occurrences in all, and how many of them the stored Event says.
     count: int
     stored: int
-
-    def repeated_by(self, notice: Notice) -> bool:
-        latest = self.latest
-        return (notice.reason, notice.message, notice.warning, notice.uid) == (
-            latest.reason, latest.message, latest.warning, latest.uid) and facts_repeat(latest.facts, notice.facts)
+    #: The latest occurrence, while ``count > stored``.
+    unwritten: Notice | None = None
 
 
 class EventSeries:
@@ -49,40 +57,36 @@ class EventSeries:
     def __init__(self) -> None:
         self._last: _Last | None = None
 
-    @property
-    def unwritten(self) -> int:
-        """Occurrences counted but not yet written."""
-        return 0 if self._last is None else self._last.count - self._last.stored
-
     async def record(self, events: KubernetesEvents, notice: Notice) -> None:
         """A repeat of the last Event is counted (written by :meth:`flush`); anything else
         flushes the count of the last one and becomes a new Event. Raises DeliveryError."""
-        last = self._last
-        if last is not None and last.repeated_by(notice):
-            self._last = _Last(last.name, last.first, notice, last.count + 1, last.stored)
+        last, key = self._last, _key(notice)
+        if last is not None and last.key == key:
+            self._last = _Last(last.name, key, last.count + 1, last.stored, notice)
             return
         await self.flush(events)
         # Remembered before the write: a failed create still starts the series, so its repeats
         # create the Event instead of each being posted again.
-        self._last = _Last(None, notice, notice, 1, 0)
+        self._last = _Last(None, key, 1, 1)
         name = await events.create(notice)
-        self._last = _Last(name, notice, notice, 1, 1)
+        self._last = _Last(name, key, 1, 1)
 
     async def flush(self, events: KubernetesEvents) -> None:
         """Write the occurrences counted since the last write into the Event. Raises
-        DeliveryError; the count is then given up, not retried on every pass."""
+        DeliveryError; the count is then given up, not retried on every pass (the next fold
+        writes the whole count)."""
         last = self._last
-        if last is None or last.count == last.stored:
+        if last is None or last.unwritten is None:
             return
-        self._last = _Last(last.name, last.first, last.latest, last.count, last.count)
+        latest = last.unwritten
+        self._last = _Last(last.name, last.key, last.count, last.count)
         if last.name is not None:
             try:
-                await events.fold(last.name, last.latest, last.count)
+                await events.fold(last.name, latest, last.count)
                 return
             except EventGone:
                 pass
         # The Event expired or was never created: the occurrences since get one of their own.
         unwritten = last.count - last.stored
-        name = await events.create(last.latest, count=unwritten,
-                                   first=last.first.time if last.stored == 0 else None)
-        self._last = _Last(name, last.first, last.latest, unwritten, unwritten)
+        name = await events.create(latest, count=unwritten)
+        self._last = _Last(name, last.key, unwritten, unwritten)

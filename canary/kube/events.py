@@ -33,9 +33,9 @@ def _facts(notice: Notice) -> str:
     return replace(notice.facts, time=notice.time).to_annotation()
 
 
-def event_body(notice: Notice, count: int = 1, first: datetime | None = None) -> dict[str, Any]:
-    """The core/v1 Event for ``notice``, with its facts as the ``canary.dev/facts`` annotation;
-    ``count`` occurrences, the first at ``first`` (default: ``notice`` is the only one)."""
+def event_body(notice: Notice, count: int = 1) -> dict[str, Any]:
+    """The core/v1 Event for ``notice``, with its facts as the ``canary.dev/facts`` annotation,
+    saying it happened ``count`` times (more than once: repeats whose Event expired unwritten)."""
     now = _timestamp(notice.time)
     return {
         "apiVersion": "v1",
@@ -49,7 +49,7 @@ def event_body(notice: Notice, count: int = 1, first: datetime | None = None) ->
         "type": "Warning" if notice.warning else "Normal",
         "source": {"component": COMPONENT},
         "reportingComponent": COMPONENT,
-        "firstTimestamp": _timestamp(first) if first is not None else now,
+        "firstTimestamp": now,
         "lastTimestamp": now,
         "count": count,
     }
@@ -79,12 +79,12 @@ class KubernetesEvents:
     async def post(self, notice: Notice) -> None:
         await self.create(notice)
 
-    async def create(self, notice: Notice, count: int = 1, first: datetime | None = None) -> str | None:
+    async def create(self, notice: Notice, count: int = 1) -> str | None:
         """Record ``notice`` as a new Event; returns the Event's name (None: the answer did not
         say, and a repeat will be a new Event)."""
         try:
             created = await self.api.call(self.api.core.create_namespaced_event, notice.namespace,
-                                          event_body(notice, count, first))
+                                          event_body(notice, count))
         except Exception as exc:  # noqa: BLE001 - API and transport errors alike: the Event is lost, not the pass
             raise DeliveryError(f"Event {notice.reason} not recorded: {exc}") from exc
         name = (self.api.to_dict(created).get("metadata") or {}).get("name")
