@@ -10,9 +10,9 @@ that outranks what the API server stores, so a status written by anyone else (an
 a person) is what the next decision starts from. The one thing kept in memory is a status that
 changed only in soft fields (a tick at a closed gate, a judge look) and was not written yet;
 it is used only while the stored status is still the one it was derived from (see
-``quiet_status``), and repeated Events are folded into one (``event_series``). A refused write re-reads the object it was
-refused for and decides again. An error the pass cannot get past is reported on the Canary as
-``Stalled`` with its message, not retried in silence.
+``quiet_status``), and repeated Events are folded into one (``event_series``). A refused write
+re-reads the object it was refused for and decides again. An error the pass cannot get past is
+reported on the Canary as ``Stalled`` with its message, not retried in silence.
 """
 
 from __future__ import annotations
