@@ -6,10 +6,10 @@ Two rules keep a release on time however late the controller gets to each pass:
   ran. Recording the pass's own time would push every later tick back by that pass's delay, and
   the delays add up over a release (issue 13 measured 10.20 s between ticks for a 10 s interval).
 * A tick that starts a new series (the first of a run, or one after a gap of more than an interval,
-  e.g. a pause or a controller outage) is put on the whole second it falls in, for whole-second
-  intervals. Canaries due in the same second then become due at the same instant, which is what
-  lets the metric queries of many Canaries be sent as one. The first interval of a series is
-  therefore shorter by less than a second.
+  e.g. a pause or a controller outage) records the next whole second, for whole-second intervals,
+  so the series continues on the whole-second grid. Canaries whose ticks fall in the same second
+  then become due at the same instant, which is what lets the metric queries of many Canaries be
+  sent as one. The series' first interval is longer by less than a second; none is shortened.
 """
 
 from __future__ import annotations
@@ -25,17 +25,17 @@ _SECOND = timedelta(seconds=1)
 
 
 def until_due(now: datetime, last: datetime | None, every: timedelta) -> timedelta:
-    """How long until the next run is due; zero or less means it is due now."""
+    """How long until the next run is due; zero means it is due now."""
     if last is None:
         return timedelta(0)
     # Differences only: ``last + every`` overflows for a stored time near the year 9999.
     left = every - (now - last)
-    return timedelta(0) if left <= DUE_TOLERANCE else left
+    return left if left > DUE_TOLERANCE else timedelta(0)
 
 
 def planned_time(now: datetime, last: datetime | None, every: timedelta) -> datetime:
-    """The time a run due now records: when it was planned if it continues a series, else ``now``
-    put on the grid (see the module docstring)."""
+    """The time a run due now records: when it was planned if it continues a series, else its
+    grid point (see the module docstring)."""
     if last is not None:
         elapsed = now - last
         if every - DUE_TOLERANCE <= elapsed < 2 * every:
@@ -44,11 +44,16 @@ def planned_time(now: datetime, last: datetime | None, every: timedelta) -> date
 
 
 def on_grid(now: datetime, every: timedelta) -> datetime:
-    """``now`` rounded down to its whole second when ``every`` is whole seconds; sub-second and
-    fractional intervals keep their own phase (rounding would shorten them out of proportion)."""
-    if every >= _SECOND and every % _SECOND == timedelta(0):
-        return now.replace(microsecond=0)
-    return now
+    """For whole-second intervals, the whole second at or after ``now`` (``now``'s own when it
+    is within the tolerance past it); otherwise ``now``: sub-second and fractional intervals keep
+    their own phase, since rounding would stretch them out of proportion.
+
+    Rounding up, not down: the series' first interval is then longer by less than a second,
+    never shorter. The recorded time may lie that little in the future."""
+    if every < _SECOND or every % _SECOND != timedelta(0):
+        return now
+    second = now.replace(microsecond=0)
+    return second if now - second <= DUE_TOLERANCE else second + _SECOND
 
 
 def next_in(now: datetime, planned: datetime, every: timedelta) -> timedelta:

@@ -20,10 +20,16 @@ def test_a_run_continuing_a_series_records_its_planned_time() -> None:
     assert next_in(T, last + TEN, TEN) == TEN - timedelta(milliseconds=300)
 
 
-def test_a_new_series_starts_on_the_whole_second_for_whole_second_intervals() -> None:
-    assert planned_time(T, None, TEN) == T.replace(microsecond=0)
+def test_a_new_series_continues_from_the_next_whole_second_for_whole_second_intervals() -> None:
+    second = T.replace(microsecond=0)
+    assert until_due(T, None, TEN) == timedelta(0)
+    assert planned_time(T, None, TEN) == second + timedelta(seconds=1)
+    assert next_in(T, second + timedelta(seconds=1), TEN) == TEN + timedelta(milliseconds=750), \
+        "the first interval is longer by less than a second, never shorter"
+    # A pass on (or within the tolerance past) a whole second keeps it.
+    assert planned_time(second + DUE_TOLERANCE, None, TEN) == second
     # After a gap longer than an interval (a pause, an outage) the old grid means nothing.
-    assert planned_time(T, T - 3 * TEN, TEN) == T.replace(microsecond=0)
+    assert planned_time(T, T - 3 * TEN, TEN) == second + timedelta(seconds=1)
 
 
 @pytest.mark.parametrize("every", [timedelta(milliseconds=500), timedelta(seconds=1.5)])
@@ -33,7 +39,6 @@ def test_sub_second_and_fractional_intervals_keep_their_phase(every: timedelta) 
 
 
 def test_due_within_the_tolerance_and_not_before() -> None:
-    assert until_due(T, None, TEN) == timedelta(0)
     assert until_due(T, T - TEN + DUE_TOLERANCE, TEN) == timedelta(0)
     assert until_due(T, T - TEN + 2 * DUE_TOLERANCE, TEN) == 2 * DUE_TOLERANCE
     assert until_due(T, T - timedelta(seconds=4), TEN) == timedelta(seconds=6)
@@ -42,7 +47,6 @@ def test_due_within_the_tolerance_and_not_before() -> None:
 def test_a_stored_time_near_the_end_of_the_calendar_does_not_overflow() -> None:
     far = datetime.max.replace(tzinfo=timezone.utc) - timedelta(seconds=1)
     assert until_due(T, far, TEN) > timedelta(0)
-    assert planned_time(T, far, TEN) == T.replace(microsecond=0)
 
 
 @pytest.mark.parametrize("late", [timedelta(milliseconds=1), timedelta(milliseconds=300), timedelta(seconds=4)])
@@ -65,5 +69,5 @@ def test_late_passes_do_not_accumulate_over_a_release(late: timedelta) -> None:
             ticks.append(world.status.last_analysis_time)
     assert world.status.phase is Phase.PROMOTING
     first = ticks[0]
-    assert first.microsecond == 0, "the first tick of a run is put on its whole second"
+    assert first.microsecond == 0, "the first tick of a run records the next whole second"
     assert ticks == [first + k * TEN for k in range(len(ticks))], "every tick on the first tick's grid"
