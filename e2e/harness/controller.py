@@ -38,6 +38,8 @@ class ControllerOptions:
     mesh: str = "linkerd"
     default_provider: str | None = None
     metrics_source: str | None = None
+    shard_buckets: int | None = None
+    """``--shard-buckets``: the replicas share the Canaries over bucket Leases instead of one leading."""
 
 
 def _argv(opts: ControllerOptions, metrics_port: int) -> list[str]:
@@ -55,6 +57,8 @@ def _argv(opts: ControllerOptions, metrics_port: int) -> list[str]:
         argv += ["--default-provider", opts.default_provider]
     if opts.metrics_source:
         argv += ["--metrics-source", opts.metrics_source]
+    if opts.shard_buckets:
+        argv += ["--shard-buckets", str(opts.shard_buckets)]
     return argv
 
 
