@@ -152,6 +152,8 @@ def _bounded(kind: type[_E], value: str, fallback: _E | None) -> str:
 
 #: Runs last from minutes to hours; buckets up to 8h cover slow blue/green soak tests.
 _RUN_BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0)
+# Fine below the 100 ms target (issue 13), coarse beyond it.
+_LATENESS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 _Series = tuple[Gauge | Counter | Histogram, tuple[str, ...]]
 
@@ -189,7 +191,12 @@ class ControllerMetrics:
                                (*key, "check"), registry=r)
         self.check_max = Gauge("canary_check_max", "Upper bound of a metric check; absent when it has none.",
                                (*key, "check"), registry=r)
-        # The one series about the replica rather than a Canary: forget() never touches it.
+        # Series about the replica rather than a Canary: forget() never touches them.
+        # How late a pass the controller planned (an analysis tick, a readiness poll, a judge's
+        # look) started: the event loop's backlog, as the Canaries feel it.
+        self.tick_lateness = Histogram(
+            "canary_tick_lateness_seconds", "How long after its planned moment a planned reconciliation started.",
+            buckets=_LATENESS_BUCKETS, registry=r)
         self.leader = Gauge("canary_leader", "1 while this replica holds the leader Lease (sharded: at least one "
                             "bucket Lease), else 0.", registry=r)
         self.shard_buckets = Gauge("canary_shard_buckets", "Hash buckets of Canaries this replica holds the Lease "
@@ -308,6 +315,9 @@ class ControllerMetrics:
         label = _bounded(RunResult, str(result), RunResult.OTHER)
         self._touch(self.run_duration, namespace, name, label)
         self.run_duration.labels(namespace, name, label).observe(max(duration.total_seconds(), 0.0))
+
+    def tick_late(self, seconds: float) -> None:
+        self.tick_lateness.observe(seconds)
 
     def reconcile_failed(self, namespace: str, name: str) -> None:
         self._touch(self.reconcile_errors, namespace, name)

@@ -29,6 +29,7 @@ from canary.domain.analysis import TickOutcome, gate_open, judge_tick, summarize
 from canary.domain.conditions import derive_conditions
 from canary.domain.judge import carry, judge_checks, without_judge_checks
 from canary.domain.observed import Observed, Problem
+from canary.domain.schedule import next_in, planned_time, until_due
 from canary.domain.spec import CanarySpec, WebhookType
 from canary.domain.status import Annotation, CanaryStatus, CheckResult, ConditionType, JudgeState, Phase, Verdict
 from canary.domain.weights import ALL_PRIMARY, Weights, next_promotion_weight, next_weight
@@ -405,6 +406,8 @@ def _on_call(step: _Step) -> bool:
             step.event("PromoteIgnored", f"canary.dev/promote ignored: {acted} acted first")
         elif _promote_requested(fresh[Annotation.PROMOTE]) and phase in _ANALYSING and step.observed.target.ready:
             step.event("PromotedManually", "the canary.dev/promote annotation skips the rest of the analysis")
+            # Promotion steps (stepWeightPromotion) start one interval from the request.
+            step.update(last_analysis_time=step.now)
             _start_promotion(step)
             acted = Annotation.PROMOTE.value
         else:
@@ -469,8 +472,9 @@ def _idle(step: _Step) -> None:
             if status.phase is not Phase.WAITING:
                 step.transition(Phase.WAITING)
                 step.event("Waiting", f"revision {revision} waits for the confirm-rollout webhook")
-            step.update(last_analysis_time=step.now, checks=gate)
-            step.wake_in(step.spec.analysis.interval)
+            planned = _tick_time(step)
+            step.update(last_analysis_time=planned, checks=gate)
+            step.wake_in(next_in(step.now, planned, step.spec.analysis.interval))
             return
     _start_run(step, revision)
 
@@ -504,6 +508,7 @@ def _analyse(step: _Step) -> None:
         return
     if step.spec.skip_analysis:
         step.event("SkipAnalysis", "spec.skipAnalysis is true: promoting without analysis")
+        step.update(last_analysis_time=_tick_time(step))
         _start_promotion(step)
         return
     if not _due(step):
@@ -528,13 +533,15 @@ def _look(step: _Step) -> None:
     if judge is None or not _judging(step):
         return
     state = step.status.judge
-    if state.last_look is not None and step.now - state.last_look < judge.look_every:
-        step.wake_in(judge.look_every - (step.now - state.last_look))
+    wait = until_due(step.now, state.last_look, judge.look_every)
+    if wait > timedelta(0):
+        step.wake_in(wait)
         return
     found = step.probe(Probe.JUDGE)[Probe.JUDGE]
+    planned = planned_time(step.now, state.last_look, judge.look_every)
     step.update(checks=without_judge_checks(step.status.checks) + found,
-                judge=replace(state, last_look=step.now))
-    step.wake_in(judge.look_every)
+                judge=replace(state, last_look=planned))
+    step.wake_in(next_in(step.now, planned, judge.look_every))
     _abort_if_rejected(step, found)
 
 
@@ -581,13 +588,14 @@ def _tick(step: _Step) -> None:
     judged = judge_tick(checks, analysis, consecutive_errors=status.consecutive_errors,
                         consecutive_no_data=status.consecutive_no_data)
     outcome = judged.outcome
-    step.update(checks=checks + tuple(rollback_votes), last_analysis_time=step.now,
+    planned = _tick_time(step)
+    step.update(checks=checks + tuple(rollback_votes), last_analysis_time=planned,
                 consecutive_errors=judged.consecutive_errors, consecutive_no_data=judged.consecutive_no_data)
     if Probe.JUDGE in results:
         step.update(judge=replace(status.judge, last_look=step.now))
         if _abort_if_rejected(step, results[Probe.JUDGE]):
             return
-    step.wake_in(analysis.interval)
+    step.wake_in(next_in(step.now, planned, analysis.interval))
 
     if outcome is TickOutcome.FAIL:
         failed = status.failed_checks + 1
@@ -649,7 +657,7 @@ def _tick(step: _Step) -> None:
 
 
 def _start_promotion(step: _Step) -> None:
-    step.transition(Phase.PROMOTING, waiting_since=None, last_analysis_time=step.now)
+    step.transition(Phase.PROMOTING, waiting_since=None)
     step.event("Promoting", f"copying {step.name}'s template into {step.name}-primary")
     step.wake_in(READINESS_POLL)
 
@@ -682,10 +690,11 @@ def _promote(step: _Step) -> None:
         if not _due(step):
             return
         lower = next_promotion_weight(analysis, status.canary_weight)
-        step.update(canary_weight=lower, last_analysis_time=step.now)
+        planned = _tick_time(step)
+        step.update(canary_weight=lower, last_analysis_time=planned)
         step.event("Advanced", f"primary weight {100 - status.canary_weight}% -> {100 - lower}%")
         if lower > 0:
-            step.wake_in(analysis.interval)
+            step.wake_in(next_in(step.now, planned, analysis.interval))
             return
     step.transition(Phase.FINALISING, canary_weight=0)
     step.event("Finalising", f"routing all traffic to {step.name}-primary and scaling {step.name} to zero")
@@ -737,16 +746,16 @@ def _terminate(step: _Step) -> None:
 
 
 def _due(step: _Step) -> bool:
-    last = step.status.last_analysis_time
-    interval = step.spec.analysis.interval
-    if last is None:
-        return True
-    # Differences only: ``last + interval`` overflows for a stored time near the year 9999.
-    elapsed = step.now - last
-    if elapsed >= interval:
-        return True
-    step.wake_in(interval - elapsed)
-    return False
+    wait = until_due(step.now, step.status.last_analysis_time, step.spec.analysis.interval)
+    if wait > timedelta(0):
+        step.wake_in(wait)
+        return False
+    return True
+
+
+def _tick_time(step: _Step) -> datetime:
+    """The time this tick records: when it was planned (see ``canary.domain.schedule``)."""
+    return planned_time(step.now, step.status.last_analysis_time, step.spec.analysis.interval)
 
 
 def _wait_for_readiness(step: _Step, what: str, on_deadline: RollbackCause | None) -> bool:

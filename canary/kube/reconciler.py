@@ -86,16 +86,29 @@ class CanaryReconciler:
             self._task = None
 
     async def _loop(self) -> None:
-        delay: timedelta | None = None
+        loop = asyncio.get_running_loop()
+        due: float | None = None  # loop time of the pass the last decision asked for
         while True:
-            timeout = None if delay is None else max(delay.total_seconds(), 0.0)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+            timed_out = False
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=None if due is None else max(due - loop.time(), 0.0))
+            except asyncio.TimeoutError:
+                timed_out = True
+            if not timed_out and (due is None or loop.time() < due):
+                # A watch event: bursts (a rollout touches a Deployment many times) collapse into
+                # one pass. Never past a planned pass: those run on time, undebounced.
+                debounce = self.services.settings.debounce.total_seconds()
+                wait = debounce if due is None else min(debounce, max(due - loop.time(), 0.0))
+                await asyncio.sleep(wait)
             self._wake.clear()
-            # Bursts of watch events (a rollout touches a Deployment many times) collapse into one pass.
-            await asyncio.sleep(self.services.settings.debounce.total_seconds())
-            self._wake.clear()
+            started = loop.time()
+            if due is not None and (timed_out or started >= due):
+                self.services.metrics.tick_late(max(started - due, 0.0))
             delay = await self.run_pass()
+            # From when this pass started, not when it ended: the decision's ``requeue_after``
+            # was reckoned from that moment, and measuring from the end would make every
+            # planned pass late by the time this one took.
+            due = None if delay is None else started + delay.total_seconds()
 
     async def run_pass(self, now: datetime | None = None) -> timedelta | None:
         """One reconciliation with its failures handled; returns when to run again (None: on

@@ -175,7 +175,8 @@ class Answers:
 
 def longest_wait(spec: CanarySpec) -> timedelta:
     """The longest the controller may sleep between two reconciliations of an active release."""
-    return max(spec.analysis.interval, READINESS_POLL, PROBLEM_POLL, IDLE_RECHECK)
+    # A series of ticks starts on the next whole second: its first wait is up to a second longer.
+    return max(spec.analysis.interval + timedelta(seconds=1), READINESS_POLL, PROBLEM_POLL, IDLE_RECHECK)
 
 
 def reconciles_to_finish(spec: CanarySpec) -> int:

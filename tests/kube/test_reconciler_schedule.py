@@ -1,0 +1,83 @@
+"""The reconciler's own schedule: planned passes run on time, only watch events are debounced."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from canary.config import Settings
+from canary.kube.cache import Kind, ObjectKey
+from canary.kube.reconciler import CanaryReconciler, Services
+from canary.telemetry import ControllerMetrics
+
+KEY = ObjectKey(Kind.CANARY, "default", "podinfo")
+#: Far longer than any test may take: a pass held back by the debounce never happens.
+PARKED = timedelta(days=1)
+
+
+class Scripted(CanaryReconciler):
+    """Each pass asks for the next after ``delays[i]``; nothing is reconciled."""
+
+    def __init__(self, delays: list[timedelta | None], services: Services) -> None:
+        super().__init__(KEY, services)
+        self.delays = delays
+        self.passes = 0
+        self.done = asyncio.Event()
+
+    async def run_pass(self, now: datetime | None = None) -> timedelta | None:
+        index = self.passes
+        self.passes += 1
+        if index == 0:
+            # From now on any debounced pass would wait a day.
+            self.services.settings = replace(self.services.settings, debounce=PARKED)
+        if index == 1:
+            self.wake()  # a watch event arrives while a planned pass is pending
+        if self.passes == len(self.delays):
+            self.done.set()
+        return self.delays[index] if index < len(self.delays) else None
+
+
+def scripted(delays: list[timedelta | None]) -> tuple[Scripted, ControllerMetrics]:
+    metrics = ControllerMetrics()
+    # Only the settings and the metrics are used by the loop itself.
+    services = Services(settings=Settings(debounce=timedelta(0)), cache=None, executor=None,  # type: ignore[arg-type]
+                        probes=None, routers=None, metrics=metrics)  # type: ignore[arg-type]
+    return Scripted(delays, services), metrics
+
+
+def lateness_samples(metrics: ControllerMetrics) -> float:
+    value = metrics.registry.get_sample_value("canary_tick_lateness_seconds_count")
+    return value or 0.0
+
+
+async def test_planned_passes_are_not_debounced_and_a_watch_event_does_not_delay_them() -> None:
+    reconciler, metrics = scripted([timedelta(milliseconds=1)] * 3 + [None])
+    reconciler.start()
+    try:
+        # Passes 2-4 are planned ones; with the day-long debounce on them this would never end.
+        await asyncio.wait_for(reconciler.done.wait(), timeout=60)
+    finally:
+        await reconciler.stop()
+    assert reconciler.passes == 4
+    assert lateness_samples(metrics) == 3, "each planned pass records how late it started"
+
+
+async def test_a_watch_event_without_a_planned_pass_is_debounced() -> None:
+    reconciler, metrics = scripted([None, None])
+    reconciler.start()
+    try:
+        await asyncio.wait_for(_until(lambda: reconciler.passes >= 1), timeout=60)
+        reconciler.wake()  # debounced by a day from here on
+        for _ in range(50):
+            await asyncio.sleep(0)
+        assert reconciler.passes == 1
+    finally:
+        await reconciler.stop()
+    assert lateness_samples(metrics) == 0, "an event-driven pass is not a planned one"
+
+
+async def _until(condition: object) -> None:
+    assert callable(condition)
+    while not condition():
+        await asyncio.sleep(0.001)
