@@ -327,11 +327,15 @@ class ReconcilerRegistry:
                 reconciler.wake()
 
     async def release_bucket(self, bucket: int) -> None:
-        """Stop the reconcilers of ``bucket``'s Canaries (its guard is revoked by then)."""
+        """Stop the reconcilers of ``bucket``'s Canaries (its guard is revoked by then), and drop
+        their per-Canary series: the new holder exports them now, and two replicas exporting
+        one Canary's phase would double every sum over replicas."""
         self._guards.pop(bucket, None)
-        stopping = [self._reconcilers.pop(key) for key in sorted(self._known.get(bucket, ()))
-                    if key in self._reconcilers]
+        keys = sorted(self._known.get(bucket, ()))
+        stopping = [self._reconcilers.pop(key) for key in keys if key in self._reconcilers]
         await asyncio.gather(*(reconciler.stop() for reconciler in stopping))
+        for key in keys:
+            self.services.metrics.forget(key.namespace, key.name)
 
     def held_buckets(self) -> frozenset[int]:
         return frozenset(self._guards)

@@ -338,6 +338,9 @@ class Shards:
             except TRANSIENT_ERRORS as exc:
                 log.warning("shard round failed", error=str(exc))
                 continue
+            except Exception as exc:  # noqa: BLE001 - the next round may succeed; a dead thread never would
+                log.error("shard round failed unexpectedly", error=str(exc), error_type=type(exc).__name__)
+                continue
             for bucket, elector in gained:
                 held_stop = self.coordinator.stop_event(bucket)
                 assert held_stop is not None

@@ -307,6 +307,14 @@ class _StubCache:
         return frozenset()
 
 
+@dataclass
+class _StubMetrics:
+    forgotten: list[str] = field(default_factory=list)
+
+    def forget(self, namespace: str, name: str) -> None:
+        self.forgotten.append(name)
+
+
 async def test_the_registry_runs_only_the_canaries_of_buckets_it_holds(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[ObjectKey, LeaseGuard | None] = {}
 
@@ -315,8 +323,9 @@ async def test_the_registry_runs_only_the_canaries_of_buckets_it_holds(monkeypat
         await asyncio.Event().wait()
 
     monkeypatch.setattr(CanaryReconciler, "_loop", loop)
+    metrics = _StubMetrics()
     services: Any = Services(settings=None, cache=_StubCache(), executor=None, probes=None,  # type: ignore[arg-type]
-                             routers=None, metrics=None)
+                             routers=None, metrics=metrics)  # type: ignore[arg-type]
     registry = ReconcilerRegistry(services, buckets=4)
     keys = [ObjectKey(Kind.CANARY, "shop", f"app-{i}") for i in range(20)]
     by_bucket = {b: [k for k in keys if bucket_of(k.namespace, k.name, 4) == b] for b in range(4)}
@@ -337,6 +346,7 @@ async def test_the_registry_runs_only_the_canaries_of_buckets_it_holds(monkeypat
 
     await registry.release_bucket(2)
     assert all(registry.get(k) is None for k in by_bucket[2])
+    assert sorted(metrics.forgotten) == sorted(k.name for k in by_bucket[2]), "the new holder exports their series"
     assert all(registry.get(k) is not None for k in by_bucket[0])
     assert registry.held_buckets() == {0}
     await registry.stop_all()
