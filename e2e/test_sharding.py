@@ -131,7 +131,8 @@ def test_replicas_share_the_canaries_and_a_killed_ones_are_taken_over_by_the_oth
         env.control_plane.ensure_nodes(3 + (2 * count) // PODS_PER_NODE + 1, timeout=120)
     env.use_flavour("linkerd")
     since = audit.mark()
-    replicas: Replicas = start_replicas(REPLICAS, shard_buckets=BUCKETS)
+    replicas: Replicas = start_replicas(REPLICAS, shard_buckets=BUCKETS,
+                                        log_level="debug" if count <= SMALL else "info")
     identities = list(replicas.identities())
     holders = wait_for(lambda: _bucket_holders(kube), lambda h: _spread(h, identities), timeout=90,
                        what=f"the {BUCKETS} buckets to be spread over the {REPLICAS} replicas")
