@@ -150,6 +150,10 @@ def _bounded(kind: type[_E], value: str, fallback: _E | None) -> str:
         return fallback.value if fallback is not None else UNKNOWN_LABEL
 
 
+#: The kinds of metric query (canary.metrics.prometheus.QueryKind's values; telemetry does not
+#: import the metrics layer).
+_QUERY_KINDS = frozenset({"batched", "single"})
+
 #: Runs last from minutes to hours; buckets up to 8h cover slow blue/green soak tests.
 _RUN_BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0)
 # Fine below the 100 ms target (issue 13), coarse beyond it.
@@ -206,6 +210,14 @@ class ControllerMetrics:
         self.notifications_dropped = Counter(
             "canary_notifications_dropped", "Notifications given up on (retries spent or queue full), by system.",
             ("system",), registry=r)
+        # By kind only (batched: one query for several Canaries' builtin check; single: one
+        # Canary's); the provider label is the provider type, never an address.
+        self.metric_queries = Counter(
+            "canary_metric_queries", "PromQL queries sent to metric providers, by provider and kind.",
+            ("provider", "kind"), registry=r)
+        for kind in sorted(_QUERY_KINDS):
+            # Exported at 0 from the start, so that increase() sees the first query.
+            self.metric_queries.labels("prometheus", kind)
         # prometheus_client has no public "remove every series matching these labels" in all
         # supported versions, so the label sets each Canary created are remembered here.
         self._series: dict[tuple[str, str], set[_Series]] = {}
@@ -325,6 +337,10 @@ class ControllerMetrics:
 
     def notification_dropped(self, system: str) -> None:
         self.notifications_dropped.labels(system).inc()
+
+    def metric_query_sent(self, kind: str, provider: str = "prometheus") -> None:
+        """Count one PromQL query; ``kind`` is ``batched`` or ``single``, anything else ``other``."""
+        self.metric_queries.labels(provider, kind if kind in _QUERY_KINDS else UNKNOWN_LABEL).inc()
 
     def forget(self, namespace: str, name: str) -> None:
         """Drop every series of a deleted Canary."""

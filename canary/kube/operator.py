@@ -108,7 +108,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
                 return
         async with aiohttp.ClientSession() as session:
             cache = ClusterCache()
-            engine = MetricsEngine(settings.metrics, smi_fetch=smi_fetcher(api))
+            engine = MetricsEngine(settings.metrics, smi_fetch=smi_fetcher(api), on_query=metrics.metric_query_sent)
             outbox = Outbox(metrics)
             events = KubernetesEvents(api)
             alerting = Alerting(api, session, outbox, events, default_target(settings.alerts))

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import aiohttp
 
 from canary.config import MetricsSettings
-from canary.domain.analysis import evaluate_metric, query_window
+from canary.domain.analysis import MIN_QUERY_WINDOW, evaluate_metric, query_window
 from canary.domain.judge import evaluate as judge_evaluate, step_window, unmeasured
 from canary.domain.machine import PROBE_HOOKS, Probe
 from canary.domain.providers import Mesh, parse_provider
@@ -78,7 +79,7 @@ class ProbeRunner:
             requests.append(MeasureRequest(
                 metric=metric, namespace=target.namespace, name=target.name, target=target.spec.target_ref.name,
                 service=target.spec.service.name, template=template, target_kind=target.spec.target_ref.kind,
-                window=query_window(metric, analysis.interval, status.run_started, now),
+                window=shared_window(metric, analysis.interval, status.run_started, now),
                 mesh=mesh, metrics_server=target.spec.metrics_server,
                 canary_service=_canary_service(target),
             ))
@@ -148,6 +149,22 @@ class ProbeRunner:
                 continue  # the engine reports the unresolved secret on the check itself
             out[name] = {k: base64.b64decode(v).decode(errors="replace") for k, v in (secret.get("data") or {}).items()}
         return out
+
+
+def shared_window(metric: MetricSpec, analysis_interval: timedelta, run_started: datetime | None,
+                  now: datetime) -> timedelta:
+    """The domain's query window, cut to whole seconds while it is clipped to a young run.
+
+    Clipped, the window is the time since the run began, to the millisecond, so no two Canaries
+    would ask for the same one and none could share a batched query
+    (:mod:`canary.metrics.batching`) for the first ``interval`` of every run. Cut to whole
+    seconds, Canaries whose runs began in the same second ask alike. Cutting (never rounding up)
+    keeps the window inside the run: it counts up to a second less of this revision's requests,
+    never one of the revision before."""
+    window = query_window(metric, analysis_interval, run_started, now)
+    if window >= (metric.interval or analysis_interval):
+        return window
+    return max(timedelta(seconds=math.floor(window.total_seconds())), MIN_QUERY_WINDOW)
 
 
 def _mesh(target: Target) -> Mesh | None:

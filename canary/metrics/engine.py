@@ -19,6 +19,10 @@ with MetricError instead of querying without authentication.
 
 One PrometheusProvider is kept per (address, secret, TLS verification); a changed Secret value
 replaces that provider.
+
+Builtin checks answered by Prometheus go through a :class:`~canary.metrics.batching.BuiltinBatcher`:
+Canaries asking the same check at the same moment share one query. Every PromQL query sent is
+reported to ``on_query`` (the controller counts them by kind).
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ from canary.domain.spec import ProviderType
 from canary.errors import MetricError, TemplateError
 from canary.domain.samples import Comparison
 from canary.metrics.base import CompareRequest, ComparisonProvider, MeasureRequest, Measurement, MetricProvider
-from canary.metrics.prometheus import PrometheusProvider
+from canary.metrics.batching import BuiltinBatcher
+from canary.metrics.prometheus import PrometheusProvider, QueryObserver
 from canary.metrics.smi import SmiFetch, SmiMetricsProvider
 
 #: Secret name -> the Secret's data as strings (``token``, or ``username`` and ``password``).
@@ -61,10 +66,13 @@ def _auth_from_secret(secret_name: str | None, credentials: Credentials) -> _Aut
 
 
 class MetricsEngine:
-    def __init__(self, settings: MetricsSettings, smi_fetch: SmiFetch | None = None) -> None:
+    def __init__(self, settings: MetricsSettings, smi_fetch: SmiFetch | None = None, *,
+                 on_query: QueryObserver | None = None, batcher: BuiltinBatcher | None = None) -> None:
         self._settings = settings
         self._smi = SmiMetricsProvider(smi_fetch, settings) if smi_fetch is not None else None
         self._prometheus: dict[_CacheKey, tuple[_Auth, PrometheusProvider]] = {}
+        self._on_query = on_query
+        self._batcher = batcher if batcher is not None else BuiltinBatcher()
 
     async def measure_all(
         self, requests: Sequence[MeasureRequest], credentials: Credentials | None = None
@@ -79,7 +87,10 @@ class MetricsEngine:
 
     async def _measure_one(self, request: MeasureRequest, credentials: Credentials) -> MeasureResult:
         try:
-            return await self.provider_for(request, credentials).measure(request)
+            provider = self.provider_for(request, credentials)
+            if request.template is None and isinstance(provider, PrometheusProvider):
+                return await self._batcher.measure(provider, request)
+            return await provider.measure(request)
         except (MetricError, TemplateError) as exc:
             return exc
 
@@ -134,7 +145,8 @@ class MetricsEngine:
             return cached[1]
         token, basic = auth
         provider = PrometheusProvider(
-            address, self._settings, bearer_token=token, basic_auth=basic, insecure_skip_verify=insecure
+            address, self._settings, bearer_token=token, basic_auth=basic, insecure_skip_verify=insecure,
+            on_query=self._on_query,
         )
         # The replaced provider is not closed: a measurement of another Canary may still be
         # using it in a worker thread; its pool goes with it once nothing refers to it.
@@ -142,7 +154,8 @@ class MetricsEngine:
         return provider
 
     def close(self) -> None:
-        """Release the Prometheus clients' connection pools."""
+        """Release the Prometheus clients' connection pools and cancel unanswered batches."""
+        self._batcher.close()
         for _, provider in self._prometheus.values():
             provider.close()
         self._prometheus.clear()

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from enum import StrEnum
 from typing import Any
 
 import requests
@@ -29,15 +30,10 @@ from canary.metrics.retries import retrying
 from canary.metrics.base import CompareRequest, MeasureRequest, Measurement
 from canary.metrics.comparison_queries import comparison_query, read_comparison
 from canary.metrics.queries import (
-    DURATION_QUANTILE,
-    DurationQuery,
     Series as Series,  # re-exported: the metrics server reads answers by this name
-    SuccessRateQuery,
     builtin_query,
-    histogram_from_buckets,
-    split_outcomes,
-    success_rate,
 )
+from canary.metrics.readings import read_builtin
 from canary.metrics.templates import render_request
 
 _TRANSIENT_STATUS = frozenset({408, 429})
@@ -110,6 +106,19 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+class QueryKind(StrEnum):
+    """What one PromQL query answers, as the query counter labels it."""
+
+    #: One builtin check of several Canaries (:mod:`canary.metrics.batching`).
+    BATCHED = "batched"
+    #: One Canary's: a template's query, a builtin check alone in its batch, a judge's comparison.
+    SINGLE = "single"
+
+
+#: Told of every query sent (once per query, whatever its retries): the controller counts them.
+QueryObserver = Callable[[QueryKind], None]
+
+
 class PrometheusProvider:
     """A :class:`~canary.metrics.base.MetricProvider` for one Prometheus address.
 
@@ -129,11 +138,13 @@ class PrometheusProvider:
         bearer_token: str | None = None,
         basic_auth: tuple[str, str] | None = None,
         insecure_skip_verify: bool = False,
+        on_query: QueryObserver | None = None,
     ) -> None:
         if bearer_token is not None and basic_auth is not None:
             raise MetricError(f"Prometheus at {address}: set a bearer token or basic auth, not both")
         self.address = address.rstrip("/")
         self._settings = settings
+        self._on_query = on_query
         all_headers = dict(headers or {})
         if bearer_token is not None:
             all_headers["Authorization"] = f"Bearer {bearer_token}"
@@ -158,8 +169,14 @@ class PrometheusProvider:
     def close(self) -> None:
         self._client.close()
 
-    async def query(self, promql: str) -> list[Series]:
+    @property
+    def settings(self) -> MetricsSettings:
+        return self._settings
+
+    async def query(self, promql: str, kind: QueryKind = QueryKind.SINGLE) -> list[Series]:
         """Run an instant query with bounded retries; raises ProviderUnavailable or MetricError."""
+        if self._on_query is not None:
+            self._on_query(kind)
         attempts = max(1, self._settings.retry_attempts)
         try:
             async for attempt in retrying(self._settings, _Transient):
@@ -200,10 +217,7 @@ class PrometheusProvider:
             target_kind=request.target_kind,
             canary_service=request.canary_service,
         )
-        series = await self.query(builtin.promql)
-        if isinstance(builtin, SuccessRateQuery):
-            return self._success_rate(builtin, series)
-        return self._duration(builtin, series)
+        return read_builtin(builtin, await self.query(builtin.promql))
 
     async def compare(self, request: CompareRequest) -> Comparison:
         """Both versions' counts (and latency buckets) in two concurrent queries, whatever the
@@ -234,21 +248,3 @@ class PrometheusProvider:
         if not series:
             return Measurement(value=None, source=promql)
         return Measurement(value=_finite(series[0][1]), source=promql)
-
-    @staticmethod
-    def _success_rate(query: SuccessRateQuery, series: Sequence[Series]) -> Measurement:
-        counts = [(labels.get(query.outcome_label, ""), value) for labels, value in series]
-        if any(not math.isfinite(value) for _, value in counts):
-            return Measurement(value=None, source=query.promql)
-        success, failure = split_outcomes(query, counts)
-        return Measurement(value=success_rate(success, failure), source=query.promql, samples=success + failure)
-
-    @staticmethod
-    def _duration(query: DurationQuery, series: Sequence[Series]) -> Measurement:
-        if any(not math.isfinite(value) for _, value in series):
-            return Measurement(value=None, source=query.promql)
-        histogram = histogram_from_buckets(((labels.get("le", ""), value) for labels, value in series),
-                                           query.le_unit_ms)
-        # No +Inf bucket (an odd exporter): the request count is unknown, and so is the quantile.
-        samples = histogram.total if histogram.bounds and math.isinf(histogram.bounds[-1]) else None
-        return Measurement(value=histogram.quantile(DURATION_QUANTILE), source=query.promql, samples=samples)

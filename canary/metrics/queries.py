@@ -54,14 +54,17 @@ Series = tuple[Mapping[str, str], float]
 
 @dataclass(frozen=True)
 class MeshMetrics:
-    """One mesh's metric names and labels. ``selector`` has ``{namespace}``, ``{kind}``,
-    ``{workload_label}`` and ``{workload}`` (a whole matcher, ``="name"`` or ``=~"a|b"``) to fill."""
+    """One mesh's metric names and labels. ``selector`` has ``{namespace}`` and ``{workload}``
+    (whole matchers: ``="name"`` or ``=~"a|b"``), ``{kind}`` and ``{workload_label}`` to fill."""
 
     requests: str
     latency_bucket: str
     selector: str
     outcome_label: str
     workload_label: str  # the label that names the workload; {kind_label} is the kind in lower case
+    #: The label that names the workload's namespace; None when the selector has no namespace
+    #: matcher (Traefik's service label carries the namespace in its value).
+    namespace_label: str | None
     #: Milliseconds per unit of the latency histogram's ``le`` (Traefik's are seconds).
     le_unit_ms: float = 1.0
     #: The series name a backend Service (``<apex>-canary``, ``<apex>-primary``) instead of a
@@ -73,10 +76,16 @@ class MeshMetrics:
 
     def render_selector(self, *, namespace: str, target_kind: str, workload_matcher: str) -> str:
         """The selector with the namespace (validated here) and the workload matcher filled in."""
+        matcher = f'="{validate_dns_label(namespace, "namespace")}"'
+        return self.render_matchers(namespace_matcher=matcher, target_kind=target_kind,
+                                    workload_matcher=workload_matcher)
+
+    def render_matchers(self, *, namespace_matcher: str, target_kind: str, workload_matcher: str) -> str:
+        """The selector with whole matchers filled in; the caller has made their values safe."""
         if target_kind not in TARGET_KINDS:
             raise MetricError(f"no builtin metrics for a {target_kind!r} target ({', '.join(TARGET_KINDS)})")
         return self.selector.format(
-            namespace=validate_dns_label(namespace, "namespace"),
+            namespace=namespace_matcher,
             kind=target_kind,
             workload_label=self.workload_label_for(target_kind),
             workload=workload_matcher,
@@ -87,25 +96,28 @@ MESHES: dict[Mesh, MeshMetrics] = {
     Mesh.LINKERD: MeshMetrics(
         requests="response_total",
         latency_bucket="response_latency_ms_bucket",
-        selector='namespace="{namespace}", {workload_label}{workload}, direction="inbound"',
+        selector='namespace{namespace}, {workload_label}{workload}, direction="inbound"',
         outcome_label="classification",
         workload_label="{kind_label}",
+        namespace_label="namespace",
     ),
     Mesh.ISTIO: MeshMetrics(
         requests="istio_requests_total",
         latency_bucket="istio_request_duration_milliseconds_bucket",
-        selector='reporter="destination", destination_workload_namespace="{namespace}", '
+        selector='reporter="destination", destination_workload_namespace{namespace}, '
         "{workload_label}{workload}",
         outcome_label="response_code",
         workload_label="destination_workload",
+        namespace_label="destination_workload_namespace",
     ),
     Mesh.OSM: MeshMetrics(
         requests="osm_request_total",
         latency_bucket="osm_request_duration_ms_bucket",
-        selector='destination_namespace="{namespace}", destination_kind="{kind}", '
+        selector='destination_namespace{namespace}, destination_kind="{kind}", '
         "{workload_label}{workload}",
         outcome_label="response_code",
         workload_label="destination_name",
+        namespace_label="destination_namespace",
     ),
     Mesh.TRAEFIK: MeshMetrics(
         requests="traefik_service_requests_total",
@@ -113,6 +125,7 @@ MESHES: dict[Mesh, MeshMetrics] = {
         selector="{workload_label}{workload}",
         outcome_label="code",
         workload_label="service",
+        namespace_label=None,
         le_unit_ms=1000.0,
         by_service=True,
     ),

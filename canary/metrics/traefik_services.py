@@ -25,6 +25,7 @@ Traefik's names are not unique across namespaces (``a`` + ``b-web`` and ``a-b`` 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from canary.metrics.templates import validate_dns_label
 
@@ -51,5 +52,34 @@ def service_pattern(namespace: str, service: str) -> str:
     """A regular expression matching exactly the ``service`` label values of ``service`` in
     ``namespace``, any port, through either provider. Raises ``TemplateError`` for a name that is
     not an RFC 1123 label."""
-    base = normalize(f"{validate_dns_label(namespace, 'namespace')}-{validate_dns_label(service, 'service')}")
+    base = service_base(namespace, service)
     return f"{base}-http-[0-9]+@{GATEWAY_PROVIDER}|{base}-[0-9]+@{CRD_PROVIDER}"
+
+
+def service_base(namespace: str, service: str) -> str:
+    """The part of every ``service`` label value of ``service`` in ``namespace`` before the port:
+    what :func:`services_pattern` joins and :func:`base_of` reads back. Raises ``TemplateError``
+    for a name that is not an RFC 1123 label."""
+    return normalize(f"{validate_dns_label(namespace, 'namespace')}-{validate_dns_label(service, 'service')}")
+
+
+def services_pattern(bases: Iterable[str]) -> str:
+    """One regular expression matching exactly the values :func:`service_pattern` matches for any
+    of ``bases`` (from :func:`service_base`): concatenation distributes over alternation, so the
+    bases share one copy of each provider's suffix and the pattern grows by one base per Service."""
+    alternatives = "|".join(sorted(set(bases)))
+    return (f"(?:{alternatives})-http-[0-9]+@{GATEWAY_PROVIDER}|"
+            f"(?:{alternatives})-[0-9]+@{CRD_PROVIDER}")
+
+
+_VALUE = re.compile(rf"(.+)-http-[0-9]+@{GATEWAY_PROVIDER}|(.+)-[0-9]+@{CRD_PROVIDER}")
+
+
+def base_of(value: str) -> str | None:
+    """The base (see :func:`service_base`) a ``service`` label value belongs to, or None for a
+    value no :func:`service_pattern` matches. A value has at most one: the port is the digits
+    after the last ``-`` and the provider follows ``@``, neither of which a base can end in."""
+    match = _VALUE.fullmatch(value)
+    if match is None:
+        return None
+    return match.group(1) if match.group(1) is not None else match.group(2)

@@ -7,7 +7,16 @@ import re
 import pytest
 
 from canary.errors import TemplateError
-from canary.metrics.traefik_services import CRD_PROVIDER, GATEWAY_PROVIDER, normalize, service_label, service_pattern
+from canary.metrics.traefik_services import (
+    CRD_PROVIDER,
+    GATEWAY_PROVIDER,
+    base_of,
+    normalize,
+    service_base,
+    service_label,
+    service_pattern,
+    services_pattern,
+)
 
 
 @pytest.mark.parametrize(("name", "expected"), [
@@ -68,3 +77,26 @@ def test_pattern_is_exact_text_without_regex_metacharacters_from_names() -> None
 def test_unsafe_names_are_refused(namespace: str, service: str) -> None:
     with pytest.raises(TemplateError):
         service_pattern(namespace, service)
+
+
+# Names chosen to sit next to each other: a base ending in digits or in "http", one base a
+# prefix of another, and two pairs that normalize alike.
+_NAMES = [("test", "web"), ("test", "web-2"), ("test", "web-http"), ("test-web", "http"), ("a", "b-web"),
+          ("a-b", "web"), ("test", "web-2-canary"), ("t", "80")]
+_VALUES = [service_label(ns, svc, port, provider) for ns, svc in _NAMES for port in (80, 2, 9898)
+           for provider in (GATEWAY_PROVIDER, CRD_PROVIDER)] + ["test-web@kubernetesgateway", "web-80@other", ""]
+
+
+@pytest.mark.parametrize(("namespace", "service"), _NAMES)
+def test_base_of_finds_exactly_the_values_the_pattern_matches(namespace: str, service: str) -> None:
+    base = service_base(namespace, service)
+    for value in _VALUES:
+        assert (base_of(value) == base) == bool(re.fullmatch(service_pattern(namespace, service), value)), value
+
+
+def test_one_pattern_for_many_services_matches_what_each_of_theirs_does() -> None:
+    chosen = _NAMES[:4]
+    joined = services_pattern(service_base(ns, svc) for ns, svc in chosen)
+    for value in _VALUES:
+        expected = any(re.fullmatch(service_pattern(ns, svc), value) for ns, svc in chosen)
+        assert bool(re.fullmatch(joined, value)) == expected, value

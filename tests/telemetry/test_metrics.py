@@ -127,3 +127,14 @@ def test_forget_then_reuse_starts_fresh(metrics: ControllerMetrics) -> None:
     assert value(metrics, "canary_promotions_total", namespace="ns", name="x") == 1
     metrics.forget("ns", "x")
     assert 'name="x"' not in exposition(metrics)
+
+
+def test_metric_queries_are_counted_by_kind_from_zero(metrics: ControllerMetrics) -> None:
+    assert value(metrics, "canary_metric_queries_total", provider="prometheus", kind="batched") == 0
+    metrics.metric_query_sent("batched")
+    metrics.metric_query_sent("single")
+    metrics.metric_query_sent("single")
+    metrics.metric_query_sent("free text")
+    assert value(metrics, "canary_metric_queries_total", provider="prometheus", kind="batched") == 1
+    assert value(metrics, "canary_metric_queries_total", provider="prometheus", kind="single") == 2
+    assert value(metrics, "canary_metric_queries_total", provider="prometheus", kind="other") == 1
