@@ -35,11 +35,12 @@ from canary.kube.api import REVERT_FINALIZER
 from canary.kube.cache import ClusterCache, Kind, ObjectKey, resource_version
 from canary.kube.event_series import EventSeries
 from canary.kube.execute import Executor, StaleWrite, Target
-from canary.kube.fence import NotLeading
+from canary.kube.fence import WRITE_GUARD, LeaseGuard, NotLeading
 from canary.kube.observe import observe
 from canary.kube.probes import ProbeRunner
 from canary.kube.quiet_status import QuietStatus
 from canary.kube.routes import RouterDirectory
+from canary.kube.shard_plan import bucket_of
 from canary.telemetry import ControllerMetrics, RunResult, bind_canary
 
 #: Back-off after an unexpected error, doubling up to the maximum.
@@ -280,27 +281,84 @@ class CanaryReconciler:
 
 
 class ReconcilerRegistry:
-    """Starts, wakes and stops one reconciler per Canary."""
+    """Starts, wakes and stops one reconciler per Canary.
 
-    def __init__(self, services: Services) -> None:
+    With sharding (``buckets``), only the Canaries of the buckets this replica holds get a
+    reconciler: the caches still see every Canary, so a bucket :meth:`claim`-ed later starts its
+    Canaries from them at once. Each such reconciler's task is created with ``WRITE_GUARD`` set
+    to its bucket's guard, so every write it (or a task it spawns) sends is checked against
+    that bucket's Lease.
+    """
+
+    def __init__(self, services: Services, *, buckets: int = 0) -> None:
         self.services = services
         self._reconcilers: dict[ObjectKey, CanaryReconciler] = {}
+        self._buckets = buckets
+        #: Guards of the buckets held (sharding only).
+        self._guards: dict[int, LeaseGuard] = {}
+        #: Every Canary seen, by bucket (sharding only): what a claimed bucket starts.
+        self._known: dict[int, set[ObjectKey]] = {}
+
+    def _bucket(self, key: ObjectKey) -> int:
+        return bucket_of(key.namespace, key.name, self._buckets)
+
+    def _start(self, key: ObjectKey) -> CanaryReconciler | None:
+        """The Canary's reconciler, started if it may run here; None when another replica's."""
+        reconciler = self._reconcilers.get(key)
+        if reconciler is not None:
+            return reconciler
+        guard = None
+        if self._buckets:
+            guard = self._guards.get(self._bucket(key))
+            if guard is None:
+                return None
+        reconciler = self._reconcilers[key] = CanaryReconciler(key, self.services)
+        # The task copies the context it is created in: the guard goes with it for its life.
+        token = WRITE_GUARD.set(guard)
+        try:
+            reconciler.start()
+        finally:
+            WRITE_GUARD.reset(token)
+        return reconciler
 
     def canary_changed(self, key: ObjectKey, body: Mapping[str, Any]) -> None:
         self.services.cache.put(key, body)
-        reconciler = self._reconcilers.get(key)
-        if reconciler is None:
-            reconciler = self._reconcilers[key] = CanaryReconciler(key, self.services)
-            reconciler.start()
-        reconciler.wake()
+        if self._buckets:
+            self._known.setdefault(self._bucket(key), set()).add(key)
+        reconciler = self._start(key)
+        if reconciler is not None:
+            reconciler.wake()
 
     async def canary_deleted(self, key: ObjectKey) -> None:
         self.services.cache.remove(key)
         self.services.cache.forget_canary(key)
         self.services.metrics.forget(key.namespace, key.name)
+        if self._buckets:
+            self._known.get(self._bucket(key), set()).discard(key)
         reconciler = self._reconcilers.pop(key, None)
         if reconciler is not None:
             await reconciler.stop()
+
+    def claim(self, bucket: int, guard: LeaseGuard) -> None:
+        """This replica holds ``bucket`` now: start its Canaries, their writes checked by ``guard``."""
+        self._guards[bucket] = guard
+        for key in sorted(self._known.get(bucket, ())):
+            if (reconciler := self._start(key)) is not None:
+                reconciler.wake()
+
+    async def release_bucket(self, bucket: int) -> None:
+        """Stop the reconcilers of ``bucket``'s Canaries (its guard is revoked by then), and drop
+        their per-Canary series: the new holder exports them now, and two replicas exporting
+        one Canary's phase would double every sum over replicas."""
+        self._guards.pop(bucket, None)
+        keys = sorted(self._known.get(bucket, ()))
+        stopping = [self._reconcilers.pop(key) for key in keys if key in self._reconcilers]
+        await asyncio.gather(*(reconciler.stop() for reconciler in stopping))
+        for key in keys:
+            self.services.metrics.forget(key.namespace, key.name)
+
+    def held_buckets(self) -> frozenset[int]:
+        return frozenset(self._guards)
 
     def object_changed(self, key: ObjectKey, body: Mapping[str, Any] | None) -> None:
         if body is None:
