@@ -507,10 +507,18 @@ class ControlPlane:
             f"{self.server}/readyz", ca=self.pki.ca.cert, client=self.pki.admin
         )
 
-    def _create_nodes(self, count: int, *, timeout: float) -> None:
+    def ensure_nodes(self, count: int, *, timeout: float = _START_TIMEOUT) -> None:
+        """At least ``count`` kwok Nodes (110 pods each), Ready: a scenario with thousands of
+        pods adds what it needs to the Nodes the plane started with."""
+        with self.api_client() as api:
+            existing = len(k8s.CoreV1Api(api).list_node().items)
+        if existing < count:
+            self._create_nodes(count, timeout=timeout, first=existing)
+
+    def _create_nodes(self, count: int, *, timeout: float, first: int = 0) -> None:
         with self.api_client() as api:
             core = k8s.CoreV1Api(api)
-            for index in range(count):
+            for index in range(first, count):
                 try:
                     node = _kwok_node(f"{NODE_NAME_PREFIX}{index}", f"{NODE_ADDRESS_PREFIX}{index + 1}")
                     core.create_node(k8s.V1Node.model_validate(node))
