@@ -66,6 +66,13 @@ def canary_weights(api: client.ApiClient, namespace: str) -> dict[str, int]:
             for item in listed.get("items", [])}
 
 
+def analysis_times(api: client.ApiClient, namespace: str) -> dict[str, str]:
+    """Each Canary's ``status.lastAnalysisTime`` by name, for those that have one."""
+    listed: Any = client.CustomObjectsApi(api).list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+    return {str(item["metadata"]["name"]): str(item["status"]["lastAnalysisTime"])
+            for item in listed.get("items", []) if (item.get("status") or {}).get("lastAnalysisTime")}
+
+
 def phase_counts(phases: dict[str, str]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for phase in phases.values():

@@ -55,10 +55,10 @@ from typing import Any
 
 from kubernetes import client
 
-from bench.fleet import (REPO, canary_phases, canary_weights, cpu_seconds, create_workloads, nodes_for,
-                         phase_counts, rss_mib, start_controller, stop_controller)
-from bench.scale_figures import (Row, SampleKey, bucket_deltas, histogram_buckets, histogram_quantile, in_window,
-                                 is_event_creation, is_status_write, judged, parse_exposition, per_minute,
+from bench.fleet import (REPO, analysis_times, canary_phases, canary_weights, cpu_seconds, create_workloads,
+                         nodes_for, phase_counts, rss_mib, start_controller, stop_controller)
+from bench.scale_figures import (Row, SampleKey, bucket_deltas, due_seconds, histogram_buckets, histogram_quantile,
+                                 in_window, is_event_creation, is_status_write, judged, parse_exposition, per_minute,
                                  percentile, render_table, requests_by_verb_and_resource, status_write_gaps,
                                  sum_samples, tick_to_tick)
 from bench.synthetic_mesh import SyntheticMesh, SyntheticTraffic, Workload
@@ -172,6 +172,8 @@ class Measured:
     records: list[AuditRecord]
     progressing: list[str]
     phases_at_end: dict[str, int]
+    #: Distinct seconds of the interval the progressing Canaries' ticks fall on at the end.
+    due_seconds: int = 0
 
     @property
     def seconds(self) -> float:
@@ -217,6 +219,14 @@ class Measured:
                                own_queries / rounds / BUILTIN_METRICS, "", at_most=a.interval, target=query_target))
         else:
             rows.append(Row(f"queries per round ({QUERY_COUNTER})", "not exported by this controller"))
+        if prom_queries is not None and self.due_seconds:
+            # A round is the Canaries due in the same second: the batcher's unit of sharing.
+            rows.append(Row("evaluation rounds per interval (distinct due seconds)", f"{self.due_seconds}",
+                            f"<= {a.interval:.0f}"))
+            rows.append(judged("PromQL queries per evaluation round per metric (Prometheus)",
+                               prom_queries / rounds / BUILTIN_METRICS / self.due_seconds, "", at_most=2.0,
+                               target=f"<= 2 (1, or 2 when a round spreads past the 50 ms batch window); "
+                                      f"unbatched {a.progressing / self.due_seconds:.0f}"))
         if lateness and lateness[-1][1] > 0:
             rows.append(Row(f"tick lateness p50 ({LATENESS_HISTOGRAM})",
                             f"{1000 * (histogram_quantile(0.5, lateness) or 0):.0f} ms"))
@@ -316,6 +326,8 @@ def run(args: argparse.Namespace, workdir: Path) -> Measured:
                 mine = [r for r in audit.records(mark)
                         if r.user == identity.user or r.controller_identity is not None]
                 phases_at_end = phase_counts(canary_phases(api, NAMESPACE))
+                times = analysis_times(api, NAMESPACE)
+                due = due_seconds([times[name] for name in progressing if name in times], args.interval)
             finally:
                 sampler.stop_flag.set()
                 stop_controller(controller)
@@ -325,7 +337,7 @@ def run(args: argparse.Namespace, workdir: Path) -> Measured:
         rss_peak=max((rss for _, rss in sampler.samples), default=0.0),
         rss_steady=statistics.median(steady) if steady else None,
         start=start, end=end, records=in_window(mine, start.wall, end.wall), progressing=progressing,
-        phases_at_end=phases_at_end,
+        phases_at_end=phases_at_end, due_seconds=due,
     )
 
 

@@ -179,3 +179,13 @@ def render_table(rows: Sequence[Row]) -> str:
     lines += [f"{r.figure:<{widths[0]}}  {r.value:>{widths[1]}}  {r.target:<{widths[2]}}  {r.verdict}".rstrip()
               for r in rows]
     return "\n".join(lines)
+
+
+def due_seconds(analysis_times: Iterable[str], interval: float) -> int:
+    """How many distinct seconds of the interval the given ticks fall on: the evaluation rounds
+    Canaries can share (ticks stay on whole seconds, so at most ``interval`` of them)."""
+    phases = set()
+    for stamp in analysis_times:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        phases.add(round(when.timestamp()) % max(round(interval), 1))
+    return len(phases)

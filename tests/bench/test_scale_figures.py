@@ -10,6 +10,7 @@ import pytest
 from bench.scale_figures import (
     Row,
     bucket_deltas,
+    due_seconds,
     histogram_buckets,
     histogram_quantile,
     is_event_creation,
@@ -137,3 +138,10 @@ def test_the_table_aligns_every_row_under_its_header() -> None:
     assert header.startswith("figure") and set(rule) == {"-"}
     assert [line.split()[-1] for line in lines] == ["pass", "FAIL"]
     assert len({line.index("<=") for line in lines}) == 1
+
+
+def test_due_seconds_counts_the_distinct_seconds_of_the_interval_ticks_fall_on() -> None:
+    stamps = ["2026-12-07T10:00:01Z", "2026-12-07T10:00:11Z", "2026-12-07T10:00:21+00:00",
+              "2026-12-07T10:00:04Z", "2026-12-07T10:01:04Z"]
+    assert due_seconds(stamps, 10.0) == 2
+    assert due_seconds([], 10.0) == 0
