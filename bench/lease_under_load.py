@@ -15,25 +15,22 @@ PYTHONPATH), for a before/after figure. Exits 1 if the controller lost its Lease
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from bench.fleet import (REPO, canary_phases, create_workloads, nodes_for, phase_counts, rss_mib, start_controller,
+                         stop_controller)
 from e2e.cluster.control_plane import ControlPlane
 from e2e.crds.install import switch_flavour
 from e2e.harness import app
 from e2e.processes import free_port
 
-REPO = Path(__file__).resolve().parent.parent
 NAMESPACE = "bench"
 LEASE = "canary-controller"
 RENEW_DEADLINE_SECONDS = 10.0
@@ -67,37 +64,6 @@ class LeaseWatcher(threading.Thread):
         return [b - a for a, b in zip(self.renewals, self.renewals[1:])]
 
 
-def _create_workloads(api: client.ApiClient, count: int) -> None:
-    # Plain dicts as bodies, as kubectl sends them.
-    core: Any = client.CoreV1Api(api)
-    apps: Any = client.AppsV1Api(api)
-    custom: Any = client.CustomObjectsApi(api)
-    core.create_namespace({"metadata": {"name": NAMESPACE}})
-    for i in range(count):
-        name = f"app-{i:04d}"
-        apps.create_namespaced_deployment(NAMESPACE, app.deployment(name, NAMESPACE, annotations=app.behaviour("1"),
-                                                                    replicas=1))
-        custom.create_namespaced_custom_object("canary.dev", "v1alpha1", NAMESPACE, "canaries",
-                                               app.canary(name, NAMESPACE, interval="1m"))
-
-
-def _phases(api: client.ApiClient) -> dict[str, int]:
-    listed: Any = client.CustomObjectsApi(api).list_namespaced_custom_object("canary.dev", "v1alpha1", NAMESPACE,
-                                                                             "canaries")
-    counts: dict[str, int] = {}
-    for item in listed.get("items", []):
-        phase = str((item.get("status") or {}).get("phase") or "none")
-        counts[phase] = counts.get(phase, 0) + 1
-    return counts
-
-
-def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--canaries", type=int, default=1000)
@@ -107,39 +73,32 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="canary-bench-") as tmp:
         workdir = Path(tmp)
-        # 110 pods per kwok Node: room for every target and primary pod.
-        nodes = max(3, (2 * args.canaries) // 100 + 1)
-        with ControlPlane.start(workdir / "cluster", nodes=nodes) as plane:
+        # Room for every target and primary pod.
+        with ControlPlane.start(workdir / "cluster", nodes=nodes_for(2 * args.canaries)) as plane:
             api = plane.api_client()
             plane.install_manifests([REPO / "crds"])
             switch_flavour(api, "linkerd")
             began = time.monotonic()
-            _create_workloads(api, args.canaries)
+            create_workloads(api, NAMESPACE, args.canaries,
+                             lambda name, namespace: app.canary(name, namespace, interval="1m"))
             print(f"created {args.canaries} Deployments and Canaries in {time.monotonic() - began:.0f}s", flush=True)
 
-            env = {**os.environ, "PYTHONPATH": str(args.source.resolve())}
-            log = (workdir / "controller.log").open("w")
-            argv = [sys.executable, "-m", "canary", "run", "--kubeconfig", str(plane.kubeconfig),
-                    "--namespace", NAMESPACE, "--lease-namespace", NAMESPACE,
-                    "--prometheus-address", "http://127.0.0.1:9", "--metrics-port", str(free_port())]
-            controller = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+            with (workdir / "controller.log").open("w") as log:
+                controller = start_controller(args.source, kubeconfig=plane.kubeconfig, namespace=NAMESPACE,
+                                              prometheus_url="http://127.0.0.1:9", metrics_port=free_port(), log=log)
             watcher = LeaseWatcher(api)
             watcher.start()
             started = time.monotonic()
             peak_rss = 0.0
             try:
                 while time.monotonic() - started < args.seconds and controller.poll() is None:
-                    peak_rss = max(peak_rss, _rss_mib(controller.pid))
+                    peak_rss = max(peak_rss, rss_mib(controller.pid))
                     time.sleep(1)
                 exited = controller.poll()
             finally:
                 watcher.stop_flag.set()
-                controller.terminate()
-                try:
-                    controller.wait(30)
-                except subprocess.TimeoutExpired:
-                    controller.kill()
-            phases = _phases(api)
+                stop_controller(controller)
+            phases = phase_counts(canary_phases(api, NAMESPACE))
 
     gaps = watcher.gaps()
     print(f"\ncontroller from {args.source}, {args.canaries} Canaries, observed {args.seconds:.0f}s")
@@ -151,7 +110,7 @@ def main() -> int:
               f"   (renew deadline {RENEW_DEADLINE_SECONDS:.0f}s)")
     print(f"  controller exited:      {'no' if exited is None else f'yes, code {exited} (lost its lease?)'}")
     print(f"  controller peak RSS:    {peak_rss:.0f} MiB")
-    print(f"  Canary phases at end:   {dict(sorted(phases.items()))}")
+    print(f"  Canary phases at end:   {phases}")
     return 0 if exited is None else 1
 
 

@@ -33,6 +33,19 @@ class LeaderElectionSettings:
 
 
 @dataclass(frozen=True)
+class ShardingSettings:
+    """Dynamic sharding over Leases (``canary.kube.shards``): the Canaries are hashed into
+    ``buckets`` buckets, and each replica acts only on those of the buckets whose Lease it holds.
+    0 buckets: off, one leader acts on every Canary (``LeaderElectionSettings``)."""
+
+    buckets: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.buckets > 0
+
+
+@dataclass(frozen=True)
 class AlertSettings:
     """The controller-wide default alert provider, used by Canaries without spec.analysis.alerts
     (Flagger's -slack-url, -slack-channel, -slack-user, -slack-proxy-url, -msteams-url,
@@ -54,6 +67,8 @@ class Settings:
     default_provider: str = "smi"
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     leader_election: LeaderElectionSettings = field(default_factory=LeaderElectionSettings)
+    #: With buckets, replaces the single leader: the lease name and durations above are reused.
+    sharding: ShardingSettings = field(default_factory=ShardingSettings)
     log_level: str = "info"
     #: Port of the controller's own Prometheus /metrics and of /healthz, /readyz.
     metrics_port: int = 8080

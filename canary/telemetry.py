@@ -201,7 +201,10 @@ class ControllerMetrics:
         self.tick_lateness = Histogram(
             "canary_tick_lateness_seconds", "How long after its planned moment a planned reconciliation started.",
             buckets=_LATENESS_BUCKETS, registry=r)
-        self.leader = Gauge("canary_leader", "1 while this replica holds the leader Lease, else 0.", registry=r)
+        self.leader = Gauge("canary_leader", "1 while this replica holds the leader Lease (sharded: at least one "
+                            "bucket Lease), else 0.", registry=r)
+        self.shard_buckets = Gauge("canary_shard_buckets", "Hash buckets of Canaries this replica holds the Lease "
+                                   "of and acts on (0 without sharding).", registry=r)
         # By chat system only: a drop is about a destination, and per-Canary series would
         # outlive the Canaries they name.
         self.notifications_dropped = Counter(
@@ -287,6 +290,12 @@ class ControllerMetrics:
         behind a Lease lost in the election thread.
         """
         self.leader.set_function(lambda: 1.0 if is_leading() else 0.0)
+
+    def track_shards(self, held: Callable[[], int]) -> None:
+        """Read ``canary_shard_buckets`` from ``held`` at every scrape; ``canary_leader`` is 1 while
+        it is not zero (an alert on no replica leading then means: no replica acts on anything)."""
+        self.shard_buckets.set_function(lambda: float(held()))
+        self.leader.set_function(lambda: 1.0 if held() > 0 else 0.0)
 
     def _start_counters(self, namespace: str, name: str) -> None:
         # A counter whose series is born at 1 hides that first event from increase() and

@@ -25,7 +25,7 @@ from e2e.harness.metrics_server import SmiMetrics
 from e2e.harness.replicas import Replicas
 
 StartController = Callable[..., Controller]
-StartReplicas = Callable[[int], Replicas]
+StartReplicas = Callable[..., Replicas]
 
 
 _FAILED = pytest.StashKey[bool]()
@@ -107,18 +107,19 @@ def start_controller(env: Environment, kube: Kube, request: pytest.FixtureReques
 @pytest.fixture
 def start_replicas(env: Environment, kube: Kube, request: pytest.FixtureRequest) -> Iterator[StartReplicas]:
     """Start N controller replicas in this test's namespace sharing its Lease (the first leads);
-    every replica's log is printed if the test fails."""
+    every replica's log is printed if the test fails. With ``shard_buckets=N`` they share the
+    Canaries over bucket Leases instead, and none waits for the leader Lease."""
     started: list[Replicas] = []
 
-    def make(name: str) -> Controller:
-        opts = ControllerOptions(kubeconfig=env.controller_kubeconfig(kube.namespace), namespace=kube.namespace,
-                                 prometheus_url=env.prometheus.url)
-        return Controller(opts, env.workdir / "logs", env.api, name=name)
+    def start(count: int, **options: Any) -> Replicas:
+        def make(name: str) -> Controller:
+            opts = ControllerOptions(**{"kubeconfig": env.controller_kubeconfig(kube.namespace),
+                                        "namespace": kube.namespace, "prometheus_url": env.prometheus.url, **options})
+            return Controller(opts, env.workdir / "logs", env.api, name=name)
 
-    def start(count: int) -> Replicas:
         replicas = Replicas(make, env.api, kube.namespace)
         started.append(replicas)
-        return replicas.start(count)
+        return replicas.start(count, leader=not options.get("shard_buckets"))
 
     yield start
     for replicas in started:

@@ -12,7 +12,7 @@ from typing import Any
 from e2e.conftest import StartController
 from e2e.harness import app
 from e2e.harness.environment import Environment
-from e2e.harness.kube import Kube
+from e2e.harness.kube import Kube, wait_for
 from e2e.harness.release import ReleaseWatcher, install_app, ship, template_version, wait_for_rollback_applied
 
 RPS = 40
@@ -35,8 +35,9 @@ def _assert_aborted_by(kube: Kube, final: dict[str, Any], test: str) -> dict[str
     assert check["verdict"] == "Fail", check
     assert float(check["evidence"]) >= float(check["evidenceBound"]), check
     assert float(check["primarySamples"]) > 0 and float(check["samples"]) > 0, check
-    reasons = [e["reason"] for e in kube.events("podinfo")]
-    assert "Aborted" in reasons, reasons
+    # The Event is written just after the status the phase was read from.
+    wait_for(lambda: [e["reason"] for e in kube.events("podinfo")], lambda reasons: "Aborted" in reasons,
+             timeout=30, what="the Aborted Event")
     return check
 
 

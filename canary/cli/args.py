@@ -18,7 +18,7 @@ from typing import NoReturn
 from canary import __version__
 from canary.cli.errors import ExitCode, UsageError
 from canary.cli.report import add_report_parser
-from canary.config import AlertSettings, LeaderElectionSettings, Mesh, MetricsSettings, Settings
+from canary.config import AlertSettings, LeaderElectionSettings, Mesh, MetricsSettings, Settings, ShardingSettings
 from canary.domain import bounds
 from canary.domain.bounds import DurationBound
 from canary.domain.durations import parse_duration, range_text
@@ -109,6 +109,10 @@ def _add_run(sub: argparse._SubParsersAction[_Parser]) -> None:
                      help=f"(default: {LeaderElectionSettings().lease_name})" + _env_help("lease_name"))
     run.add_argument("--lease-namespace", metavar="NS",
                      help=f"(default: {LeaderElectionSettings().lease_namespace})" + _env_help("lease_namespace"))
+    run.add_argument("--shard-buckets", metavar="N",
+                     help="share the Canaries among replicas: hash them into N buckets, each a Lease "
+                          "<lease-name>-bucket-<k> that one replica holds (default: 0, off: one leader "
+                          "acts on all)" + _env_help("shard_buckets"))
     run.add_argument("--kubeconfig", metavar="PATH",
                      help="kubeconfig file (default: in-cluster, then $KUBECONFIG)" + _env_help("kubeconfig"))
     add_alert_flags(run)
@@ -354,6 +358,18 @@ def _port(value: str, dest: str) -> int:
     return port
 
 
+def _shard_buckets(value: str) -> int:
+    where = f"--shard-buckets or {env_name('shard_buckets')}"
+    try:
+        buckets = int(value)
+    except ValueError as exc:
+        raise UsageError(f"{where}: {value!r} is not a whole number") from exc
+    lowest, highest = bounds.SHARD_BUCKETS.floor, bounds.SHARD_BUCKETS.ceiling
+    if not lowest <= buckets <= highest:
+        raise UsageError(f"{where}: {buckets} is not between {lowest} and {highest}")
+    return buckets
+
+
 def _namespaces(ns: argparse.Namespace, env: Mapping[str, str]) -> tuple[str, ...]:
     return _comma_list(ns, env, "namespaces") or ()
 
@@ -389,6 +405,7 @@ def settings_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> Settin
     enabled = _bool(ns, env, "leader_election")
     lease_name = _pick(ns, env, "lease_name")
     lease_namespace = _pick(ns, env, "lease_namespace")
+    buckets = _pick(ns, env, "shard_buckets")
 
     if source is not None:
         metrics = replace(metrics, source=ProviderType(_choice(source, [p.value for p in ProviderType], "metrics_source")))
@@ -409,6 +426,7 @@ def settings_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> Settin
                                                                                 "default_provider"),
         metrics=metrics,
         leader_election=election,
+        sharding=base.sharding if buckets is None else ShardingSettings(_shard_buckets(buckets)),
         log_level=base.log_level if level is None else _choice(level.lower(), LOG_LEVELS, "log_level"),
         metrics_port=base.metrics_port if port is None else _port(port, "metrics_port"),
         kubeconfig=kubeconfig_from_args(ns, env),

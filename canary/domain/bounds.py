@@ -214,6 +214,11 @@ RECEIPT_TIMEOUT = DurationBound(
 LISTEN_PORT = CountBound(
     "--metrics-port, --secure-port", 1, 65535, "the controller's and the metrics server's own TCP ports",
 )
+SHARD_BUCKETS = CountBound(
+    "--shard-buckets", 0, 256,
+    "0 turns sharding off; each bucket is a Lease some replica renews every retry period (2 s), "
+    "so 256 is already about 128 Lease writes a second across the fleet",
+)
 
 #: What the Canary CRD must carry, by kind of bound; tests/crds/test_bounds.py walks these.
 CANARY_DURATIONS: tuple[DurationBound, ...] = (
@@ -235,4 +240,4 @@ CANARY_LISTS: tuple[CountBound, ...] = (
 )
 #: Bounds that live only in this process (a query parameter, command-line flags).
 PROCESS_DURATIONS: tuple[DurationBound, ...] = (METRICS_WINDOW, WAIT_TIMEOUT, RECEIPT_TIMEOUT)
-PROCESS_COUNTS: tuple[CountBound, ...] = (LISTEN_PORT,)
+PROCESS_COUNTS: tuple[CountBound, ...] = (LISTEN_PORT, SHARD_BUCKETS)

@@ -20,7 +20,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from canary.errors import ApiError, Conflict, NotFound
-from canary.kube.fence import LeaseGuard
+from canary.kube.fence import WRITE_GUARD, LeaseGuard
 
 T = TypeVar("T")
 #: The generated client would pick JSON Patch for every dict body; always say which patch we mean.
@@ -95,12 +95,16 @@ class KubeApi:
 
 def fenced(guard: LeaseGuard, fn: Callable[..., T]) -> Callable[..., T]:
     """``fn`` checked against ``guard`` at the moment it is sent: the worker pool may have kept
-    it queued for a while, and the process may have been frozen in between."""
+    it queued for a while, and the process may have been frozen in between.
+
+    A guard set in :data:`~canary.kube.fence.WRITE_GUARD` (a sharded Canary's bucket) takes the
+    place of ``guard``; it is read in the sending thread, whose context is the caller's."""
 
     def send(*args: Any, **kwargs: Any) -> T:
-        left = guard.check(getattr(fn, "__name__", "a write"))
-        kwargs["_request_timeout"] = min(float(kwargs.get("_request_timeout") or WRITE_TIMEOUT_SECONDS), left)
-        return fn(*args, **kwargs)
+        checked = WRITE_GUARD.get() or guard
+        with checked.sending(getattr(fn, "__name__", "a write")) as left:
+            kwargs["_request_timeout"] = min(float(kwargs.get("_request_timeout") or WRITE_TIMEOUT_SECONDS), left)
+            return fn(*args, **kwargs)
 
     return send
 

@@ -35,6 +35,7 @@ from canary.kube.api import (
 )
 from canary.kube.alerting import Alerting
 from canary.kube.cache import ClusterCache, Kind, ObjectKey, resource_version
+from canary.kube.event_series import EventSeries
 from canary.kube.events import KubernetesEvents
 from canary.kube.observe import Observation, companion_current, companion_key
 from canary.kube.revision import REVISION_ANNOTATION, ConfigRef, data_digest
@@ -45,7 +46,7 @@ from canary.kube.workloads import (
     MANAGED_BY, config_copy, discovered_ports, match_labels, owner_reference, primary_name, service_bodies,
     service_matches,
 )
-from canary.notify.base import Notice, Notifier
+from canary.notify.base import Notice
 from canary.notify.event_hooks import EventHook
 from canary.notify.outbox import Outbox
 from canary.notify.webhooks import WebhookPayload, notify
@@ -131,7 +132,7 @@ class Executor:
         self.api = api
         self.cache = cache
         self.session = session
-        self.events: Notifier = KubernetesEvents(api)
+        self.events = KubernetesEvents(api)
         # Without an outbox of the operator's (tests that only drive actions), drops go uncounted.
         self.outbox = outbox if outbox is not None else Outbox(_Uncounted())
         self.alerts = alerts
@@ -497,9 +498,12 @@ class Executor:
     # --- events and notifications ------------------------------------------------------------
 
     async def record(self, canary: Mapping[str, Any], spec: CanarySpec | None, event: Event,
-                     status: CanaryStatus) -> None:
+                     status: CanaryStatus, series: EventSeries | None = None) -> None:
         """Tell every notifier about ``event``: the Kubernetes Event now, in order with the pass's
-        other writes; the ``event`` webhooks and chat alerts through the outbox, never waited on."""
+        other writes; the ``event`` webhooks and chat alerts through the outbox, never waited on.
+        With the Canary's ``series``, a repeat of its last Event is counted into that Event
+        (written by :meth:`flush_events`) instead of becoming a new one; the webhooks and alerts
+        hear every occurrence, as before."""
         meta = canary["metadata"]
         namespace, name = str(meta["namespace"]), str(meta["name"])
         log = bind_canary(namespace, name)
@@ -508,7 +512,10 @@ class Executor:
                         warning=event.warning, facts=EventFacts.of(status), time=datetime.now(timezone.utc),
                         uid=meta.get("uid"))
         try:
-            await self.events.post(notice)
+            if series is None:
+                await self.events.post(notice)
+            else:
+                await series.record(self.events, notice)
         except DeliveryError as exc:  # an Event that cannot be posted must not stop a release
             log.warning("event not recorded", reason=event.reason, error=str(exc))
         if spec is None:
@@ -517,6 +524,14 @@ class Executor:
             self.outbox.submit(EventHook(self.session, hook), notice)
         if self.alerts is not None:
             self.alerts.alert(spec, notice)
+
+    async def flush_events(self, canary: Mapping[str, Any], series: EventSeries) -> None:
+        """Write the repeats ``series`` counted into their Event (one patch)."""
+        try:
+            await series.flush(self.events)
+        except DeliveryError as exc:  # as in record: the count is lost, not the pass
+            meta = canary["metadata"]
+            bind_canary(str(meta["namespace"]), str(meta["name"])).warning("event count not recorded", error=str(exc))
 
     def _notify(self, target: Target, hook_type: WebhookType, status: CanaryStatus) -> None:
         hooks = target.spec.analysis.hooks(hook_type)

@@ -42,7 +42,7 @@ import os
 import random
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum, auto
@@ -63,6 +63,7 @@ __all__ = [
     "LeadershipLost",
     "LeaseApi",
     "LeaseRecord",
+    "TRANSIENT_ERRORS",
     "default_identity",
     "guard_for",
     "hold_leadership",
@@ -74,7 +75,8 @@ _CONFLICT = 409
 _NOT_FOUND = 404
 # Failures worth retrying within the renew deadline: the API server answered with an error, or
 # could not be reached at all.
-_TRANSIENT = (ApiException, urllib3.exceptions.HTTPError, OSError)
+TRANSIENT_ERRORS = (ApiException, urllib3.exceptions.HTTPError, OSError)
+_TRANSIENT = TRANSIENT_ERRORS
 
 
 class LeaderElectionError(CanaryError):
@@ -160,6 +162,7 @@ class LeaderElector:
         clock: Callable[[], float] = lease_clock,
         now: Callable[[], datetime] = _utc_now,
         guard: LeaseGuard | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         lease_s = settings.lease_duration.total_seconds()
         renew_s = settings.renew_deadline.total_seconds()
@@ -185,10 +188,24 @@ class LeaderElector:
         # Set once leadership was declared lost: a renewal still running in its thread after the
         # deadline must not make this elector look like a leader again.
         self._abandoned = False
+        #: Put on the Lease when this elector creates it (shard Leases are listed by label).
+        self._labels = dict(labels or {})
 
     @property
     def is_leader(self) -> bool:
         return self._leading
+
+    @property
+    def lease_name(self) -> str:
+        return self._settings.lease_name
+
+    def observe(self, record: LeaseRecord, seen_at: float) -> None:
+        """Take in a record of this Lease that was read elsewhere (a list of all shard Leases),
+        first seen at ``seen_at`` on ``clock``. An elector made fresh for one attempt would
+        otherwise start counting the holder's lease duration only at its own first read, and
+        wait a whole duration more before it may take an expired Lease."""
+        if record != self._observed:
+            self._observed, self._observed_at = record, seen_at
 
     # --- one attempt (blocking) ----------------------------------------------------------------
 
@@ -250,7 +267,8 @@ class LeaderElector:
     def _create(self, name: str, namespace: str, started: float, deadline: float) -> _Outcome:
         now = _micro_time(self._now())
         wanted = LeaseRecord(self.identity, self._duration_seconds(), now, now, 0)
-        body = V1Lease(metadata=V1ObjectMeta(name=name, namespace=namespace), spec=_spec(wanted, None))
+        body = V1Lease(metadata=V1ObjectMeta(name=name, namespace=namespace, labels=self._labels or None),
+                       spec=_spec(wanted, None))
         try:
             self._api.create_namespaced_lease(namespace, body, _request_timeout=self._timeout(deadline))
         except ApiException as exc:
@@ -284,6 +302,13 @@ class LeaderElector:
 
     def _duration_seconds(self) -> int:
         return max(1, math.ceil(self._lease_s))
+
+    def abandon(self) -> None:
+        """Stop holding without releasing: the guard refuses from now on, renewals stop, and the
+        Lease is left to expire (when a write checked by the guard may still be in flight)."""
+        self._leading = False
+        self._abandoned = True
+        self.guard.revoke()
 
     def release(self) -> bool:
         """Give the Lease up so a successor need not wait out the lease duration.
@@ -332,6 +357,14 @@ class LeaderElector:
         else:
             return
         on_leading()
+        self.hold_blocking(stop)
+
+    def hold_blocking(self, stop: threading.Event) -> None:
+        """Renew the Lease this elector holds until ``stop`` is set, then release it.
+
+        Raises :class:`LeadershipLost` (guard revoked first) when renewal failed past the renew
+        deadline or another holder took the Lease; then nothing is released.
+        """
         try:
             self._renew_until(stop)
         finally:

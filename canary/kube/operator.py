@@ -1,4 +1,5 @@
-"""``canary run``: wires the caches, reconcilers, probes and kopf together under leader election."""
+"""``canary run``: wires the caches, reconcilers, probes and kopf together under leader election,
+or, with ``--shard-buckets``, under the Leases of the buckets this replica holds (``shards``)."""
 
 from __future__ import annotations
 
@@ -22,11 +23,13 @@ from canary.kube.cache import ClusterCache
 from canary.kube.events import KubernetesEvents
 from canary.kube.execute import Executor
 from canary.kube.handlers import register
+from canary.kube.fence import LeaseGuard
 from canary.kube.leader import LeaseApi, LeadershipLost, default_identity, guard_for, hold_leadership
 from canary.kube.login import register_login
 from canary.kube.probes import ProbeRunner
 from canary.kube.reconciler import ReconcilerRegistry, Services
 from canary.kube.routes import RouterDirectory
+from canary.kube.shards import ShardCoordinator, ShardLeaseApi, Shards
 from canary.metrics.engine import MetricsEngine
 from canary.metrics.smi import FetchError
 from canary.notify.outbox import Outbox
@@ -77,25 +80,32 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     # the Canaries' requests.
     lease_client = k8s.ApiClient(api_client.configuration)
     lease_client.user_agent = user_agent(identity)
-    guard = guard_for(settings.leader_election)
+    sharded = settings.sharding.enabled
+    # Sharded, no write is covered by the API client's own guard (never extended: it refuses
+    # all); each Canary's reconciler carries the guard of its bucket's Lease instead.
+    guard = LeaseGuard() if sharded else guard_for(settings.leader_election)
     api = KubeApi(api_client, guard)
     metrics = ControllerMetrics()
     leading, leader_stop = asyncio.Event(), asyncio.Event()
-    metrics.track_leadership(leading.is_set)
     kopf_ready, kopf_stop = asyncio.Event(), asyncio.Event()
     stop = stop or asyncio.Event()
     http = await serve_http(metrics.registry, settings.metrics_port,
-                            is_ready=lambda: not leading.is_set() or kopf_ready.is_set())
-    leadership = asyncio.create_task(
-        hold_leadership(settings.leader_election, cast(LeaseApi, k8s.CoordinationV1Api(lease_client)), leading,
-                        leader_stop, identity=identity, guard=guard),
-        name="leader-election",
-    )
+                            is_ready=lambda: (not sharded and not leading.is_set()) or kopf_ready.is_set())
+    lease_api = k8s.CoordinationV1Api(lease_client)
+    leadership: asyncio.Task[None] | None = None
+    if not sharded:
+        metrics.track_leadership(leading.is_set)
+        leadership = asyncio.create_task(
+            hold_leadership(settings.leader_election, cast(LeaseApi, lease_api), leading, leader_stop,
+                            identity=identity, guard=guard),
+            name="leader-election",
+        )
     try:
-        became_leader = asyncio.ensure_future(leading.wait())
-        if not await _until(became_leader, stop, leadership):
-            became_leader.cancel()
-            return
+        if leadership is not None:
+            became_leader = asyncio.ensure_future(leading.wait())
+            if not await _until(became_leader, stop, leadership):
+                became_leader.cancel()
+                return
         async with aiohttp.ClientSession() as session:
             cache = ClusterCache()
             engine = MetricsEngine(settings.metrics, smi_fetch=smi_fetcher(api), on_query=metrics.metric_query_sent)
@@ -108,7 +118,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
                 probes=ProbeRunner(api, cache, session, engine, settings.metrics),
                 routers=RouterDirectory(api, settings), metrics=metrics,
             )
-            reconcilers = ReconcilerRegistry(services)
+            reconcilers = ReconcilerRegistry(services, buckets=settings.sharding.buckets)
             registry = kopf.OperatorRegistry()
             register(registry, reconcilers)
             register_login(registry, api_client.configuration)
@@ -116,18 +126,31 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
                 registry=registry, standalone=True, clusterwide=not settings.namespaces,
                 namespaces=settings.namespaces, stop_flag=kopf_stop, ready_flag=kopf_ready,
             ), name="kopf")
+            if leadership is None:
+                shards = Shards(ShardCoordinator(settings.leader_election, settings.sharding.buckets,
+                                                 cast(ShardLeaseApi, lease_api), identity=identity), reconcilers)
+                metrics.track_shards(shards.held_count)
+                leadership = asyncio.create_task(shards.run(leader_stop), name="shards")
             try:
                 await _until(operator, stop, leadership)
             finally:
-                kopf_stop.set()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await operator
-                await reconcilers.stop_all()
-                await outbox.close()
-                engine.close()
+                leader_stop.set()
+                try:
+                    if sharded:
+                        # Every bucket is given up (reconcilers stopped, Leases released) before
+                        # kopf goes; errors are re-raised below.
+                        await asyncio.wait({leadership})
+                finally:
+                    kopf_stop.set()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await operator
+                    await reconcilers.stop_all()
+                    await outbox.close()
+                    engine.close()
     finally:
         leader_stop.set()
-        await leadership  # re-raises LeadershipLost
+        if leadership is not None:
+            await leadership  # re-raises LeadershipLost
         await http.cleanup()
 
 

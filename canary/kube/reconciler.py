@@ -7,9 +7,12 @@ and an on-call annotation is acted on as soon as its watch event arrives.
 Each pass decides from one snapshot of the caches, and every write is conditional on that
 snapshot (see ``execute``). The Canary's own status is no exception: there is no in-memory copy
 that outranks what the API server stores, so a status written by anyone else (another replica,
-a person) is what the next decision starts from. A refused write re-reads the object it was
-refused for and decides again. An error the pass cannot get past is reported on the Canary as
-``Stalled`` with its message, not retried in silence.
+a person) is what the next decision starts from. The one thing kept in memory is a status that
+changed only in soft fields (a tick at a closed gate, a judge look) and was not written yet;
+it is used only while the stored status is still the one it was derived from (see
+``quiet_status``), and repeated Events are folded into one (``event_series``). A refused write
+re-reads the object it was refused for and decides again. An error the pass cannot get past is
+reported on the Canary as ``Stalled`` with its message, not retried in silence.
 """
 
 from __future__ import annotations
@@ -31,11 +34,14 @@ from canary.domain.status import CanaryStatus, CheckResult
 from canary.errors import ApiError, CanaryError, SpecError
 from canary.kube.api import REVERT_FINALIZER
 from canary.kube.cache import ClusterCache, Kind, ObjectKey, resource_version
+from canary.kube.event_series import EventSeries
 from canary.kube.execute import Executor, StaleWrite, Target
-from canary.kube.fence import NotLeading
+from canary.kube.fence import WRITE_GUARD, LeaseGuard, NotLeading
 from canary.kube.observe import observe
 from canary.kube.probes import ProbeRunner
+from canary.kube.quiet_status import QuietStatus
 from canary.kube.routes import RouterDirectory
+from canary.kube.shard_plan import bucket_of
 from canary.telemetry import ControllerMetrics, RunResult, bind_canary
 
 #: Back-off after an unexpected error, doubling up to the maximum.
@@ -69,6 +75,8 @@ class CanaryReconciler:
         self._passes = 0
         self._backoff = ERROR_BACKOFF
         self._failures = 0
+        self._quiet = QuietStatus()
+        self._events = EventSeries()
 
     def start(self) -> None:
         if self._task is None:
@@ -164,7 +172,8 @@ class CanaryReconciler:
             return None
         fresh_start = self._passes == 0
         self._passes += 1
-        status = CanaryStatus.from_dict(canary.get("status"))
+        stored = CanaryStatus.from_dict(canary.get("status"))
+        status = self._quiet.current(stored)
         now = now or datetime.now(timezone.utc)
         meta = canary["metadata"]
         try:
@@ -173,7 +182,7 @@ class CanaryReconciler:
             problem = Problem(exc.field, "InvalidSpec", str(exc))
             deleting_with_finalizer = bool(meta.get("deletionTimestamp")) and REVERT_FINALIZER in (
                 meta.get("finalizers") or ())
-            await self._apply(canary, None, status,
+            await self._apply(canary, None, stored,
                               decide_invalid(status, problem, int(meta.get("generation") or 0), now,
                                              deleting_with_finalizer=deleting_with_finalizer))
             return None
@@ -195,7 +204,7 @@ class CanaryReconciler:
             probes.update(await services.probes.run(result.probes, target, status, now))
             result = decide(spec, status, observation.observed, now, probes)
         decision = result
-        await self._apply(canary, target, status, decision)
+        await self._apply(canary, target, stored, decision)
         # ``is None``, not ``or``: a requeue of zero means "now", not "in ten minutes".
         return IDLE_RECHECK if decision.requeue_after is None else decision.requeue_after
 
@@ -223,19 +232,27 @@ class CanaryReconciler:
         try:
             # Inside the try: a status that cannot be read (hand-edited) is itself a reason the
             # pass fails, and rewriting it from defaults would lose what it holds.
-            status = CanaryStatus.from_dict(canary.get("status"))
-            await self._apply(canary, None, status, decide_invalid(status, problem, generation,
+            stored = CanaryStatus.from_dict(canary.get("status"))
+            status = self._quiet.current(stored)
+            await self._apply(canary, None, stored, decide_invalid(status, problem, generation,
                                                                    datetime.now(timezone.utc)))
         except Exception as report_exc:  # noqa: BLE001 - the log line is all that is left
             self.log.warning("could not report the failure on the Canary", error=str(report_exc))
 
     async def _apply(self, canary: Mapping[str, Any], target: Target | None, old: CanaryStatus,
                      decision: Decision) -> None:
+        """Carry out ``decision``; ``old`` is the status the API server stores (the diff is
+        against it, whatever status the decision was derived from)."""
         services = self.services
         new = decision.status
+        stored: Mapping[str, Any] | None = None
         # Status first: if we die after this line, the next reconciliation derives the same
-        # actions from it. Actions first would let a restart repeat a step.
-        stored = await services.executor.write_status(canary, old, new)
+        # actions from it. Actions first would let a restart repeat a step. A quiet status is
+        # held back: the actions of a status that differs from the stored one only in soft
+        # fields are the stored one's too, so a crash still derives them again.
+        if self._quiet.must_write(old, new):
+            stored = await services.executor.write_status(canary, old, new)
+            self._quiet.written()
         if stored is not None:
             # The watch delivers our own write a little later; until then the cache must not
             # hand the next pass the status we just replaced.
@@ -243,7 +260,11 @@ class CanaryReconciler:
             if target is not None:
                 target.written[self.key] = resource_version(stored)
         for event in decision.events:
-            await services.executor.record(canary, target.spec if target is not None else None, event, new)
+            await services.executor.record(canary, target.spec if target is not None else None, event, new,
+                                           self._events)
+        if not self._quiet.holding:
+            # Repeats are counted into their Event when the status is written, not more often.
+            await services.executor.flush_events(canary, self._events)
         if target is not None:
             for action in decision.actions:
                 await services.executor.run(target, action, new)
@@ -271,27 +292,84 @@ class CanaryReconciler:
 
 
 class ReconcilerRegistry:
-    """Starts, wakes and stops one reconciler per Canary."""
+    """Starts, wakes and stops one reconciler per Canary.
 
-    def __init__(self, services: Services) -> None:
+    With sharding (``buckets``), only the Canaries of the buckets this replica holds get a
+    reconciler: the caches still see every Canary, so a bucket :meth:`claim`-ed later starts its
+    Canaries from them at once. Each such reconciler's task is created with ``WRITE_GUARD`` set
+    to its bucket's guard, so every write it (or a task it spawns) sends is checked against
+    that bucket's Lease.
+    """
+
+    def __init__(self, services: Services, *, buckets: int = 0) -> None:
         self.services = services
         self._reconcilers: dict[ObjectKey, CanaryReconciler] = {}
+        self._buckets = buckets
+        #: Guards of the buckets held (sharding only).
+        self._guards: dict[int, LeaseGuard] = {}
+        #: Every Canary seen, by bucket (sharding only): what a claimed bucket starts.
+        self._known: dict[int, set[ObjectKey]] = {}
+
+    def _bucket(self, key: ObjectKey) -> int:
+        return bucket_of(key.namespace, key.name, self._buckets)
+
+    def _start(self, key: ObjectKey) -> CanaryReconciler | None:
+        """The Canary's reconciler, started if it may run here; None when another replica's."""
+        reconciler = self._reconcilers.get(key)
+        if reconciler is not None:
+            return reconciler
+        guard = None
+        if self._buckets:
+            guard = self._guards.get(self._bucket(key))
+            if guard is None:
+                return None
+        reconciler = self._reconcilers[key] = CanaryReconciler(key, self.services)
+        # The task copies the context it is created in: the guard goes with it for its life.
+        token = WRITE_GUARD.set(guard)
+        try:
+            reconciler.start()
+        finally:
+            WRITE_GUARD.reset(token)
+        return reconciler
 
     def canary_changed(self, key: ObjectKey, body: Mapping[str, Any]) -> None:
         self.services.cache.put(key, body)
-        reconciler = self._reconcilers.get(key)
-        if reconciler is None:
-            reconciler = self._reconcilers[key] = CanaryReconciler(key, self.services)
-            reconciler.start()
-        reconciler.wake()
+        if self._buckets:
+            self._known.setdefault(self._bucket(key), set()).add(key)
+        reconciler = self._start(key)
+        if reconciler is not None:
+            reconciler.wake()
 
     async def canary_deleted(self, key: ObjectKey) -> None:
         self.services.cache.remove(key)
         self.services.cache.forget_canary(key)
         self.services.metrics.forget(key.namespace, key.name)
+        if self._buckets:
+            self._known.get(self._bucket(key), set()).discard(key)
         reconciler = self._reconcilers.pop(key, None)
         if reconciler is not None:
             await reconciler.stop()
+
+    def claim(self, bucket: int, guard: LeaseGuard) -> None:
+        """This replica holds ``bucket`` now: start its Canaries, their writes checked by ``guard``."""
+        self._guards[bucket] = guard
+        for key in sorted(self._known.get(bucket, ())):
+            if (reconciler := self._start(key)) is not None:
+                reconciler.wake()
+
+    async def release_bucket(self, bucket: int) -> None:
+        """Stop the reconcilers of ``bucket``'s Canaries (its guard is revoked by then), and drop
+        their per-Canary series: the new holder exports them now, and two replicas exporting
+        one Canary's phase would double every sum over replicas."""
+        self._guards.pop(bucket, None)
+        keys = sorted(self._known.get(bucket, ()))
+        stopping = [self._reconcilers.pop(key) for key in keys if key in self._reconcilers]
+        await asyncio.gather(*(reconciler.stop() for reconciler in stopping))
+        for key in keys:
+            self.services.metrics.forget(key.namespace, key.name)
+
+    def held_buckets(self) -> frozenset[int]:
+        return frozenset(self._guards)
 
     def object_changed(self, key: ObjectKey, body: Mapping[str, Any] | None) -> None:
         if body is None:

@@ -5,6 +5,7 @@ resumes; two replicas must never write in turn) from the API server's own record
 controller's logs, which a buggy controller could get wrong. Metadata level is enough: it names
 the user agent, verb, object and response code, without the bodies. Reads are left out because
 they are most requests (watches, the Lease polls of followers) and prove nothing here.
+The scale bench, which counts a controller's requests by verb, asks for reads too (``reads=True``).
 
 Only ``ResponseComplete`` is recorded: its event carries both the time the request was received
 and the time it completed, so one line per request says everything.
@@ -26,24 +27,29 @@ AUDIT_POLICY = Path("audit") / "policy.yaml"
 _MAX_SIZE_MB = 200
 
 
-def audit_policy() -> dict[str, Any]:
-    """The policy: Metadata for every write, nothing for anything else."""
+def audit_policy(*, reads: bool = False) -> dict[str, Any]:
+    """The policy: Metadata for every write, nothing for anything else.
+
+    ``reads=True`` records every request at Metadata level, reads included: the scale bench
+    (``bench/scale.py``) counts a controller's requests by verb, gets, lists and watches too.
+    """
+    rules: list[dict[str, Any]] = [{"level": "Metadata"}] if reads else [
+        {"level": "Metadata", "verbs": list(WRITE_VERBS)},
+        {"level": "None"},
+    ]
     return {
         "apiVersion": "audit.k8s.io/v1",
         "kind": "Policy",
         "omitStages": ["RequestReceived", "ResponseStarted"],
-        "rules": [
-            {"level": "Metadata", "verbs": list(WRITE_VERBS)},
-            {"level": "None"},
-        ],
+        "rules": rules,
     }
 
 
-def audit_flags(workdir: Path) -> list[str]:
+def audit_flags(workdir: Path, *, reads: bool = False) -> list[str]:
     """Write the policy under ``workdir`` and return the kube-apiserver flags that use it."""
     policy = workdir / AUDIT_POLICY
     policy.parent.mkdir(parents=True, exist_ok=True)
-    policy.write_text(yaml.safe_dump(audit_policy(), sort_keys=False))
+    policy.write_text(yaml.safe_dump(audit_policy(reads=reads), sort_keys=False))
     return [
         f"--audit-policy-file={policy}",
         f"--audit-log-path={workdir / AUDIT_LOG}",

@@ -50,7 +50,9 @@ from e2e.cluster.pki import FRONT_PROXY_CLIENT_NAME, ClusterPKI, KeyPair, genera
 from e2e.cluster.pod_cidr import PodCidrLease, kwok_cidr, lease_pod_cidr, reclaim_stale
 from e2e.processes import E2ESetupError, ManagedProcess, free_port, spawn, start_ticks, wait_until
 
-SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
+# Three Services per Canary: the scale bench's 1000 Canaries and the sharding scenario's 3000 need
+# thousands of ClusterIPs, so a /16 (the first address, 10.0.0.1, is still ``default/kubernetes``).
+SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/16"
 # kwok's default pod CIDR (10.0.0.1/24) overlaps the service range, and pod IPs that look like
 # ClusterIPs would make EndpointSlices confusing to read: each plane leases its own /20 of
 # 10.244.0.0/16 instead (e2e.cluster.pod_cidr), so parallel runs never share a pod address.
@@ -199,6 +201,7 @@ class ControlPlane:
         server: str,
         detached: bool,
         audit: bool = False,
+        audit_reads: bool = False,
         pod_cidr: PodCidrLease,
     ) -> None:
         self.workdir = workdir
@@ -208,6 +211,8 @@ class ControlPlane:
         self.detached = detached
         self.audit_log: Path | None = workdir / AUDIT_LOG if audit else None
         """The API server's audit log of writes (:mod:`e2e.cluster.audit`); None when not audited."""
+        self.audit_reads = audit and audit_reads
+        """Whether the audit log records reads too (a bench counting requests by verb), not only writes."""
         self.processes: dict[str, ManagedProcess] = {}
         self.startup_seconds: float | None = None
         self._started_at = _utc_now()
@@ -230,10 +235,12 @@ class ControlPlane:
         binaries: Binaries | None = None,
         timeout: float = _START_TIMEOUT,
         audit: bool = True,
+        audit_reads: bool = False,
     ) -> ControlPlane:
         """Start every component in ``workdir`` and return once ``nodes`` Nodes are Ready.
 
-        ``audit`` makes the API server log every write to :attr:`audit_log`.
+        ``audit`` makes the API server log every write to :attr:`audit_log`; ``audit_reads`` every
+        read as well (a larger log: for benches that count requests, not for the scenarios).
 
         Anything still running from an earlier start in the same ``workdir`` is stopped first.
         Each wait is bounded by ``timeout`` seconds; on failure, whatever was started is stopped
@@ -254,6 +261,7 @@ class ControlPlane:
         )
         plane = cls(
             workdir=workdir, pki=pki, kubeconfig=kubeconfig, server=server, detached=detach, audit=audit,
+            audit_reads=audit_reads,
             pod_cidr=lease_pod_cidr(),
         )
         try:
@@ -352,7 +360,7 @@ class ControlPlane:
                 # There is no kube-proxy, so ClusterIPs lead nowhere: dial an endpoint instead.
                 "--enable-aggregator-routing=true",
                 "--profiling=false",
-                *(audit_flags(workdir) if self.audit_log is not None else []),
+                *(audit_flags(workdir, reads=self.audit_reads) if self.audit_log is not None else []),
             ],
         )
         self._wait_apiserver_ready(apiserver, timeout)
@@ -499,10 +507,18 @@ class ControlPlane:
             f"{self.server}/readyz", ca=self.pki.ca.cert, client=self.pki.admin
         )
 
-    def _create_nodes(self, count: int, *, timeout: float) -> None:
+    def ensure_nodes(self, count: int, *, timeout: float = _START_TIMEOUT) -> None:
+        """At least ``count`` kwok Nodes (110 pods each), Ready: a scenario with thousands of
+        pods adds what it needs to the Nodes the plane started with."""
+        with self.api_client() as api:
+            existing = len(k8s.CoreV1Api(api).list_node().items)
+        if existing < count:
+            self._create_nodes(count, timeout=timeout, first=existing)
+
+    def _create_nodes(self, count: int, *, timeout: float, first: int = 0) -> None:
         with self.api_client() as api:
             core = k8s.CoreV1Api(api)
-            for index in range(count):
+            for index in range(first, count):
                 try:
                     node = _kwok_node(f"{NODE_NAME_PREFIX}{index}", f"{NODE_ADDRESS_PREFIX}{index + 1}")
                     core.create_node(k8s.V1Node.model_validate(node))

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from e2e.processes import E2ESetupError, start_ticks
 
-#: Every run's range is a part of it; it overlaps neither the service range (10.0.0.0/24), the
+#: Every run's range is a part of it; it overlaps neither the service range (10.0.0.0/16), the
 #: Node addresses (10.240.0.0/24) nor the test hosts' pool (10.250.0.0/16).
 POOL = ipaddress.IPv4Network("10.244.0.0/16")
 #: 4095 pod addresses per run (kwok reuses a deleted Pod's address at once), 16 runs at once.

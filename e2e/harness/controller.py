@@ -38,6 +38,11 @@ class ControllerOptions:
     mesh: str = "linkerd"
     default_provider: str | None = None
     metrics_source: str | None = None
+    shard_buckets: int | None = None
+    """``--shard-buckets``: the replicas share the Canaries over bucket Leases instead of one leading."""
+    log_level: str = "debug"
+    """Debug by default, for the failure report; a scenario with thousands of Canaries says info,
+    as kopf's debug lines for them cost more CPU than the controller's work."""
 
 
 def _argv(opts: ControllerOptions, metrics_port: int) -> list[str]:
@@ -49,12 +54,14 @@ def _argv(opts: ControllerOptions, metrics_port: int) -> list[str]:
         "--mesh", opts.mesh,
         "--metrics-port", str(metrics_port),
         "--lease-namespace", opts.namespace,
-        "--log-level", "debug",
+        "--log-level", opts.log_level,
     ]
     if opts.default_provider:
         argv += ["--default-provider", opts.default_provider]
     if opts.metrics_source:
         argv += ["--metrics-source", opts.metrics_source]
+    if opts.shard_buckets:
+        argv += ["--shard-buckets", str(opts.shard_buckets)]
     return argv
 
 

@@ -26,10 +26,12 @@ class Replicas:
     namespace: str
     members: list[Controller] = field(default_factory=list)
 
-    def start(self, count: int) -> Replicas:
-        """Start ``count`` replicas: the first takes the Lease, the others join as followers."""
+    def start(self, count: int, *, leader: bool = True) -> Replicas:
+        """Start ``count`` replicas: the first takes the Lease, the others join as followers.
+        ``leader=False`` (sharded replicas, which hold bucket Leases instead): each is started
+        once it answers /readyz."""
         for index in range(count):
-            self.add(wait_for_lease=index == 0)
+            self.add(wait_for_lease=leader and index == 0)
         return self
 
     def add(self, *, wait_for_lease: bool = False) -> Controller:

@@ -35,6 +35,7 @@ TOGGLES: dict[str, dict[str, Any]] = {
     "no-pdb": {"podDisruptionBudget": {"enabled": False}},
     "one-replica-no-election": {"replicaCount": 1, "leaderElection": {"enabled": False}},
     "watch-namespaces": {"watchNamespaces": ["shop", "payments"]},
+    "sharding": {"replicaCount": 3, "sharding": {"enabled": True, "buckets": 12}},
     "slack": {"slack": {"url": "https://hooks.slack.com/services/T0/B0/x", "channel": "#releases", "user": "rollouts",
                         "proxy": "http://proxy.infra:3128"}},
     "slack-secret": {"slack": {"existingSecret": "chat-hooks", "existingSecretKey": "slack"}},

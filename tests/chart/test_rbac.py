@@ -98,10 +98,11 @@ def test_the_derivation_sees_each_kind_of_call() -> None:
     }
     assert one_of_each_source <= needs.keys(), one_of_each_source - needs.keys()
     assert ("events.k8s.io", "events", "create") not in needs
-    # Only the route objects are deleted (revertOnDeletion); companions and scalers are collected.
+    # Only the route objects are deleted (revertOnDeletion), and the membership Leases of shard
+    # replicas long gone; companions and scalers are collected.
     deleted = {(g, r) for g, r, v in needs if v == "delete"}
     assert deleted == {("split.smi-spec.io", "trafficsplits"), ("gateway.networking.k8s.io", "httproutes"),
-                       ("traefik.io", "traefikservices")}
+                       ("traefik.io", "traefikservices"), ("coordination.k8s.io", "leases")}
 
 
 def test_the_metrics_server_is_granted_exactly_its_lists() -> None:

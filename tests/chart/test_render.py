@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from canary.cli.args import build_parser, settings_from_args
 from e2e.harness.chart import HelmError, Rendered, lint, render
 from tests.chart.support import EVERYTHING_ON, METRICS_SERVER_ON, TOGGLES, needs_helm
 
@@ -156,6 +157,14 @@ def test_the_pdb_keeps_one_controller_replica_and_only_those() -> None:
     selected = [d["metadata"]["name"] for d in rendered.of_kind("Deployment")
                 if _selects(pdb["spec"]["selector"]["matchLabels"], _pod_labels(d))]
     assert selected == ["canary"]
+
+
+def test_sharding_passes_the_bucket_count_and_the_controller_takes_it() -> None:
+    off = _args(_controller(render({})))
+    assert not [a for a in off if a.startswith("--shard-buckets")], "off by default: one leader acts"
+    args = _args(_controller(render({"replicaCount": 3, "sharding": {"enabled": True, "buckets": 12}})))
+    assert "--shard-buckets=12" in args
+    assert settings_from_args(build_parser().parse_args(args), env={}).sharding.buckets == 12
 
 
 @pytest.mark.parametrize("values", [

@@ -80,6 +80,8 @@ REFUSED: dict[str, tuple[dict[str, Any], str]] = {
     "no replica": ({"replicaCount": 0}, "/replicaCount"),
     "replicas without election": ({"replicaCount": 2, "leaderElection": {"enabled": False}}, "/replicaCount"),
     "typo at the top": ({"meshh": "istio"}, "meshh"),
+    "no shard bucket": ({"sharding": {"enabled": True, "buckets": 0}}, "/sharding/buckets"),
+    "too many shard buckets": ({"sharding": {"enabled": True, "buckets": 257}}, "/sharding/buckets"),
     "alert duration in words": ({"prometheusRule": {"enabled": True, "alerts": {"leaderLost": {"for": "a minute"}}}},
                                 "/prometheusRule/alerts/leaderLost/for"),
     "scrape interval without unit": ({"serviceMonitor": {"enabled": True, "interval": "30"}}, "/serviceMonitor/interval"),
@@ -109,7 +111,9 @@ def test_helm_refuses_what_the_controller_would_refuse(values: dict[str, Any], f
     {**METRICS_SERVER_ON, "mesh": "traefik", "metricsServer": {**METRICS_SERVER_ON["metricsServer"], "mesh": "istio"}},
     {"replicaCount": 1, "leaderElection": {"enabled": False}},
     {"prometheusAddress": "https://thanos.monitoring.svc:10902", "logLevel": "debug", "metricsPort": 9102},
-], ids=["traefik", "metrics-server-own-mesh", "single-replica", "https-prometheus"])
+    # Sharded replicas need no leader: each acts on the buckets it holds.
+    {"replicaCount": 3, "leaderElection": {"enabled": False}, "sharding": {"enabled": True, "buckets": 256}},
+], ids=["traefik", "metrics-server-own-mesh", "single-replica", "https-prometheus", "sharded-without-election"])
 def test_helm_accepts_what_the_controller_accepts(values: dict[str, Any]) -> None:
     assert render(values).one("Deployment", "canary")
 

@@ -106,6 +106,17 @@ def test_invalid_environment_is_a_usage_error(var: str, value: str, message: str
         _settings([], {var: value})
 
 
+def test_shard_buckets_from_the_flag_or_the_environment_within_bounds() -> None:
+    assert _settings([]).sharding.enabled is False
+    assert _settings(["--shard-buckets", "12"]).sharding.buckets == 12
+    assert _settings([], {"CANARY_SHARD_BUCKETS": "256"}).sharding.buckets == 256
+    assert _settings(["--shard-buckets", "0"]).sharding.enabled is False
+    for value, message in (("257", "257 is not between 0 and 256"), ("-1", "-1 is not between"),
+                           ("many", "'many' is not a whole number")):
+        with pytest.raises(UsageError, match=message):
+            _settings(["--shard-buckets", value])
+
+
 def test_traefik_is_a_mesh_of_the_builtin_checks() -> None:
     assert _settings(["--mesh", "traefik"]).metrics.mesh is Mesh.TRAEFIK
     assert _settings([], {"CANARY_MESH": "traefik"}).metrics.mesh is Mesh.TRAEFIK

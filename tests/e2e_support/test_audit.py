@@ -137,6 +137,12 @@ def test_the_policy_records_exactly_the_verbs_the_reader_calls_writes(tmp_path: 
     assert (tmp_path / "audit" / "policy.yaml").is_file()
 
 
+def test_a_policy_with_reads_records_every_request_and_says_so_in_the_file(tmp_path: Path) -> None:
+    assert audit_policy(reads=True)["rules"] == [{"level": "Metadata"}]
+    audit_flags(tmp_path, reads=True)
+    assert "level: None" not in (tmp_path / "audit" / "policy.yaml").read_text()
+
+
 def test_the_log_is_read_from_a_mark_and_a_half_written_line_waits(tmp_path: Path) -> None:
     log = AuditLog(tmp_path / "audit.log")
     assert log.mark() == 0 and log.records() == []

@@ -182,6 +182,9 @@ class FakeCore(_Group):
     def create_namespaced_event(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
         return self._cluster._create("Event", namespace, body)
 
+    def patch_namespaced_event(self, name: str, namespace: str, body: Any, **kw: Any) -> dict[str, Any]:
+        return self._cluster._patch("Event", namespace, name, body, kw["_content_type"])
+
 
 class FakeApps(_Group):
     NAME, REAL = "apps", client.AppsV1Api

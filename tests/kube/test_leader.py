@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -10,7 +9,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from kubernetes.client import V1Lease, V1LeaseSpec, V1ObjectMeta
 from kubernetes.client.exceptions import ApiException
 
 from canary.config import LeaderElectionSettings
@@ -23,92 +21,12 @@ from canary.kube.leader import (
     default_identity,
     hold_leadership,
 )
+from tests.kube.fake_leases import EPOCH, FakeLeaseApi, Time
 
 NAMESPACE, NAME = "canary-system", "canary-controller"
 SETTINGS = LeaderElectionSettings(lease_name=NAME, lease_namespace=NAMESPACE)
-EPOCH = datetime(2024, 5, 1, 10, 0, 0, 500_000, tzinfo=timezone.utc)
 #: Waits for the blockers to start without needing a worker of the pool they occupy.
 _PROBE_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="probe")
-
-
-class FakeLeaseApi:
-    """An API server for one kind: Leases, with resourceVersion checks like the real one."""
-
-    def __init__(self) -> None:
-        self.leases: dict[tuple[str, str], Any] = {}
-        self.version = 0
-        self.calls: list[str] = []
-        #: Raised by every call while set (API server down).
-        self.failure: Exception | None = None
-        #: Runs just before a replace is checked: another candidate writing first.
-        self.before_replace: Callable[[], None] | None = None
-        #: While set, reads block until it is cleared (a hung connection).
-        self.hang: threading.Event | None = None
-
-    def _store(self, namespace: str, name: str, lease: Any) -> Any:
-        self.version += 1
-        lease = copy.deepcopy(lease)
-        lease.metadata.resource_version = str(self.version)
-        lease.metadata.namespace = namespace
-        self.leases[namespace, name] = lease
-        return copy.deepcopy(lease)
-
-    def _check(self, call: str, kwargs: dict[str, Any]) -> None:
-        assert kwargs.get("_request_timeout"), "every call is bounded"
-        self.calls.append(call)
-        if self.failure is not None:
-            raise self.failure
-
-    def read_namespaced_lease(self, name: str, namespace: str, **kwargs: Any) -> Any:
-        if self.hang is not None:
-            self.hang.wait(5)
-        self._check("read", kwargs)
-        if (namespace, name) not in self.leases:
-            raise ApiException(status=404, reason="Not Found")
-        return copy.deepcopy(self.leases[namespace, name])
-
-    def create_namespaced_lease(self, namespace: str, body: Any, **kwargs: Any) -> Any:
-        self._check("create", kwargs)
-        if (namespace, body.metadata.name) in self.leases:
-            raise ApiException(status=409, reason="AlreadyExists")
-        return self._store(namespace, body.metadata.name, body)
-
-    def replace_namespaced_lease(self, name: str, namespace: str, body: Any, **kwargs: Any) -> Any:
-        self._check("replace", kwargs)
-        if self.before_replace is not None:
-            self.before_replace()
-        current = self.leases.get((namespace, name))
-        if current is None or current.metadata.resource_version != body.metadata.resource_version:
-            raise ApiException(status=409, reason="Conflict")
-        return self._store(namespace, name, body)
-
-    def put(self, holder: str | None, renew: datetime, duration: int = 15, transitions: int = 3) -> None:
-        """Write the Lease directly, as another replica would."""
-        spec = V1LeaseSpec(holder_identity=holder, lease_duration_seconds=duration, acquire_time=renew,
-                           renew_time=renew, lease_transitions=transitions)
-        self._store(NAMESPACE, NAME, V1Lease(metadata=V1ObjectMeta(name=NAME), spec=spec))
-
-    def record(self) -> LeaseRecord:
-        return LeaseRecord.from_lease(self.leases[NAMESPACE, NAME])
-
-    def resource_version(self) -> str:
-        return str(self.leases[NAMESPACE, NAME].metadata.resource_version)
-
-
-class Time:
-    """Monotonic and wall clock that move together, by hand."""
-
-    def __init__(self) -> None:
-        self.seconds = 100.0
-
-    def monotonic(self) -> float:
-        return self.seconds
-
-    def wall(self) -> datetime:
-        return EPOCH + timedelta(seconds=self.seconds - 100.0)
-
-    def advance(self, seconds: float) -> None:
-        self.seconds += seconds
 
 
 def _elector(api: FakeLeaseApi, time: Time, identity: str = "me",

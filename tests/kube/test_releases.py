@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from canary.domain.event_facts import EventFacts
 from canary.domain.status import CheckKind, ConditionType, Phase, Verdict
@@ -21,6 +18,7 @@ from tests.kube.fake_cluster import Call, FakeCluster
 from tests.kube.harness import (
     GATEWAY, IMAGE, LINKERD_SMI, NS, SMI, FakeEngine, Release, canary_body, cluster_with_app, config_map, release,
 )
+from tests.kube.webhook_gate import Gate, serve_gate
 
 
 def _index(cluster: FakeCluster, match: Callable[[Call], bool], start: int = 0) -> int:
@@ -542,34 +540,10 @@ async def test_a_metric_template_with_credentials_is_measured_with_the_secret() 
     assert ("read_namespaced_secret", ("prom-auth", NS)) in [(c.method, c.args) for c in cluster.calls]
 
 
-@dataclass
-class Gate:
-    """A webhook endpoint on 127.0.0.1 that answers ``status`` and records what it was sent."""
-
-    status: int = 403
-    received: list[dict[str, Any]] = field(default_factory=list)
-    url: str = ""
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.received.append(json.loads(await request.read()))
-        return web.Response(status=self.status, text="approved" if self.status < 300 else "not yet")
-
-
 @pytest.fixture
 async def gate() -> AsyncIterator[Gate]:
-    found = Gate()
-    app = web.Application()
-    app.router.add_post("/approve", found.handle)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    found.url = f"http://{host}:{port}/approve"
-    try:
+    async with serve_gate() as found:
         yield found
-    finally:
-        await runner.cleanup()
 
 
 async def test_a_confirm_rollout_webhook_holds_the_release_until_it_says_yes(gate: Gate) -> None:

@@ -55,6 +55,16 @@ def test_leader_follows_the_leadership_flag_at_each_scrape(metrics: ControllerMe
     assert value(metrics, "canary_leader") == 0
 
 
+def test_sharded_the_bucket_gauge_and_leader_follow_the_buckets_held(metrics: ControllerMetrics) -> None:
+    held = 0
+    metrics.track_shards(lambda: held)
+    assert (value(metrics, "canary_shard_buckets"), value(metrics, "canary_leader")) == (0, 0)
+    held = 4
+    assert (value(metrics, "canary_shard_buckets"), value(metrics, "canary_leader")) == (4, 1)
+    held = 0
+    assert value(metrics, "canary_leader") == 0
+
+
 def test_leader_has_no_canary_labels_and_survives_forget(metrics: ControllerMetrics) -> None:
     metrics.track_leadership(lambda: True)
     metrics.set_stalled("ns", "x", True)
