@@ -80,12 +80,14 @@ class CanaryReconciler:
 
     def start(self) -> None:
         if self._task is None:
-            # In a context of its own: started from kopf's handler for the Canary's first event,
-            # the task would otherwise inherit kopf's context variables for that call, and with
-            # them keep that event's whole raw body (managedFields and all) for as long as the
-            # Canary exists, next to the cache's projection of it.
+            # In a context of its own holding only the write fence: started from kopf's handler
+            # for the Canary's first event, the task would otherwise inherit kopf's context
+            # variables for that call, and with them keep that event's whole raw body
+            # (managedFields and all) for as long as the Canary exists.
+            context = contextvars.Context()
+            context.run(WRITE_GUARD.set, WRITE_GUARD.get())
             self._task = asyncio.create_task(self._loop(), name=f"canary:{self.key.namespace}/{self.key.name}",
-                                             context=contextvars.Context())
+                                             context=context)
             self._wake.set()
 
     def wake(self) -> None:
