@@ -56,8 +56,24 @@ class ClusterCache:
     #: Which canaries (by key) depend on which objects; maintained by the reconcilers.
     _dependents: dict[ObjectKey, set[ObjectKey]] = field(default_factory=lambda: defaultdict(set))
     _deps_of: dict[ObjectKey, frozenset[ObjectKey]] = field(default_factory=dict)
+    #: Versions known to be older than the cached copy: each the base of a write of ours whose
+    #: result ``refresh`` stored. A watch running behind may still deliver them.
+    _superseded: dict[ObjectKey, set[str]] = field(default_factory=dict)
 
     def put(self, key: ObjectKey, body: Mapping[str, Any]) -> None:
+        """Store ``body`` as the watch delivered it. A version our own writes already replaced is
+        ignored: storing it would hand the next pass an object older than one it wrote itself,
+        whose writes would then be refused as stale (and a route one step behind its status would
+        read as changed by someone else)."""
+        behind = self._superseded.get(key)
+        if behind is not None:
+            if resource_version(body) in behind:
+                return
+            # The watch has delivered our version or a newer one: older ones cannot follow.
+            del self._superseded[key]
+        self._store(key, body)
+
+    def _store(self, key: ObjectKey, body: Mapping[str, Any]) -> None:
         if key.kind in (Kind.CONFIG_MAP, Kind.SECRET):
             self._digests[key] = data_digest(body)
             self._versions[key] = resource_version(body) or ""
@@ -65,6 +81,7 @@ class ClusterCache:
             self._objects[key] = project(key.kind, body)
 
     def remove(self, key: ObjectKey) -> None:
+        self._superseded.pop(key, None)
         self._objects.pop(key, None)
         self._digests.pop(key, None)
         self._versions.pop(key, None)
@@ -77,14 +94,17 @@ class ClusterCache:
         return None if body is None else resource_version(body)
 
     def refresh(self, key: ObjectKey, body: Mapping[str, Any] | None, stale: str | None) -> bool:
-        """Store ``body`` read straight from the API server, unless the watch already moved the
-        cached copy past ``stale`` (the version a write was refused for). True when stored."""
+        """Store ``body`` read from, or written to, the API server, unless the watch already moved
+        the cached copy past ``stale`` (the version it replaces, or a write was refused for).
+        True when stored."""
         if self.version(key) != stale:
             return False
         if body is None:
             self.remove(key)
-        else:
-            self.put(key, body)
+            return True
+        if stale is not None and resource_version(body) != stale:
+            self._superseded.setdefault(key, set()).add(stale)
+        self._store(key, body)
         return True
 
     def get(self, key: ObjectKey) -> Mapping[str, Any] | None:

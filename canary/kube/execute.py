@@ -243,6 +243,11 @@ class Executor:
             raise StaleWrite(key, seen, exc) from exc
         stored = self.api.to_dict(result) if result is not None else None
         target.written[key] = resource_version(stored) if stored is not None else None
+        if stored is not None and stored.get("kind") != "Status":
+            # The next pass must see what this one wrote, not wait for the watch to bring it:
+            # a pass woken before that (by its own status write's echo) would decide from the
+            # object as it was, repeat the write on the old version and be refused.
+            self.cache.refresh(key, stored, seen)
         return stored
 
     # --- workloads ---------------------------------------------------------------------------

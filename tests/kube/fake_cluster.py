@@ -321,6 +321,10 @@ class FakeCluster:
     nodes: list[dict[str, str]] = field(default_factory=lambda: [
         {"kubernetes.io/os": "linux", "kubernetes.io/hostname": f"node-{i}"} for i in range(3)])
     registry: ReconcilerRegistry | None = None
+    #: While set, watch events queue up instead of arriving (a watch running behind);
+    #: ``catch_up`` delivers them in order.
+    lagging: bool = False
+    _lagged: list[tuple[StoreKey, dict[str, Any] | None]] = field(default_factory=list)
     _failures: dict[str, Exception] = field(default_factory=dict)
     _versions: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _uids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -590,12 +594,26 @@ class FakeCluster:
 
     # --- the watch ---------------------------------------------------------------------------
 
+    def catch_up(self) -> None:
+        """The lagging watch delivers what it held back, in order."""
+        self.lagging = False
+        held, self._lagged = self._lagged, []
+        for key, view in held:
+            self._deliver(key, view)
+
     def _emit(self, key: StoreKey) -> None:
         if self.registry is None:
             return
-        kind, namespace, name = key
         body = self.objects.get(key)
         view = copy.deepcopy(body) if body is not None else None
+        if self.lagging:
+            self._lagged.append((key, view))
+        else:
+            self._deliver(key, view)
+
+    def _deliver(self, key: StoreKey, view: dict[str, Any] | None) -> None:
+        assert self.registry is not None
+        kind, namespace, name = key
         if kind == "Canary":
             if view is not None:
                 self.registry.canary_changed(ObjectKey(Kind.CANARY, namespace, name), view)
