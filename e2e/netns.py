@@ -52,7 +52,7 @@ from e2e.processes import E2ESetupError, start_ticks, wait_until
 NETNS_PREFIX = "canary-e2e-"
 LINK_PREFIX = "cnr"
 #: The pool the test hosts' /30 subnets come from; no other address on this machine uses it, and it
-#: overlaps neither the cluster's service range (10.0.0.0/24), its pod range (10.244.0.0/16) nor
+#: overlaps neither the cluster's service range (10.0.0.0/16), its pod range (10.244.0.0/16) nor
 #: its Node addresses (10.240.0.0/24).
 POOL = ipaddress.IPv4Network("10.250.0.0/16")
 PREFIX_LEN = 30

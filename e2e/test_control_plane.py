@@ -22,7 +22,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from e2e.cluster import ControlPlane, E2ESetupError, find_binaries
-from e2e.cluster.control_plane import NODE_NAME_PREFIX, read_state
+from e2e.cluster.control_plane import NODE_NAME_PREFIX, SERVICE_CLUSTER_IP_RANGE, read_state
 from e2e.cluster.kwok_config import POD_DELETE_DELAY_ANNOTATION
 from e2e.processes import wait_until
 
@@ -129,7 +129,9 @@ def test_deployment_runs_ready_pods_on_kwok_nodes(plane: ControlPlane, api: k8s.
         ),
     )
     service = core.read_namespaced_service("pause", "default")
-    assert service.spec is not None and (service.spec.cluster_ip or "").startswith("10.0.0.")
+    assert service.spec is not None
+    service_range = ipaddress.IPv4Network(SERVICE_CLUSTER_IP_RANGE)
+    assert ipaddress.IPv4Address(service.spec.cluster_ip or "0.0.0.0") in service_range
 
     discovery = k8s.DiscoveryV1Api(api)
 
