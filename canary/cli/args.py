@@ -346,28 +346,25 @@ def _bool(ns: argparse.Namespace, env: Mapping[str, str], dest: str) -> bool | N
     raise UsageError(f"{env_name(dest)}={raw!r} is not a boolean (true/false, 1/0, yes/no, on/off)")
 
 
-def _port(value: str, dest: str) -> int:
+def _bounded_int(value: str, dest: str, bound: bounds.CountBound, noun: str) -> int:
+    """``value`` (from ``--dest`` or its variable) as an int within ``bound``; else exit 64 naming both."""
     where = f"--{dest.replace('_', '-')} or {env_name(dest)}"
     try:
-        port = int(value)
+        number = int(value)
     except ValueError as exc:
-        raise UsageError(f"{where}: {value!r} is not a port number") from exc
-    lowest, highest = bounds.LISTEN_PORT.floor, bounds.LISTEN_PORT.ceiling
-    if not lowest <= port <= highest:
-        raise UsageError(f"{where}: {port} is not between {lowest} and {highest}")
-    return port
+        raise UsageError(f"{where}: {value!r} is not {noun}") from exc
+    lowest, highest = bound.floor, bound.ceiling
+    if not lowest <= number <= highest:
+        raise UsageError(f"{where}: {number} is not between {lowest} and {highest}")
+    return number
+
+
+def _port(value: str, dest: str) -> int:
+    return _bounded_int(value, dest, bounds.LISTEN_PORT, "a port number")
 
 
 def _shard_buckets(value: str) -> int:
-    where = f"--shard-buckets or {env_name('shard_buckets')}"
-    try:
-        buckets = int(value)
-    except ValueError as exc:
-        raise UsageError(f"{where}: {value!r} is not a whole number") from exc
-    lowest, highest = bounds.SHARD_BUCKETS.floor, bounds.SHARD_BUCKETS.ceiling
-    if not lowest <= buckets <= highest:
-        raise UsageError(f"{where}: {buckets} is not between {lowest} and {highest}")
-    return buckets
+    return _bounded_int(value, "shard_buckets", bounds.SHARD_BUCKETS, "a whole number")
 
 
 def _namespaces(ns: argparse.Namespace, env: Mapping[str, str]) -> tuple[str, ...]:
