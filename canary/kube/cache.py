@@ -2,13 +2,12 @@
 
 kopf's watch streams feed ``put``/``remove``; reconciliations read without API calls, which is
 what makes an idle Canary cost nothing. Every object is stored as its projection (see
-``projection``: only what decisions and writes read), encoded as compact JSON until a pass reads
-it; ConfigMaps and Secrets only as digests of their data, never the data itself.
+``projection``: only what decisions and writes read); ConfigMaps and Secrets only as digests
+of their data, never the data itself.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -49,15 +48,9 @@ class ObjectKey:
 
 @dataclass
 class ClusterCache:
-    #: Each projection as compact JSON, decoded by every ``get``: as Python dicts a projected
-    #: Deployment is about 5 KiB, as JSON about 1.6 KiB, and there are some seven objects per
-    #: Canary. Decoding one costs tens of microseconds, paid only by the passes that read it; an
-    #: idle Canary reads nothing. Every reader also gets a copy of its own, which no reader can
-    #: change for the next.
-    _objects: dict[ObjectKey, bytes] = field(default_factory=dict)
+    _objects: dict[ObjectKey, Mapping[str, Any]] = field(default_factory=dict)
     _digests: dict[ObjectKey, str] = field(default_factory=dict)
-    #: The resourceVersion of every cached object ("" when it has none), so that writes can be
-    #: conditional without decoding the object (for the digest-only kinds, without having it).
+    #: resourceVersions of the digest-only kinds, so writes to them can be conditional too.
     _versions: dict[ObjectKey, str] = field(default_factory=dict)
     #: Which canaries (by key) depend on which objects; maintained by the reconcilers. Most
     #: objects have one dependent, kept as the key itself: a set of one is some 200 bytes, and
@@ -84,9 +77,9 @@ class ClusterCache:
     def _store(self, key: ObjectKey, body: Mapping[str, Any]) -> None:
         if key.kind in (Kind.CONFIG_MAP, Kind.SECRET):
             self._digests[key] = data_digest(body)
+            self._versions[key] = resource_version(body) or ""
         else:
-            self._objects[key] = json.dumps(project(key.kind, body), separators=(",", ":")).encode()
-        self._versions[key] = resource_version(body) or ""
+            self._objects[key] = project(key.kind, body)
 
     def remove(self, key: ObjectKey) -> None:
         self._superseded.pop(key, None)
@@ -96,7 +89,10 @@ class ClusterCache:
 
     def version(self, key: ObjectKey) -> str | None:
         """The resourceVersion of the cached copy; None when nothing is cached."""
-        return self._versions.get(key) or None
+        if key in self._versions:
+            return self._versions[key] or None
+        body = self._objects.get(key)
+        return None if body is None else resource_version(body)
 
     def refresh(self, key: ObjectKey, body: Mapping[str, Any] | None, stale: str | None) -> bool:
         """Store ``body`` read from, or written to, the API server, unless the watch already moved
@@ -113,12 +109,7 @@ class ClusterCache:
         return True
 
     def get(self, key: ObjectKey) -> Mapping[str, Any] | None:
-        """The object's projection (see ``projection``), a fresh copy on every call."""
-        encoded = self._objects.get(key)
-        if encoded is None:
-            return None
-        body: dict[str, Any] = json.loads(encoded)
-        return body
+        return self._objects.get(key)
 
     def digest(self, key: ObjectKey) -> str | None:
         return self._digests.get(key)
