@@ -14,6 +14,9 @@ number of Canaries is attributed to the source file (``--lines``: the line) that
   what the controller creates (primary Deployment, three Services, a TrafficSplit), with passes
   run until every Canary is Initialized. The fake cluster's own store is left out of the table
   (it stands for the API server); what kopf itself keeps per object is not measured here.
+* ``startup``: the same, but the new Canaries' first passes all run at once and are measured
+  while each waits for its first write, as at start-up, when every Canary's first pass is in
+  flight together (their writes queue for the API worker threads): the heap's peak per Canary.
 
 Allocations are what Python asked for; RSS adds the allocator's slack on top (about 10-30 %).
 
@@ -38,6 +41,7 @@ from bench.fleet import app_name
 from canary.config import Settings
 from canary.domain.machine import RollbackCause
 from canary.domain.status import CanaryStatus, CheckKind, CheckResult, Phase, Verdict
+from canary.kube.api import is_write
 from canary.kube.cache import ClusterCache, Kind, ObjectKey
 from canary.kube.execute import Executor
 from canary.kube.gateway_classes import GatewayClasses
@@ -130,6 +134,56 @@ def controller_part(session: aiohttp.ClientSession) -> tuple[Build, list[object]
     return build, [registry, cluster]
 
 
+def startup_part(session: aiohttp.ClientSession) -> tuple[Build, list[object]]:
+    """What each Canary's first pass holds while it waits for its first write: at start-up every
+    Canary's first pass is in flight at once (the writes queue for the API worker threads), so
+    this is held for all of them together, the peak the heap is then sized for."""
+    build_fleet, held = controller_part(session)
+    registry, cluster = cast(ReconcilerRegistry, held[0]), cast(FakeCluster, held[1])
+    api: Any = cluster.api
+    send = api.call
+    gate = asyncio.Event()
+    parked: list[int] = [0]
+
+    async def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if is_write(fn) and not gate.is_set():
+            parked[0] += 1
+            await gate.wait()
+        return await send(fn, *args, **kwargs)
+
+    api.call = call
+
+    async def build(first: int, last: int) -> None:
+        if first == 0:  # the fleet before the first snapshot runs its passes unhindered
+            gate.set()
+            await build_fleet(first, last)
+            return
+        gate.clear()
+        parked[0] = 0
+        names = [app_name(i) for i in range(first, last)]
+        for name in names:
+            cluster.apply(app.deployment(name, NAMESPACE, annotations=app.behaviour("1"), replicas=1))
+            cluster.apply(app.canary(name, NAMESPACE, provider="smi", interval="10s", threshold=5, step_weight=1,
+                                     max_weight=99, progress_deadline_seconds=600,
+                                     metrics=[app.success_rate_check(99.0, "1m"), app.latency_check(500.0, "1m")]))
+        cluster.tick()
+        passes = []
+        for name in names:
+            reconciler = registry.get(ObjectKey(Kind.CANARY, NAMESPACE, name))
+            assert reconciler is not None
+            passes.append(asyncio.ensure_future(reconciler.reconcile_once(now=T0)))
+        while parked[0] < len(names):
+            await asyncio.sleep(0)
+        # Measured here, every first pass parked at its first write; the passes finish after.
+        _parked_passes.append((gate, passes))
+
+    return build, [registry, cluster]
+
+
+#: The start-up part's parked passes, let go once the second snapshot is taken.
+_parked_passes: list[tuple[asyncio.Event, list[asyncio.Future[Any]]]] = []
+
+
 def _where(filename: str) -> str:
     marker = "site-packages/"
     if marker in filename:
@@ -149,6 +203,10 @@ def measure(build: Build, base: int, total: int, by: str) -> list[tuple[str, flo
     loop.run_until_complete(build(base, total))
     gc.collect()
     after = tracemalloc.take_snapshot()
+    for gate, passes in _parked_passes:
+        gate.set()
+        loop.run_until_complete(asyncio.gather(*passes))
+    _parked_passes.clear()
     added = total - base
     rows: dict[str, float] = {}
     for stat in after.compare_to(before, "traceback"):
@@ -204,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--canaries", type=int, default=300, help="fleet size at the second snapshot")
     parser.add_argument("--base", type=int, default=100, help="fleet size at the first snapshot")
     parser.add_argument("--lines", action="store_true", help="by source line instead of by file")
-    parser.add_argument("--part", choices=("metrics", "controller"), action="append",
+    parser.add_argument("--part", choices=("metrics", "controller", "startup"), action="append",
                         help="measure only these parts (default: all)")
     args = parser.parse_args(argv)
     by = "lineno" if args.lines else "filename"
@@ -221,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             build, held = metrics_part()
         else:
             session = loop.run_until_complete(_session())
-            build, held = controller_part(session)
+            build, held = (controller_part if part == "controller" else startup_part)(session)
             keep.append(session)
         keep.extend(held)
         print(table(f"{part}: {args.base} -> {args.canaries} Canaries", measure(build, args.base, args.canaries, by),
