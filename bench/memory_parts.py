@@ -167,7 +167,7 @@ def startup_part(session: aiohttp.ClientSession) -> tuple[Build, list[object]]:
                                      max_weight=99, progress_deadline_seconds=600,
                                      metrics=[app.success_rate_check(99.0, "1m"), app.latency_check(500.0, "1m")]))
         cluster.tick()
-        passes = []
+        passes: list[asyncio.Future[Any]] = []
         for name in names:
             reconciler = registry.get(ObjectKey(Kind.CANARY, NAMESPACE, name))
             assert reconciler is not None
