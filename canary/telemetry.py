@@ -15,8 +15,8 @@ Three parts, each usable on its own:
 from __future__ import annotations
 
 import logging
+import math
 import sys
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from enum import StrEnum
@@ -28,6 +28,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from canary.canary_series import CanarySeries, LabelSets
 from canary.domain.machine import RollbackCause
 from canary.domain.status import CanaryStatus, CheckKind, CheckResult, ConditionType, Phase
 
@@ -159,42 +160,26 @@ _RUN_BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 
 # Fine below the 100 ms target (issue 13), coarse beyond it.
 _LATENESS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-_Series = tuple[Gauge | Counter | Histogram, tuple[str, ...]]
-
-
 class ControllerMetrics:
     """The controller's series for every Canary it manages.
 
-    Every series but ``canary_leader`` carries ``namespace`` and ``name``; :meth:`forget` drops
-    all of a Canary's series when it is deleted, so a busy cluster does not accumulate dead
-    series. A new per-Canary series is one more attribute here and a setter that calls
-    :meth:`_touch` before it writes, which is all :meth:`forget` needs to find it.
+    Every series but the replica's own (``canary_leader``, tick lateness, shard buckets, dropped
+    notifications, metric queries) carries ``namespace`` and ``name``; :meth:`forget` drops all
+    of a Canary's series when it is deleted, so a busy cluster does not accumulate dead series.
+    The per-Canary series are one compact record per Canary, turned into metric families at
+    scrape time (:mod:`canary.canary_series`): as prometheus_client metric objects they cost
+    about 20 KiB per Canary.
     """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        key = ("namespace", "name")
         r = self.registry
-        self.phase = Gauge("canary_phase", "1 for the Canary's current phase, 0 for the others.",
-                           (*key, "phase"), registry=r)
-        self.weight = Gauge("canary_weight", "Percent of traffic routed to the canary.", key, registry=r)
-        self.check_value = Gauge("canary_check_value", "Last value measured by a metric check.",
-                                 (*key, "check"), registry=r)
-        self.failed_checks = Gauge("canary_failed_checks", "Failed checks counted in the current run.",
-                                   key, registry=r)
-        self.promotions = Counter("canary_promotions", "Runs that ended in promotion.", key, registry=r)
-        self.rollbacks = Counter("canary_rollbacks", "Runs rolled back, by bounded reason.",
-                                 (*key, "reason"), registry=r)
-        self.run_duration = Histogram("canary_run_duration_seconds", "Duration of finished runs.",
-                                      (*key, "result"), buckets=_RUN_BUCKETS, registry=r)
-        self.reconcile_errors = Counter("canary_reconcile_errors", "Reconciliations that raised.",
-                                        key, registry=r)
-        self.stalled = Gauge("canary_stalled", "1 while the Canary's Stalled condition is True, else 0.",
-                             key, registry=r)
-        self.check_min = Gauge("canary_check_min", "Lower bound of a metric check; absent when it has none.",
-                               (*key, "check"), registry=r)
-        self.check_max = Gauge("canary_check_max", "Upper bound of a metric check; absent when it has none.",
-                               (*key, "check"), registry=r)
+        self.canaries = CanarySeries(LabelSets(
+            phases=tuple(p.value for p in Phase),
+            rollback_reasons=tuple(c.value for c in RollbackCause),
+            run_buckets=_RUN_BUCKETS,
+        ))
+        r.register(self.canaries)
         # Series about the replica rather than a Canary: forget() never touches them.
         # How late a pass the controller planned (an analysis tick, a readiness poll, a judge's
         # look) started: the event loop's backlog, as the Canaries feel it.
@@ -218,59 +203,32 @@ class ControllerMetrics:
         for kind in sorted(_QUERY_KINDS):
             # Exported at 0 from the start, so that increase() sees the first query.
             self.metric_queries.labels("prometheus", kind)
-        # prometheus_client has no public "remove every series matching these labels" in all
-        # supported versions, so the label sets each Canary created are remembered here.
-        self._series: dict[tuple[str, str], set[_Series]] = {}
-        self._lock = threading.Lock()
-
-    def _touch(self, metric: Gauge | Counter | Histogram, *labels: str) -> _Series:
-        entry: _Series = (metric, labels)
-        with self._lock:
-            self._series.setdefault((labels[0], labels[1]), set()).add(entry)
-        return entry
 
     def set_phase(self, namespace: str, name: str, phase: Phase) -> None:
-        # One-hot over every phase (not just the current one) so that a dashboard can
+        # Exported one-hot over every phase (not just the current one) so that a dashboard can
         # sum by phase without stale 1s from a phase the Canary left.
-        for candidate in Phase:
-            self._touch(self.phase, namespace, name, candidate.value)
-            self.phase.labels(namespace, name, candidate.value).set(1 if candidate is phase else 0)
+        self.canaries.set_phase(namespace, name, phase.value)
 
     def set_weight(self, namespace: str, name: str, weight: int) -> None:
-        self._touch(self.weight, namespace, name)
-        self.weight.labels(namespace, name).set(weight)
+        self.canaries.set_weight(namespace, name, weight)
 
     def set_failed_checks(self, namespace: str, name: str, failed: int) -> None:
-        self._touch(self.failed_checks, namespace, name)
-        self.failed_checks.labels(namespace, name).set(failed)
+        self.canaries.set_failed_checks(namespace, name, failed)
 
     def set_check_value(self, namespace: str, name: str, check: str, value: float | None) -> None:
         """Record one metric check; no data is NaN, so a stale value is never mistaken for a fresh one."""
-        self._touch(self.check_value, namespace, name, check)
-        self.check_value.labels(namespace, name, check).set(float("nan") if value is None else value)
+        self.canaries.set_check_value(namespace, name, check, math.nan if value is None else value)
 
     def observe_checks(self, namespace: str, name: str, checks: Iterable[CheckResult]) -> None:
         """Record a tick's metric checks with their bounds, dropping the series of checks no
         longer in the spec and of bounds a check no longer has."""
-        measured = [c for c in checks if c.kind is CheckKind.METRIC]
-        per_check = (self.check_value, self.check_min, self.check_max)
-        kept = {(gauge, (namespace, name, c.name)) for c in measured for gauge, present in (
-            (self.check_value, True), (self.check_min, c.min is not None), (self.check_max, c.max is not None),
-        ) if present}
-        with self._lock:
-            stale = [s for s in self._series.get((namespace, name), set()) if s[0] in per_check and s not in kept]
-        for series in stale:
-            self._drop(namespace, name, series)
-        for check in measured:
-            self.set_check_value(namespace, name, check.name, check.value)
-            for gauge, bound in ((self.check_min, check.min), (self.check_max, check.max)):
-                if bound is not None:
-                    self._touch(gauge, namespace, name, check.name)
-                    gauge.labels(namespace, name, check.name).set(bound)
+        self.canaries.set_checks(namespace, name, [
+            (c.name, math.nan if c.value is None else c.value, c.min, c.max)
+            for c in checks if c.kind is CheckKind.METRIC
+        ])
 
     def set_stalled(self, namespace: str, name: str, stalled: bool) -> None:
-        self._touch(self.stalled, namespace, name)
-        self.stalled.labels(namespace, name).set(1 if stalled else 0)
+        self.canaries.set_stalled(namespace, name, stalled)
 
     def observe_status(self, namespace: str, name: str, status: CanaryStatus) -> None:
         """Record every gauge that mirrors the Canary's status, as written after one pass."""
@@ -302,38 +260,24 @@ class ControllerMetrics:
         # rate() (they need a sample before it), so a Canary's first promotion, rollback or
         # error would never show on a dashboard. Every series is exported at 0 from the first
         # pass instead; the reasons are a closed set, so that costs a few series per Canary.
-        with self._lock:
-            if (self.promotions, (namespace, name)) in self._series.get((namespace, name), set()):
-                return
-        self._touch(self.promotions, namespace, name)
-        self.promotions.labels(namespace, name)
-        self._touch(self.reconcile_errors, namespace, name)
-        self.reconcile_errors.labels(namespace, name)
-        for cause in RollbackCause:
-            self._touch(self.rollbacks, namespace, name, cause.value)
-            self.rollbacks.labels(namespace, name, cause.value)
+        self.canaries.start_counters(namespace, name)
 
     def promoted(self, namespace: str, name: str) -> None:
-        self._touch(self.promotions, namespace, name)
-        self.promotions.labels(namespace, name).inc()
+        self.canaries.promoted(namespace, name)
 
     def rolled_back(self, namespace: str, name: str, reason: RollbackCause | str) -> None:
         """Count a rollback by the decision's :class:`RollbackCause`; anything else is ``other``."""
-        label = _bounded(RollbackCause, str(reason), None)
-        self._touch(self.rollbacks, namespace, name, label)
-        self.rollbacks.labels(namespace, name, label).inc()
+        self.canaries.rolled_back(namespace, name, _bounded(RollbackCause, str(reason), None))
 
     def run_finished(self, namespace: str, name: str, result: RunResult | str, duration: timedelta) -> None:
         label = _bounded(RunResult, str(result), RunResult.OTHER)
-        self._touch(self.run_duration, namespace, name, label)
-        self.run_duration.labels(namespace, name, label).observe(max(duration.total_seconds(), 0.0))
+        self.canaries.run_finished(namespace, name, label, max(duration.total_seconds(), 0.0))
 
     def tick_late(self, seconds: float) -> None:
         self.tick_lateness.observe(seconds)
 
     def reconcile_failed(self, namespace: str, name: str) -> None:
-        self._touch(self.reconcile_errors, namespace, name)
-        self.reconcile_errors.labels(namespace, name).inc()
+        self.canaries.reconcile_failed(namespace, name)
 
     def notification_dropped(self, system: str) -> None:
         self.notifications_dropped.labels(system).inc()
@@ -344,15 +288,7 @@ class ControllerMetrics:
 
     def forget(self, namespace: str, name: str) -> None:
         """Drop every series of a deleted Canary."""
-        with self._lock:
-            series = self._series.pop((namespace, name), set())
-        for metric, labels in series:
-            metric.remove(*labels)
-
-    def _drop(self, namespace: str, name: str, series: _Series) -> None:
-        with self._lock:
-            self._series.get((namespace, name), set()).discard(series)
-        series[0].remove(*series[1])
+        self.canaries.forget(namespace, name)
 
 
 # --- HTTP endpoints ----------------------------------------------------------------------------

@@ -8,7 +8,6 @@ of their data, never the data itself.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -53,8 +52,10 @@ class ClusterCache:
     _digests: dict[ObjectKey, str] = field(default_factory=dict)
     #: resourceVersions of the digest-only kinds, so writes to them can be conditional too.
     _versions: dict[ObjectKey, str] = field(default_factory=dict)
-    #: Which canaries (by key) depend on which objects; maintained by the reconcilers.
-    _dependents: dict[ObjectKey, set[ObjectKey]] = field(default_factory=lambda: defaultdict(set))
+    #: Which canaries (by key) depend on which objects; maintained by the reconcilers. Most
+    #: objects have one dependent, kept as the key itself: a set of one is some 200 bytes, and
+    #: there are several such objects per Canary.
+    _dependents: dict[ObjectKey, ObjectKey | set[ObjectKey]] = field(default_factory=dict)
     _deps_of: dict[ObjectKey, frozenset[ObjectKey]] = field(default_factory=dict)
     #: Versions known to be older than the cached copy: each the base of a write of ours whose
     #: result ``refresh`` stored. A watch running behind may still deliver them.
@@ -120,17 +121,38 @@ class ClusterCache:
         new = frozenset(deps)
         old = self._deps_of.get(canary, frozenset())
         for key in old - new:
-            self._dependents[key].discard(canary)
+            self._drop_dependent(key, canary)
         for key in new - old:
-            self._dependents[key].add(canary)
+            self._add_dependent(key, canary)
         self._deps_of[canary] = new
+
+    def _add_dependent(self, key: ObjectKey, canary: ObjectKey) -> None:
+        held = self._dependents.get(key)
+        if held is None:
+            self._dependents[key] = canary
+        elif isinstance(held, set):
+            held.add(canary)
+        elif held != canary:
+            self._dependents[key] = {held, canary}
+
+    def _drop_dependent(self, key: ObjectKey, canary: ObjectKey) -> None:
+        held = self._dependents.get(key)
+        if isinstance(held, set):
+            held.discard(canary)
+            if len(held) == 1:
+                self._dependents[key] = next(iter(held))
+        elif held == canary:
+            del self._dependents[key]
 
     def forget_canary(self, canary: ObjectKey) -> None:
         self.set_dependencies(canary, ())
         self._deps_of.pop(canary, None)
 
     def dependents(self, key: ObjectKey) -> frozenset[ObjectKey]:
-        return frozenset(self._dependents.get(key, ()))
+        held = self._dependents.get(key)
+        if held is None:
+            return frozenset()
+        return frozenset(held) if isinstance(held, set) else frozenset((held,))
 
 
 def resource_version(body: Mapping[str, Any]) -> str | None:

@@ -138,3 +138,26 @@ def test_metric_queries_are_counted_by_kind_from_zero(metrics: ControllerMetrics
     assert value(metrics, "canary_metric_queries_total", provider="prometheus", kind="batched") == 1
     assert value(metrics, "canary_metric_queries_total", provider="prometheus", kind="single") == 2
     assert value(metrics, "canary_metric_queries_total", provider="prometheus", kind="other") == 1
+
+
+def test_counters_and_run_histograms_keep_counting_across_scrapes(metrics: ControllerMetrics) -> None:
+    # The series are built at scrape time from each Canary's record: a scrape must not reset them.
+    metrics.promoted("ns", "x")
+    metrics.run_finished("ns", "x", RunResult.SUCCEEDED, timedelta(seconds=45))
+    exposition(metrics)
+    metrics.promoted("ns", "x")
+    metrics.run_finished("ns", "x", RunResult.SUCCEEDED, timedelta(seconds=400))
+    assert value(metrics, "canary_promotions_total", namespace="ns", name="x") == 2
+    labels = {"namespace": "ns", "name": "x", "result": "succeeded"}
+    assert value(metrics, "canary_run_duration_seconds_count", **labels) == 2
+    assert value(metrics, "canary_run_duration_seconds_sum", **labels) == 445
+    assert value(metrics, "canary_run_duration_seconds_bucket", le="60.0", **labels) == 1
+    assert value(metrics, "canary_run_duration_seconds_bucket", le="600.0", **labels) == 2
+    assert value(metrics, "canary_run_duration_seconds_bucket", le="+Inf", **labels) == 2
+
+
+def test_a_second_collector_of_the_canary_series_is_refused() -> None:
+    registry = CollectorRegistry()
+    ControllerMetrics(registry)
+    with pytest.raises(ValueError, match="Duplicated timeseries"):
+        ControllerMetrics(registry)

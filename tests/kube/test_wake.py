@@ -1,0 +1,46 @@
+"""The reconciler's wake-up flag: asyncio.Event's behaviour for its one waiter, without the Event."""
+
+from __future__ import annotations
+
+import asyncio
+
+from canary.kube.reconciler import WakeFlag
+
+
+async def test_a_wake_set_before_the_wait_is_not_lost() -> None:
+    wake = WakeFlag()
+    wake.set()
+    await wake.wait()
+    assert wake.is_set()
+
+
+async def test_a_waiting_task_is_woken_by_set() -> None:
+    wake = WakeFlag()
+    waiter = asyncio.create_task(wake.wait())
+    await asyncio.sleep(0)  # the task is parked on the flag
+    assert not waiter.done()
+    wake.set()
+    await waiter
+
+
+async def test_a_wait_given_up_on_leaves_the_flag_usable() -> None:
+    wake = WakeFlag()
+    try:
+        await asyncio.wait_for(wake.wait(), timeout=0)
+    except asyncio.TimeoutError:
+        pass
+    waiter = asyncio.create_task(wake.wait())
+    await asyncio.sleep(0)
+    wake.set()
+    await waiter
+
+
+async def test_clear_makes_the_next_wait_block() -> None:
+    wake = WakeFlag()
+    wake.set()
+    wake.clear()
+    waiter = asyncio.create_task(wake.wait())
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    wake.set()
+    await waiter
