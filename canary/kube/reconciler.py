@@ -53,6 +53,10 @@ IDLE_RECHECK = timedelta(minutes=10)
 #: Transient API failures in a row before the Canary reports Stalled (about 30 s of back-off);
 #: any other error reports it at once.
 TRANSIENT_FAILURES_BEFORE_STALLED = 4
+#: First passes in flight at once. At start-up every Canary's first pass would otherwise start
+#: together and wait for the same few API worker threads, each holding what it observed and
+#: decided meanwhile; a few more than there are threads keeps them all busy.
+FIRST_PASS_CONCURRENCY = 48
 
 
 @dataclass
@@ -99,9 +103,10 @@ class WakeFlag:
 
 
 class CanaryReconciler:
-    def __init__(self, key: ObjectKey, services: Services) -> None:
+    def __init__(self, key: ObjectKey, services: Services, first_passes: asyncio.Semaphore | None = None) -> None:
         self.key = key
         self.services = services
+        self._first_passes = first_passes
         self._wake = WakeFlag()
         self._task: asyncio.Task[None] | None = None
         self._passes = 0
@@ -154,14 +159,22 @@ class CanaryReconciler:
                 wait = debounce if due is None else min(debounce, max(due - loop.time(), 0.0))
                 await asyncio.sleep(wait)
             self._wake.clear()
-            started = loop.time()
-            if due is not None and (timed_out or started >= due):
-                self.services.metrics.tick_late(max(started - due, 0.0))
-            delay = await self.run_pass()
+            async with self._admission():
+                started = loop.time()
+                if due is not None and (timed_out or started >= due):
+                    self.services.metrics.tick_late(max(started - due, 0.0))
+                delay = await self.run_pass()
             # From when this pass started, not when it ended: the decision's ``requeue_after``
             # was reckoned from that moment, and measuring from the end would make every
             # planned pass late by the time this one took.
             due = None if delay is None else started + delay.total_seconds()
+
+    def _admission(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """A first pass waits its turn among the others; later passes (ticks, on-call
+        annotations) never wait."""
+        if self._passes == 0 and self._first_passes is not None:
+            return self._first_passes
+        return contextlib.nullcontext()
 
     async def run_pass(self, now: datetime | None = None) -> timedelta | None:
         """One reconciliation with its failures handled; returns when to run again (None: on
@@ -349,6 +362,7 @@ class ReconcilerRegistry:
         self._guards: dict[int, LeaseGuard] = {}
         #: Every Canary seen, by bucket (sharding only): what a claimed bucket starts.
         self._known: dict[int, set[ObjectKey]] = {}
+        self._first_passes = asyncio.Semaphore(FIRST_PASS_CONCURRENCY)
 
     def _bucket(self, key: ObjectKey) -> int:
         return bucket_of(key.namespace, key.name, self._buckets)
@@ -363,7 +377,7 @@ class ReconcilerRegistry:
             guard = self._guards.get(self._bucket(key))
             if guard is None:
                 return None
-        reconciler = self._reconcilers[key] = CanaryReconciler(key, self.services)
+        reconciler = self._reconcilers[key] = CanaryReconciler(key, self.services, self._first_passes)
         # The task copies the context it is created in: the guard goes with it for its life.
         token = WRITE_GUARD.set(guard)
         try:
