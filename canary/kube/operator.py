@@ -30,6 +30,7 @@ from canary.kube.probes import ProbeRunner
 from canary.kube.reconciler import ReconcilerRegistry, Services
 from canary.kube.routes import RouterDirectory
 from canary.kube.shards import ShardCoordinator, ShardLeaseApi, Shards
+from canary.kube.startup_burst import HeapSettler, StartupBurst
 from canary.metrics.engine import MetricsEngine
 from canary.metrics.smi import FetchError
 from canary.notify.outbox import Outbox
@@ -118,7 +119,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
                 probes=ProbeRunner(api, cache, session, engine, settings.metrics),
                 routers=RouterDirectory(api, settings), metrics=metrics,
             )
-            reconcilers = ReconcilerRegistry(services, buckets=settings.sharding.buckets)
+            reconcilers = ReconcilerRegistry(services, buckets=settings.sharding.buckets,
+                                             startup=StartupBurst(on_drained=HeapSettler()))
             registry = kopf.OperatorRegistry()
             register(registry, reconcilers)
             register_login(registry, api_client.configuration)

@@ -44,6 +44,7 @@ from canary.kube.probes import ProbeRunner
 from canary.kube.quiet_status import QuietStatus
 from canary.kube.routes import RouterDirectory
 from canary.kube.shard_plan import bucket_of
+from canary.kube.startup_burst import StartupBurst
 from canary.telemetry import ControllerMetrics, RunResult, bind_canary
 
 #: Back-off after an unexpected error, doubling up to the maximum.
@@ -53,10 +54,6 @@ IDLE_RECHECK = timedelta(minutes=10)
 #: Transient API failures in a row before the Canary reports Stalled (about 30 s of back-off);
 #: any other error reports it at once.
 TRANSIENT_FAILURES_BEFORE_STALLED = 4
-#: First passes in flight at once. At start-up every Canary's first pass would otherwise start
-#: together and wait for the same few API worker threads, each holding what it observed and
-#: decided meanwhile; a few more than there are threads keeps them all busy.
-FIRST_PASS_CONCURRENCY = 48
 
 
 @dataclass
@@ -103,7 +100,7 @@ class WakeFlag:
 
 
 class CanaryReconciler:
-    def __init__(self, key: ObjectKey, services: Services, first_passes: asyncio.Semaphore | None = None) -> None:
+    def __init__(self, key: ObjectKey, services: Services, first_passes: StartupBurst | None = None) -> None:
         self.key = key
         self.services = services
         self._first_passes = first_passes
@@ -173,7 +170,7 @@ class CanaryReconciler:
         """A first pass waits its turn among the others; later passes (ticks, on-call
         annotations) never wait."""
         if self._passes == 0 and self._first_passes is not None:
-            return self._first_passes
+            return self._first_passes.admit()
         return contextlib.nullcontext()
 
     async def run_pass(self, now: datetime | None = None) -> timedelta | None:
@@ -354,7 +351,7 @@ class ReconcilerRegistry:
     that bucket's Lease.
     """
 
-    def __init__(self, services: Services, *, buckets: int = 0) -> None:
+    def __init__(self, services: Services, *, buckets: int = 0, startup: StartupBurst | None = None) -> None:
         self.services = services
         self._reconcilers: dict[ObjectKey, CanaryReconciler] = {}
         self._buckets = buckets
@@ -362,7 +359,7 @@ class ReconcilerRegistry:
         self._guards: dict[int, LeaseGuard] = {}
         #: Every Canary seen, by bucket (sharding only): what a claimed bucket starts.
         self._known: dict[int, set[ObjectKey]] = {}
-        self._first_passes = asyncio.Semaphore(FIRST_PASS_CONCURRENCY)
+        self._first_passes = startup or StartupBurst()
 
     def _bucket(self, key: ObjectKey) -> int:
         return bucket_of(key.namespace, key.name, self._buckets)
