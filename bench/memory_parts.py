@@ -96,6 +96,16 @@ def metrics_part() -> tuple[Build, list[object]]:
     return build, [metrics]
 
 
+def apply_fleet(cluster: FakeCluster, names: list[str]) -> None:
+    """A Deployment and its Canary (SMI, 1% steps, two builtin checks) for each name."""
+    for name in names:
+        cluster.apply(app.deployment(name, NAMESPACE, annotations=app.behaviour("1"), replicas=1))
+        cluster.apply(app.canary(name, NAMESPACE, provider="smi", interval="10s", threshold=5, step_weight=1,
+                                 max_weight=99, progress_deadline_seconds=600,
+                                 metrics=[app.success_rate_check(99.0, "1m"), app.latency_check(500.0, "1m")]))
+    cluster.tick()
+
+
 def controller_part(session: aiohttp.ClientSession) -> tuple[Build, list[object]]:
     cluster = FakeCluster(served={k: list(v) for k, v in LINKERD_SMI.items()})
     settings = Settings(debounce=timedelta(days=1))  # parks the reconcilers' own loops: passes are run here
@@ -112,12 +122,7 @@ def controller_part(session: aiohttp.ClientSession) -> tuple[Build, list[object]
 
     async def build(first: int, last: int) -> None:
         names = [app_name(i) for i in range(first, last)]
-        for name in names:
-            cluster.apply(app.deployment(name, NAMESPACE, annotations=app.behaviour("1"), replicas=1))
-            cluster.apply(app.canary(name, NAMESPACE, provider="smi", interval="10s", threshold=5, step_weight=1,
-                                     max_weight=99, progress_deadline_seconds=600,
-                                     metrics=[app.success_rate_check(99.0, "1m"), app.latency_check(500.0, "1m")]))
-        cluster.tick()
+        apply_fleet(cluster, names)
         now = T0
         for _ in range(8):
             for name in names:
@@ -161,12 +166,7 @@ def startup_part(session: aiohttp.ClientSession) -> tuple[Build, list[object]]:
         gate.clear()
         parked[0] = 0
         names = [app_name(i) for i in range(first, last)]
-        for name in names:
-            cluster.apply(app.deployment(name, NAMESPACE, annotations=app.behaviour("1"), replicas=1))
-            cluster.apply(app.canary(name, NAMESPACE, provider="smi", interval="10s", threshold=5, step_weight=1,
-                                     max_weight=99, progress_deadline_seconds=600,
-                                     metrics=[app.success_rate_check(99.0, "1m"), app.latency_check(500.0, "1m")]))
-        cluster.tick()
+        apply_fleet(cluster, names)
         passes: list[asyncio.Future[Any]] = []
         for name in names:
             reconciler = registry.get(ObjectKey(Kind.CANARY, NAMESPACE, name))
