@@ -6,11 +6,15 @@ import asyncio
 
 from canary.kube.reconciler import WakeFlag
 
+#: Far longer than any wake-up takes: a flag that never wakes its waiter fails the test instead
+#: of hanging the suite.
+NEVER = 60.0
+
 
 async def test_a_wake_set_before_the_wait_is_not_lost() -> None:
     wake = WakeFlag()
     wake.set()
-    await wake.wait()
+    await asyncio.wait_for(wake.wait(), timeout=NEVER)
     assert wake.is_set()
 
 
@@ -20,7 +24,7 @@ async def test_a_waiting_task_is_woken_by_set() -> None:
     await asyncio.sleep(0)  # the task is parked on the flag
     assert not waiter.done()
     wake.set()
-    await waiter
+    await asyncio.wait_for(waiter, timeout=NEVER)
 
 
 async def test_a_wait_given_up_on_leaves_the_flag_usable() -> None:
@@ -32,7 +36,7 @@ async def test_a_wait_given_up_on_leaves_the_flag_usable() -> None:
     waiter = asyncio.create_task(wake.wait())
     await asyncio.sleep(0)
     wake.set()
-    await waiter
+    await asyncio.wait_for(waiter, timeout=NEVER)
 
 
 async def test_clear_makes_the_next_wait_block() -> None:
@@ -43,4 +47,4 @@ async def test_clear_makes_the_next_wait_block() -> None:
     await asyncio.sleep(0)
     assert not waiter.done()
     wake.set()
-    await waiter
+    await asyncio.wait_for(waiter, timeout=NEVER)
