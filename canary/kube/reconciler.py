@@ -31,6 +31,7 @@ from canary.config import Settings
 from canary.domain.actions import SetFinalizer
 from canary.domain.machine import Decision, NeedProbes, Probe, decide, decide_invalid
 from canary.domain.observed import Problem
+from canary.domain.schedule import place_in_round
 from canary.domain.spec import parse_canary_spec
 from canary.domain.status import CanaryStatus, CheckResult
 from canary.errors import ApiError, CanaryError, SpecError
@@ -70,19 +71,20 @@ class Services:
 
 class WakeFlag:
     """``asyncio.Event``'s set, clear and wait, without the deque of waiters an Event makes at once
-    (about 0.7 KiB, for every Canary): a reconciler has one waiter, its own task."""
+    (about 0.7 KiB, for every Canary): a reconciler has one waiter, its own task. ``wait_until``
+    gives the wait a deadline without the task ``asyncio.wait_for`` makes for every wait."""
 
     __slots__ = ("_set", "_waiter")
 
     def __init__(self) -> None:
         self._set = False
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiter: asyncio.Future[bool] | None = None
 
     def set(self) -> None:
         self._set = True
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+            waiter.set_result(False)
 
     def clear(self) -> None:
         self._set = False
@@ -91,12 +93,33 @@ class WakeFlag:
         return self._set
 
     async def wait(self) -> None:
+        await self.wait_until(None)
+
+    async def wait_until(self, when: float | None) -> bool:
+        """Wait until the flag is set or the loop's clock reaches ``when`` (None: no deadline);
+        True if the deadline came first. Deadlines fire in the order of their ``when``, which
+        :func:`place_in_round` relies on."""
         if self._set:
-            return
+            return False
+        loop = asyncio.get_running_loop()
         if self._waiter is None or self._waiter.done():
-            # A wait cancelled by its timeout cancels this future too; the next wait makes another.
-            self._waiter = asyncio.get_running_loop().create_future()
-        await self._waiter
+            # A wait cancelled (task cancelled) cancels this future too; the next wait makes another.
+            self._waiter = loop.create_future()
+        waiter = self._waiter
+        if when is None:
+            return await waiter
+        timer = loop.call_at(when, _time_is_up, waiter)
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
+            if self._waiter is waiter and waiter.done():
+                self._waiter = None
+
+
+def _time_is_up(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(True)
 
 
 class CanaryReconciler:
@@ -142,23 +165,23 @@ class CanaryReconciler:
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
+        # Planned passes wake this long after they are due, so the Canaries due together run in
+        # the same order every round (see place_in_round).
+        place = place_in_round(f"{self.key.namespace}/{self.key.name}").total_seconds()
         due: float | None = None  # loop time of the pass the last decision asked for
         while True:
-            timed_out = False
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=None if due is None else max(due - loop.time(), 0.0))
-            except asyncio.TimeoutError:
-                timed_out = True
-            if not timed_out and (due is None or loop.time() < due):
+            timed_out = await self._wake.wait_until(None if due is None else due + place)
+            if not timed_out and (due is None or loop.time() < due + place):
                 # A watch event: bursts (a rollout touches a Deployment many times) collapse into
                 # one pass. Never past a planned pass: those run on time, undebounced.
                 debounce = self.services.settings.debounce.total_seconds()
-                wait = debounce if due is None else min(debounce, max(due - loop.time(), 0.0))
+                wait = debounce if due is None else min(debounce, max(due + place - loop.time(), 0.0))
                 await asyncio.sleep(wait)
             self._wake.clear()
             async with self._admission():
                 started = loop.time()
                 if due is not None and (timed_out or started >= due):
+                    # From the planned instant, the place in the round included: it is lateness too.
                     self.services.metrics.tick_late(max(started - due, 0.0))
                 delay = await self.run_pass()
             # From when this pass started, not when it ended: the decision's ``requeue_after``

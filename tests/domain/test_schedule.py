@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from canary.domain.schedule import DUE_TOLERANCE, next_in, on_grid, planned_time, until_due
+from canary.domain.schedule import DUE_TOLERANCE, ROUND_SPREAD, next_in, on_grid, place_in_round, planned_time, until_due
 from canary.domain.status import Phase
 from tests.domain.world import SUCCESS_RATE, World, initialized, make_spec
 
@@ -71,3 +71,22 @@ def test_late_passes_do_not_accumulate_over_a_release(late: timedelta) -> None:
     first = ticks[0]
     assert first.microsecond == 0, "the first tick of a run records the next whole second"
     assert ticks == [first + k * TEN for k in range(len(ticks))], "every tick on the first tick's grid"
+
+
+def test_a_canary_keeps_its_place_in_the_round_and_the_places_spread_out() -> None:
+    keys = [f"ns{i % 7}/app-{i}" for i in range(1000)]
+    places = [place_in_round(key) for key in keys]
+    assert places == [place_in_round(key) for key in keys]
+    assert all(timedelta(0) <= place < ROUND_SPREAD for place in places)
+    # 1000 names in 2000 places: most are alone in theirs, so most pairs have an order.
+    assert len(set(places)) > 700
+
+
+def test_the_place_is_the_same_in_another_process() -> None:
+    # str hash() is salted per process; the place must not be, or a restart reshuffles the round.
+    import subprocess
+    import sys
+
+    code = "from canary.domain.schedule import place_in_round as p; print(p('default/podinfo').microseconds)"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert int(out) == place_in_round("default/podinfo").microseconds

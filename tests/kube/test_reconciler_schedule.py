@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from dataclasses import replace
 from datetime import datetime, timedelta
 
 from canary.config import Settings
 from canary.kube.cache import Kind, ObjectKey
+from canary.domain.schedule import place_in_round
 from canary.kube.reconciler import CanaryReconciler, Services
 from canary.telemetry import ControllerMetrics
 
@@ -81,3 +83,52 @@ async def _until(condition: object) -> None:
     assert callable(condition)
     while not condition():
         await asyncio.sleep(0.001)
+
+
+class InRounds(CanaryReconciler):
+    """Every pass asks for the next at the round's shared instant, give or take the microseconds
+    by which real passes' deadlines differ, and notes the order the passes ran in."""
+
+    def __init__(self, key: ObjectKey, services: Services, rounds: list[list[str]], instants: list[float],
+                 jitter: random.Random) -> None:
+        super().__init__(key, services)
+        self.rounds, self.instants, self.jitter = rounds, instants, jitter
+
+    async def run_pass(self, now: datetime | None = None) -> timedelta | None:
+        index = self._passes
+        self._passes += 1
+        if index > 0:
+            self.rounds[index - 1].append(self.key.name)
+        if index >= len(self.instants):
+            return None
+        left = self.instants[index] - asyncio.get_running_loop().time() + self.jitter.uniform(-1e-4, 1e-4)
+        return timedelta(seconds=max(left, 0.0))
+
+
+async def test_canaries_due_at_the_same_instant_run_in_the_same_order_every_round() -> None:
+    # Names whose places lie at least a millisecond apart, so the order is the places' alone.
+    names: list[str] = []
+    for i in range(200):
+        place = place_in_round(f"default/app-{i}")
+        if all(abs(place - place_in_round(f"default/{n}")) >= timedelta(milliseconds=1) for n in names):
+            names.append(f"app-{i}")
+        if len(names) == 8:
+            break
+    _, metrics = scripted([])
+    services = Services(settings=Settings(debounce=timedelta(0)), cache=None, executor=None,  # type: ignore[arg-type]
+                        probes=None, routers=None, metrics=metrics)  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    instants = [loop.time() + 0.3 * (k + 1) for k in range(5)]
+    rounds: list[list[str]] = [[] for _ in instants]
+    jitter = random.Random(13)
+    fleet = [InRounds(ObjectKey(Kind.CANARY, "default", name), services, rounds, instants, jitter)
+             for name in jitter.sample(names, len(names))]
+    for reconciler in fleet:
+        reconciler.start()
+    try:
+        await asyncio.wait_for(_until(lambda: len(rounds[-1]) == len(names)), timeout=60)
+    finally:
+        for reconciler in fleet:
+            await reconciler.stop()
+    by_place = sorted(names, key=lambda n: place_in_round(f"default/{n}"))
+    assert rounds == [by_place] * len(instants)

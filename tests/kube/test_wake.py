@@ -48,3 +48,28 @@ async def test_clear_makes_the_next_wait_block() -> None:
     assert not waiter.done()
     wake.set()
     await asyncio.wait_for(waiter, timeout=NEVER)
+
+
+async def test_a_deadline_that_comes_first_ends_the_wait_and_says_so() -> None:
+    wake = WakeFlag()
+    loop = asyncio.get_running_loop()
+    assert await asyncio.wait_for(wake.wait_until(loop.time()), timeout=NEVER) is True
+    assert not wake.is_set()
+    waiter = asyncio.create_task(wake.wait_until(loop.time() + NEVER))
+    await asyncio.sleep(0)
+    wake.set()
+    assert await asyncio.wait_for(waiter, timeout=NEVER) is False
+
+
+async def test_deadlines_end_their_waits_in_the_order_of_the_deadlines_not_of_the_waits() -> None:
+    loop = asyncio.get_running_loop()
+    base = loop.time() + 0.05
+    offsets = [0.007, 0.001, 0.009, 0.003, 0.005]  # started in this order, due in sorted order
+    woken: list[float] = []
+
+    async def one(offset: float) -> None:
+        await WakeFlag().wait_until(base + offset)
+        woken.append(offset)
+
+    await asyncio.wait_for(asyncio.gather(*(one(offset) for offset in offsets)), timeout=NEVER)
+    assert woken == sorted(offsets)
