@@ -15,6 +15,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+#: How long a teardown call may take (see ``MeshClient.stop_all_load``).
+TEARDOWN_CALL_TIMEOUT = 120.0
+
 
 class MeshClientError(RuntimeError):
     """The control API could not be reached or refused a request; the message says which."""
@@ -426,13 +429,17 @@ class MeshClient:
         self.set_load(namespace, service, 0, name=name)
 
     def stop_all_load(self, namespace: str | None = None) -> None:
-        """Stop every load stream, or those to ``namespace``."""
-        for stream in self.loads():
+        """Stop every load stream, or those to ``namespace``.
+
+        Given longer than other calls: every scenario's teardown makes it, and with thousands of
+        ready Pods (the sharding scenario at full size) the mesh's loop, which serves them all,
+        answered ``GET /load`` in over 10 s."""
+        for stream in self.loads(timeout=max(self.timeout, TEARDOWN_CALL_TIMEOUT)):
             if namespace is None or stream.namespace == namespace:
                 self.set_load(stream.namespace, stream.service, 0, name=stream.name, host=stream.host or None)
 
-    def loads(self) -> list[LoadStreamInfo]:
-        return [LoadStreamInfo.from_json(s) for s in self._call("GET", "/load")["streams"]]
+    def loads(self, *, timeout: float | None = None) -> list[LoadStreamInfo]:
+        return [LoadStreamInfo.from_json(s) for s in self._call("GET", "/load", timeout=timeout)["streams"]]
 
     # --- stats ------------------------------------------------------------------------------
 
@@ -566,14 +573,15 @@ class MeshClient:
     # --- plumbing ---------------------------------------------------------------------------
 
     def _call(
-        self, method: str, path: str, body: object = None, *, ok_statuses: tuple[int, ...] = (200,)
+        self, method: str, path: str, body: object = None, *, ok_statuses: tuple[int, ...] = (200,),
+        timeout: float | None = None,
     ) -> dict[str, Any]:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(
             self.base_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
         )
         try:
-            with self._opener.open(request, timeout=self.timeout) as answer:
+            with self._opener.open(request, timeout=self.timeout if timeout is None else timeout) as answer:
                 status, raw = answer.status, answer.read()
         except urllib.error.HTTPError as exc:
             status, raw = exc.code, exc.read()
