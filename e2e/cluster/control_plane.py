@@ -111,8 +111,12 @@ class ClusterState:
         return [record for record in self.processes if record.alive()]
 
 
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
 def _utc_now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return _now().isoformat(timespec="seconds")
 
 
 def read_state(workdir: Path) -> ClusterState | None:
@@ -215,6 +219,10 @@ class ControlPlane:
         """Whether the audit log records reads too (a bench counting requests by verb), not only writes."""
         self.processes: dict[str, ManagedProcess] = {}
         self.startup_seconds: float | None = None
+        self.apiserver_unready: list[tuple[datetime.datetime, datetime.datetime | None]] = []
+        """From each stop of kube-apiserver (:meth:`stop_apiserver`) until it was ready again
+        (None: not yet). A restarted API server serves before its RBAC authorizer has read the
+        Roles back, and refuses its clients meanwhile (see ``e2e.harness.controller.DENIED``)."""
         self._started_at = _utc_now()
         self._pod_cidr_lease = pod_cidr
 
@@ -483,6 +491,7 @@ class ControlPlane:
         the start-up, unlike a Pod's, whose replacement starts on another address meanwhile.
         """
         process = self.processes["kube-apiserver"]
+        self.apiserver_unready.append((_now(), None))
         if grace > 0:
             process.stop(timeout=grace)
         else:
@@ -496,6 +505,8 @@ class ControlPlane:
             raise E2ESetupError(f"kube-apiserver (pid {previous.pid}) is still running; stop it first")
         apiserver = self._spawn("kube-apiserver", previous.argv)
         self._wait_apiserver_ready(apiserver, timeout)
+        if self.apiserver_unready and self.apiserver_unready[-1][1] is None:
+            self.apiserver_unready[-1] = (self.apiserver_unready[-1][0], _now())
 
     def restart_apiserver(self, *, grace: float = STOP_TIMEOUT, timeout: float = _START_TIMEOUT) -> None:
         """Stop kube-apiserver and start it again at once, as a crash (``grace=0``) or an upgrade would."""
