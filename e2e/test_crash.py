@@ -15,6 +15,8 @@ from e2e.harness.environment import Environment
 from e2e.harness.kube import Kube, wait_for
 from e2e.harness.release import ReleaseWatcher, install_app, route_shares, ship, template_version
 
+STEP = 20
+
 
 def test_sigkill_mid_release_then_restart_continues(
     env: Environment, kube: Kube, start_controller: StartController
@@ -23,7 +25,7 @@ def test_sigkill_mid_release_then_restart_continues(
     controller = start_controller()
     # Latency is not what this scenario is about: with both cores busy the simulated mesh's
     # healthy p99 passes the default 200 ms bound (docs/testing.md, under load).
-    install_app(kube, "podinfo", interval="2s", step_weight=20, max_weight=80,
+    install_app(kube, "podinfo", interval="2s", step_weight=STEP, max_weight=80,
                 metrics=[app.success_rate_check(), app.latency_check(2000)])
     env.mesh.client.set_load(kube.namespace, "podinfo", 40)
 
@@ -47,7 +49,7 @@ def test_sigkill_mid_release_then_restart_continues(
     killed_at = int(at_kill["canaryWeight"])
     # The status is written before the route: a kill between the two leaves the route a step
     # behind, and the restarted controller carries that step out.
-    assert round(shares_at_kill.get("podinfo-canary", 0) * 100) in (killed_at, killed_at - 20), shares_at_kill
+    assert round(shares_at_kill.get("podinfo-canary", 0) * 100) in (killed_at, killed_at - STEP), shares_at_kill
     after_kill = weights[weights.index(killed_at):]
     progressing = after_kill[: after_kill.index(0)] if 0 in after_kill else after_kill
     assert progressing == sorted(progressing), f"the release never went backwards: {weights}"

@@ -170,12 +170,13 @@ class CanaryReconciler:
         place = place_in_round(f"{self.key.namespace}/{self.key.name}").total_seconds()
         due: float | None = None  # loop time of the pass the last decision asked for
         while True:
-            timed_out = await self._wake.wait_until(None if due is None else due + place)
-            if not timed_out and (due is None or loop.time() < due + place):
+            wake_at = None if due is None else due + place
+            timed_out = await self._wake.wait_until(wake_at)
+            if not timed_out and (wake_at is None or loop.time() < wake_at):
                 # A watch event: bursts (a rollout touches a Deployment many times) collapse into
                 # one pass. Never past a planned pass: those run on time, undebounced.
                 debounce = self.services.settings.debounce.total_seconds()
-                wait = debounce if due is None else min(debounce, max(due + place - loop.time(), 0.0))
+                wait = debounce if wake_at is None else min(debounce, max(wake_at - loop.time(), 0.0))
                 await asyncio.sleep(wait)
             self._wake.clear()
             async with self._admission():

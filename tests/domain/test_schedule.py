@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -84,9 +86,6 @@ def test_a_canary_keeps_its_place_in_the_round_and_the_places_spread_out() -> No
 
 def test_the_place_is_the_same_in_another_process() -> None:
     # str hash() is salted per process; the place must not be, or a restart reshuffles the round.
-    import subprocess
-    import sys
-
     code = "from canary.domain.schedule import place_in_round as p; print(p('default/podinfo').microseconds)"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert int(out) == place_in_round("default/podinfo").microseconds

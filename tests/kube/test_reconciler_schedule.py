@@ -40,12 +40,15 @@ class Scripted(CanaryReconciler):
         return self.delays[index] if index < len(self.delays) else None
 
 
-def scripted(delays: list[timedelta | None]) -> tuple[Scripted, ControllerMetrics]:
-    metrics = ControllerMetrics()
+def loop_services() -> Services:
     # Only the settings and the metrics are used by the loop itself.
-    services = Services(settings=Settings(debounce=timedelta(0)), cache=None, executor=None,  # type: ignore[arg-type]
-                        probes=None, routers=None, metrics=metrics)  # type: ignore[arg-type]
-    return Scripted(delays, services), metrics
+    return Services(settings=Settings(debounce=timedelta(0)), cache=None, executor=None,  # type: ignore[arg-type]
+                    probes=None, routers=None, metrics=ControllerMetrics())  # type: ignore[arg-type]
+
+
+def scripted(delays: list[timedelta | None]) -> tuple[Scripted, ControllerMetrics]:
+    services = loop_services()
+    return Scripted(delays, services), services.metrics
 
 
 def lateness_samples(metrics: ControllerMetrics) -> float:
@@ -114,9 +117,7 @@ async def test_canaries_due_at_the_same_instant_run_in_the_same_order_every_roun
             names.append(f"app-{i}")
         if len(names) == 8:
             break
-    _, metrics = scripted([])
-    services = Services(settings=Settings(debounce=timedelta(0)), cache=None, executor=None,  # type: ignore[arg-type]
-                        probes=None, routers=None, metrics=metrics)  # type: ignore[arg-type]
+    services = loop_services()
     loop = asyncio.get_running_loop()
     instants = [loop.time() + 0.3 * (k + 1) for k in range(5)]
     rounds: list[list[str]] = [[] for _ in instants]
