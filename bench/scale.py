@@ -15,7 +15,8 @@ Prometheus and the controller as a process of its own, running as the chart's Se
    ``/metrics`` (``prometheus_http_requests_total`` per handler).
 4. The API server's audit log (reads included, see ``e2e/cluster/audit.py``) gives the
    controller's requests in the window by verb and resource, its status writes and the Events it
-   created, and the gaps between consecutive status writes of each progressing Canary.
+   created, the first status write of each round (the Canaries due in the same second) and the
+   gaps between consecutive status writes of each progressing Canary.
 
 **Metrics for the progressing Canaries.** Their builtin checks run the controller's real
 Linkerd queries against the real Prometheus, but the series come from
@@ -31,6 +32,13 @@ at 1000 Canaries), tick lateness p99 at most 100 ms, builtin-metric queries per 
 O(1) per metric (held to at most one per metric per second of the interval: one batch per
 whole-second slot in which Canaries fall due, whatever M is; unbatched it is M). The machine is
 shared, so CPU and lateness figures move with whatever else runs on it.
+
+Tick lateness is judged on the controller's histogram: from each tick's planned instant to the
+moment its pass starts. The audit log shows the same from outside, unjudged: every round's first
+status write should sit at a steady offset from its second (the batch window, the query and the
+write), and the mean gap between a Canary's ticks should be the interval (nothing accumulates).
+The gap's spread is not lateness: a Canary's write waits behind those of the Canaries of its round
+that were answered first, and that order and the round's speed change from round to round.
 
 Run: ``.venv/bin/python -m bench.scale [--canaries 1000] [--progressing 100] [--interval 10]
 [--seconds 180] [--source DIR] [--strict]``. ``--source DIR`` runs the controller from another
@@ -57,8 +65,8 @@ from kubernetes import client
 
 from bench.fleet import (REPO, analysis_times, canary_phases, canary_weights, cpu_seconds, create_workloads,
                          nodes_for, phase_counts, rss_mib, start_controller, stop_controller)
-from bench.scale_figures import (Row, SampleKey, bucket_deltas, due_seconds, histogram_buckets, histogram_quantile,
-                                 in_window, is_event_creation, is_status_write, judged, parse_exposition, per_minute,
+from bench.scale_figures import (Row, SampleKey, bucket_deltas, due_seconds, first_writes_of_rounds,
+                                 histogram_buckets, histogram_quantile, in_window, is_event_creation, is_status_write, judged, parse_exposition, per_minute,
                                  percentile, render_table, requests_by_verb_and_resource, status_write_gaps,
                                  sum_samples, tick_to_tick)
 from bench.synthetic_mesh import SyntheticMesh, SyntheticTraffic, Workload
@@ -193,6 +201,7 @@ class Measured:
                                  histogram_buckets(self.end.controller, LATENESS_HISTOGRAM))
         gaps, long_gaps = tick_to_tick(status_write_gaps(self.records, self.progressing, a.interval), a.interval)
         late = [g - a.interval for g in gaps]
+        first = first_writes_of_rounds(self.records, self.progressing)
         # Per interval the count follows how many seconds the releases were started over (one
         # round per due second), so it is shown, not judged; the per-round figure below is judged.
         query_target = f"one per round (due second) per metric; unbatched {a.progressing}"
@@ -237,10 +246,16 @@ class Measured:
             rows.append(Row("ticks observed by the histogram", f"{lateness[-1][1]:.0f}"))
         else:
             rows.append(Row(f"tick lateness ({LATENESS_HISTOGRAM})", "not exported by this controller"))
-        rows.append(Row("tick lateness p50 (status-write gap - interval)",
-                        "none" if not late else f"{1000 * (percentile(late, 0.5) or 0):.0f} ms"))
-        rows.append(judged("tick lateness p99 (status-write gap - interval)", percentile(late, 0.99), "s",
-                           at_most=LATENESS_P99_TARGET_S, target="<= 0.100 s", digits=3))
+        # From outside, a tick's start is its round's first status write; how far down the round's
+        # queue of writes a Canary comes (the rest of its gap) is the round's throughput, shown.
+        rows.append(Row("first status write of a round after its second, p50 / p99",
+                        "none" if not first else f"{1000 * (percentile(first, 0.5) or 0):.0f} / "
+                                                 f"{1000 * (percentile(first, 0.99) or 0):.0f} ms ({len(first)} rounds)",
+                        "steady: ticks start on time"))
+        rows.append(Row("status-write gap - interval, p50 / p99",
+                        "none" if not late else f"{1000 * (percentile(late, 0.5) or 0):.0f} / "
+                                                f"{1000 * (percentile(late, 0.99) or 0):.0f} ms",
+                        "shown: a Canary's place in its round's writes"))
         rows.append(Row("mean gap between ticks (status writes)",
                         "none" if not gaps else f"{statistics.fmean(gaps):.3f} s ({len(gaps)} gaps)",
                         f"{a.interval:.3f} s (no accumulation)"))

@@ -138,6 +138,25 @@ def status_write_gaps(records: Iterable[AuditRecord], names: Iterable[str], inte
     return gaps
 
 
+def first_writes_of_rounds(records: Iterable[AuditRecord], names: Iterable[str]) -> list[float]:
+    """For each round (the Canaries in ``names`` due in the same whole second), seconds from that
+    second to the first status write the API server received from it.
+
+    Ticks are planned on whole seconds (status times are stored to the second), so the first
+    write of a round is its start seen from outside: the gap of a tick to the next also holds how
+    far down its round's queue of writes a Canary came, which changes from round to round. Assumes
+    a round's first write lands within its second, as it does when ticks start on time.
+    """
+    wanted = set(names)
+    first: dict[datetime, float] = {}
+    for record in records:
+        if is_status_write(record) and record.succeeded and record.name in wanted:
+            second = record.received.replace(microsecond=0)
+            offset = (record.received - second).total_seconds()
+            first[second] = min(offset, first.get(second, offset))
+    return sorted(first.values())
+
+
 def tick_to_tick(gaps: Iterable[float], interval: float) -> tuple[list[float], int]:
     """The gaps of one tick to the next (under 1.5 intervals), and how many were longer.
 

@@ -11,6 +11,7 @@ from bench.scale_figures import (
     Row,
     bucket_deltas,
     due_seconds,
+    first_writes_of_rounds,
     histogram_buckets,
     histogram_quantile,
     is_event_creation,
@@ -145,3 +146,17 @@ def test_due_seconds_counts_the_distinct_seconds_of_the_interval_ticks_fall_on()
               "2026-12-07T10:00:04Z", "2026-12-07T10:01:04Z"]
     assert due_seconds(stamps, 10.0) == 2
     assert due_seconds([], 10.0) == 0
+
+
+def test_a_rounds_start_is_its_first_status_write_after_its_second() -> None:
+    writes = [
+        record("patch", "canaries", name="a", subresource="status", at=10.12),
+        record("patch", "canaries", name="b", subresource="status", at=10.10),
+        record("patch", "canaries", name="c", subresource="status", at=10.45),  # down the round's queue
+        record("patch", "canaries", name="a", subresource="status", at=20.11),
+        record("patch", "canaries", name="b", subresource="status", at=20.40),
+        record("patch", "canaries", name="c", subresource="status", at=13.05, code=409),  # refused
+        record("patch", "canaries", name="idle", subresource="status", at=13.01),  # not progressing
+        record("update", "trafficsplits", name="a", at=30.0),
+    ]
+    assert first_writes_of_rounds(writes, ["a", "b", "c"]) == pytest.approx([0.10, 0.11])
