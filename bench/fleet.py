@@ -103,13 +103,14 @@ def cpu_seconds(pid: int) -> float:
 
 def start_controller(source: Path, *, kubeconfig: Path, namespace: str, prometheus_url: str, metrics_port: int,
                      log: TextIO, extra: Sequence[str] = ()) -> subprocess.Popen[bytes]:
-    """``python -m canary run`` from checkout ``source`` (its ``canary`` package first on
-    PYTHONPATH), watching ``namespace`` and holding its Lease there."""
+    """``python -m canary run`` from checkout ``source``, watching ``namespace`` and holding its
+    Lease there. Run in ``source``: ``-m`` puts the working directory first on ``sys.path``,
+    ahead of PYTHONPATH, so started from another checkout it would import that one's package."""
     env = {**os.environ, "PYTHONPATH": str(source.resolve())}
     argv = [sys.executable, "-m", "canary", "run", "--kubeconfig", str(kubeconfig),
             "--namespace", namespace, "--lease-namespace", namespace,
             "--prometheus-address", prometheus_url, "--metrics-port", str(metrics_port), *extra]
-    return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+    return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=source.resolve())
 
 
 def stop_controller(controller: subprocess.Popen[bytes]) -> None:
