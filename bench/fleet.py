@@ -104,13 +104,12 @@ def cpu_seconds(pid: int) -> float:
 def start_controller(source: Path, *, kubeconfig: Path, namespace: str, prometheus_url: str, metrics_port: int,
                      log: TextIO, extra: Sequence[str] = ()) -> subprocess.Popen[bytes]:
     """``python -m canary run`` from checkout ``source``, watching ``namespace`` and holding its
-    Lease there. Run in ``source``: ``-m`` puts the working directory first on ``sys.path``,
-    ahead of PYTHONPATH, so started from another checkout it would import that one's package."""
-    env = {**os.environ, "PYTHONPATH": str(source.resolve())}
+    Lease there. Run in ``source``: ``-m`` puts the working directory first on ``sys.path``
+    (ahead of PYTHONPATH too), so that is what picks the ``canary`` package imported."""
     argv = [sys.executable, "-m", "canary", "run", "--kubeconfig", str(kubeconfig),
             "--namespace", namespace, "--lease-namespace", namespace,
             "--prometheus-address", prometheus_url, "--metrics-port", str(metrics_port), *extra]
-    return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=source.resolve())
+    return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=source.resolve())
 
 
 def stop_controller(controller: subprocess.Popen[bytes]) -> None:

@@ -8,8 +8,8 @@ its Lease from outside for a while: every renewal the API server stored, and the
 them. The renew deadline is 10 s; a gap near it is a renewal that almost came too late.
 
 Run: ``.venv/bin/python -m bench.lease_under_load [--canaries 1000] [--seconds 120]``.
-``--source DIR`` runs the controller from another checkout (its ``canary`` package first on
-PYTHONPATH), for a before/after figure. Exits 1 if the controller lost its Lease.
+``--source DIR`` runs the controller from another checkout (started in it, see
+``bench.fleet.start_controller``), for a before/after figure. Exits 1 if the controller lost its Lease.
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ from bench.fleet import (REPO, analysis_times, canary_phases, canary_weights, cp
                          nodes_for, phase_counts, rss_mib, start_controller, stop_controller)
 from bench.scale_figures import (Row, SampleKey, bucket_deltas, due_seconds, first_writes_of_rounds,
                                  histogram_buckets, histogram_quantile, in_window, is_event_creation,
-                                 is_status_write, judged, parse_exposition, per_minute, percentile,
+                                 is_status_write, judged, p50_p99_ms, parse_exposition, per_minute,
                                  render_table, requests_by_verb_and_resource, status_write_gaps,
                                  sum_samples, tick_to_tick)
 from bench.synthetic_mesh import SyntheticMesh, SyntheticTraffic, Workload
@@ -250,13 +250,8 @@ class Measured:
         # From outside, a tick's start is its round's first status write; how far down the round's
         # queue of writes a Canary comes (the rest of its gap) is the round's throughput, shown.
         rows.append(Row("first status write of a round after its second, p50 / p99",
-                        "none" if not first else f"{1000 * (percentile(first, 0.5) or 0):.0f} / "
-                                                 f"{1000 * (percentile(first, 0.99) or 0):.0f} ms "
-                                                 f"({len(first)} rounds)",
-                        "steady: ticks start on time"))
-        rows.append(Row("status-write gap - interval, p50 / p99",
-                        "none" if not late else f"{1000 * (percentile(late, 0.5) or 0):.0f} / "
-                                                f"{1000 * (percentile(late, 0.99) or 0):.0f} ms",
+                        f"{p50_p99_ms(first)} ({len(first)} rounds)", "steady: ticks start on time"))
+        rows.append(Row("status-write gap - interval, p50 / p99", p50_p99_ms(late),
                         "shown: a Canary's place in its round's writes"))
         rows.append(Row("mean gap between ticks (status writes)",
                         "none" if not gaps else f"{statistics.fmean(gaps):.3f} s ({len(gaps)} gaps)",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -116,17 +116,28 @@ def is_event_creation(record: AuditRecord) -> bool:
     return record.verb == "create" and record.resource == "events"
 
 
+def succeeded_status_writes(records: Iterable[AuditRecord], names: Iterable[str]) -> Iterator[AuditRecord]:
+    """The status writes of the Canaries in ``names`` that the API server accepted."""
+    wanted = set(names)
+    return (r for r in records if is_status_write(r) and r.succeeded and r.name in wanted)
+
+
+def p50_p99_ms(values: Sequence[float]) -> str:
+    """``"p50 / p99 ms"`` of ``values`` in seconds, or ``"none"``."""
+    if not values:
+        return "none"
+    return f"{1000 * (percentile(values, 0.5) or 0):.0f} / {1000 * (percentile(values, 0.99) or 0):.0f} ms"
+
+
 def status_write_gaps(records: Iterable[AuditRecord], names: Iterable[str], interval: float) -> list[float]:
     """Seconds between consecutive status writes of each Canary in ``names``, all Canaries pooled.
 
     A pass may write status more than once (a step, then the route's outcome); gaps under half the
     interval are such repeats within one tick, not a tick, and are left out.
     """
-    wanted = set(names)
     times: dict[str, list[datetime]] = {}
-    for record in records:
-        if is_status_write(record) and record.succeeded and record.name in wanted:
-            times.setdefault(record.name, []).append(record.received)
+    for record in succeeded_status_writes(records, names):
+        times.setdefault(record.name or "", []).append(record.received)  # named: it is in ``names``
     gaps: list[float] = []
     for stamps in times.values():
         stamps.sort()
@@ -147,13 +158,11 @@ def first_writes_of_rounds(records: Iterable[AuditRecord], names: Iterable[str])
     far down its round's queue of writes a Canary came, which changes from round to round. Assumes
     a round's first write lands within its second, as it does when ticks start on time.
     """
-    wanted = set(names)
     first: dict[datetime, float] = {}
-    for record in records:
-        if is_status_write(record) and record.succeeded and record.name in wanted:
-            second = record.received.replace(microsecond=0)
-            offset = (record.received - second).total_seconds()
-            first[second] = min(offset, first.get(second, offset))
+    for record in succeeded_status_writes(records, names):
+        second = record.received.replace(microsecond=0)
+        offset = (record.received - second).total_seconds()
+        first[second] = min(offset, first.get(second, offset))
     return sorted(first.values())
 
 

@@ -16,6 +16,7 @@ from bench.scale_figures import (
     histogram_quantile,
     is_event_creation,
     judged,
+    p50_p99_ms,
     parse_exposition,
     per_minute,
     percentile,
@@ -160,3 +161,8 @@ def test_a_rounds_start_is_its_first_status_write_after_its_second() -> None:
         record("update", "trafficsplits", name="a", at=30.0),
     ]
     assert first_writes_of_rounds(writes, ["a", "b", "c"]) == pytest.approx([0.10, 0.11])
+
+
+def test_p50_p99_ms_formats_seconds_as_milliseconds() -> None:
+    assert p50_p99_ms([0.010, 0.020, 0.030]) == "20 / 30 ms"
+    assert p50_p99_ms([]) == "none"
